@@ -1,0 +1,50 @@
+"""The one error hierarchy of xlainspect.
+
+Library code raises these and never exits or prints; only the CLI turns them into exit codes and one-line messages.
+Every error's ``str()`` is already that one line, so a caller can show it as it is.
+"""
+
+from __future__ import annotations
+
+
+class XlaInspectError(Exception):
+    """Base of every error xlainspect raises on purpose.
+
+    Attributes:
+        exit_code: the process exit status the CLI uses for this error.
+    """
+
+    exit_code = 1
+
+
+class InputError(XlaInspectError):
+    """A path the user named is missing, unreadable or of the wrong kind."""
+
+
+class HloParseError(XlaInspectError):
+    """HLO text that does not follow XLA's grammar.
+
+    Attributes:
+        path: the file the text came from, or ``"<string>"``.
+        line: 1-based line of the offending character.
+        column: 1-based column of the offending character.
+        message: what was expected there, phrased so the user knows what to fix.
+    """
+
+    def __init__(self, path: str, line: int, column: int, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+        super().__init__(f"{path}:{line}:{column}: {message}")
+
+    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with the custom __init__
+        return (type(self), (self.path, self.line, self.column, self.message))
+
+
+class FrameworkUnavailable(XlaInspectError):
+    """A framework (jax, tensorflow) or tool (graphviz's ``dot``) that a command needs is not installed."""
+
+
+class CaptureError(XlaInspectError):
+    """Compiling a program or capturing its dump failed in the child process."""
