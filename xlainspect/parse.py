@@ -130,7 +130,15 @@ def parse_hlo_modules(text: str, path: str = "<string>") -> list[HloModule]:
         for start, end in chunks:
             chunk = clean[start:end] if (start, end) != (0, len(text)) else clean
             parser = _Parser(chunk, path, text.count("\n", 0, start))
-            modules.extend(parser.modules(first_index=len(modules)))
+            try:
+                modules.extend(parser.modules(first_index=len(modules)))
+            except HloParseError as e:
+                # The fast patterns let any bracket close any other; a mismatch explains most errors best.
+                raise parser.bracket_error() or e from None
+            if _bracket_counts_differ(chunk):
+                error = parser.bracket_error()
+                if error is not None:
+                    raise error
     finally:
         if collecting:
             gc.enable()
@@ -207,6 +215,16 @@ def _blank_comments(text: str) -> str:
     return "".join(pieces)
 
 
+def _bracket_counts_differ(text: str) -> bool:
+    """A cheap test for mismatched brackets that the fast patterns accepted; strings may make it a false alarm."""
+    return (text.count("(") != text.count(")") or text.count("{") != text.count("}")
+            or text.count("[") != text.count("]"))
+
+
+_BRACKET_OR_QUOTE_RE = re.compile(r"[{}\[\]()\"']")
+_CLOSERS = {"{": "}", "[": "]", "(": ")"}
+
+
 def _inside_string(text: str, line_start: int, pos: int) -> bool:
     segment = text[line_start:pos]
     if '"' not in segment:
@@ -248,6 +266,38 @@ class _Parser:
         """What stands at ``pos``, for "expected X, found Y" messages."""
         snippet = self.text[pos:pos + 20].split("\n", 1)[0].strip()
         return f"found {snippet!r}" if snippet else "found end of line" if pos < len(self.text) else "found end of text"
+
+    def bracket_error(self) -> HloParseError | None:
+        """The first bracket that closes the wrong kind of bracket or is never closed, outside strings."""
+        text = self.text
+        stack: list[int] = []
+        pos = 0
+        string_re = re.compile(_STRING)
+        while (match := _BRACKET_OR_QUOTE_RE.search(text, pos)) is not None:
+            at = match.start()
+            char = text[at]
+            if char in "\"'":
+                string = string_re.match(text, at)
+                pos = string.end() if string is not None else text.find("\n", at) % (len(text) + 1) + 1
+                if string is None and pos == 0:
+                    break
+                continue
+            if char in _CLOSERS:
+                stack.append(at)
+            else:
+                if not stack:
+                    return self.error(at, f"unbalanced brackets: {char!r} closes nothing")
+                opened = stack.pop()
+                expected = _CLOSERS[text[opened]]
+                if char != expected:
+                    line = self.line_at(opened)
+                    column = opened - (text.rfind("\n", 0, opened) + 1) + 1
+                    return self.error(at, f"unbalanced brackets: found {char!r} where {expected!r} closes the "
+                                          f"{text[opened]!r} at {line}:{column}")
+            pos = at + 1
+        if stack:
+            return self.error(stack[-1], f"unbalanced brackets: {text[stack[-1]]!r} is never closed")
+        return None
 
     def skip_ws(self, pos: int) -> int:
         return _WS_RE.match(self.text, pos).end()

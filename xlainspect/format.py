@@ -1,0 +1,38 @@
+"""All rendering of results as text tables and JSON, so the CLI only chooses what to print."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+from xlainspect.stats import ModuleStats
+
+
+def stats_json(stats: Iterable[ModuleStats]) -> str:
+    """One JSON array with one object per module, in input order."""
+    return json.dumps([item.to_json() for item in stats], indent=2)
+
+
+def _counts(counts: Mapping[str, int], limit: int | None = None) -> str:
+    items = list(counts.items())
+    shown = items if limit is None else items[:limit]
+    text = ", ".join(f"{key or '(none)'} {value}" for key, value in shown)
+    if limit is not None and len(items) > limit:
+        text += f", ... ({len(items) - limit} more)"
+    return text or "none"
+
+
+def stats_text(stats: Iterable[ModuleStats], top_opcodes: int = 12) -> str:
+    """A block per module: sizes, fusions by kind, custom-calls by target, the most frequent opcodes."""
+    blocks = []
+    for item in stats:
+        blocks.append("\n".join([
+            f"{item.file} [{item.index}] {item.module}",
+            f"  computations  {item.computations}",
+            f"  instructions  {item.instructions}",
+            f"  fusions       {item.fusions}" + (f" ({_counts(item.fusions_by_kind)})" if item.fusions else ""),
+            f"  custom-calls  {sum(item.custom_calls.values())}"
+            + (f" ({_counts(item.custom_calls)})" if item.custom_calls else ""),
+            f"  opcodes       {_counts(item.opcodes, top_opcodes)}",
+        ]))
+    return "\n\n".join(blocks)
