@@ -16,8 +16,10 @@ from xlainspect.hlo import (
     SourceLocation,
     StackFrames,
 )
+from xlainspect.graph import to_networkx
 from xlainspect.parse import parse_hlo, parse_hlo_modules, read_hlo
 from xlainspect.shape import Layout, Shape, parse_shape
+from xlainspect.stats import ModuleStats, module_stats
 
 __version__ = "0.1.0"
 
@@ -31,13 +33,16 @@ __all__ = [
     "InputError",
     "Instruction",
     "Layout",
+    "ModuleStats",
     "OpMetadata",
     "Shape",
     "SourceLocation",
     "StackFrames",
     "XlaInspectError",
+    "module_stats",
     "parse_hlo",
     "parse_hlo_modules",
     "parse_shape",
     "read_hlo",
+    "to_networkx",
 ]

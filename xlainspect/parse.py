@@ -542,14 +542,15 @@ class _Parser:
                 raise self.error(line_pos, f"instruction {name!r} defined twice in computation {computation!r}")
             literal = None
             parameter_number = None
-            if operand_list is not None and opcode != "constant":
+            if operand_list is not None and opcode != "constant" and opcode != "parameter":
                 operands = tuple(operand_names(operand_list)) if operand_list else ()
             elif opcode == "parameter":
+                number_text = inner if inner is not None else operand_list
                 try:
-                    parameter_number = int(inner if inner is not None else operand_list)
+                    parameter_number = int(number_text)
                 except ValueError:
                     raise self.error(self.operands_pos(line_pos),
-                                     f"expected a parameter number in parameter({inner})") from None
+                                     f"expected a parameter number in parameter({number_text.strip()})") from None
                 operands: tuple[str, ...] = ()
             elif opcode == "constant":
                 literal = (inner if inner is not None else operand_list).strip()
