@@ -103,7 +103,7 @@ def _node_attributes(instruction: Instruction, in_fusion: bool, in_entry: bool) 
 
 
 def graph_to_json(graph: networkx.MultiDiGraph) -> str:
-    """The graph as node-link JSON (``{"nodes": [...], "edges": [...]}``), the form ``networkx.node_link_graph`` reads."""
+    """The graph as node-link JSON (``{"nodes": [...], "edges": [...]}``), as ``networkx.node_link_graph`` reads it."""
     nx = _networkx()
     data = nx.node_link_data(graph, edges="edges")
     return json.dumps(data, indent=1, sort_keys=False)

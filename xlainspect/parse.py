@@ -19,79 +19,36 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from xlainspect.errors import HloParseError, InputError
-from xlainspect.hlo import (
-    CALL_ROLES,
-    CalledComputation,
-    Computation,
-    HloModule,
-    Instruction,
-    StackFrames,
-    make_instruction,
-)
-from xlainspect.opcodes import SAME_SHAPE_AS_OPERAND, async_wrapped_opcode
+from xlainspect.async_wrappers import with_async_wrappers
 from xlainspect.attributes import parse_called_names, parse_key_values, unquote
+from xlainspect.errors import HloParseError, InputError
+from xlainspect.hlo import Computation, HloModule, Instruction, StackFrames, make_instruction
+from xlainspect.opcodes import SAME_SHAPE_AS_OPERAND, async_wrapped_opcode
 from xlainspect.shape import SHAPE_CACHE, Shape, ShapeSyntaxError, parse_shape
-
-_NAME = r"[A-Za-z_][\w.\-]*"
-# Unrolled (`"[^"\\]*(?:\\.[^"\\]*)*"`) rather than one alternation per character: op_name strings are long.
-_STRING = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"' + r"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
-_GROUP_DEPTH = 12
-
-
-def _group_pattern(depth: int) -> str:
-    """A bracket group (any of ``{[(`` closed by any of ``}])``) nested up to ``depth`` levels, strings respected."""
-    inner = r"""(?:[^{}\[\]()"']++|""" + _STRING + ")*+"
-    pattern = r"[{\[(]" + inner + r"[}\])]"
-    for _ in range(depth - 1):
-        inner = r"""(?:[^{}\[\]()"']++|""" + _STRING + "|" + pattern + ")*+"
-        pattern = r"[{\[(]" + inner + r"[}\])]"
-    return pattern
-
-
-_GROUP = _group_pattern(_GROUP_DEPTH)
-_GROUP_RE = re.compile(_GROUP)
-_ARRAY_SHAPE = r"[a-z][a-z0-9]*\[[^\]]*+\](?:\s*\{[^{}]*+\})?"
-# A value is a run of plain characters, strings and bracket groups. Some values hold spaces (`literal=s32[] 1`,
-# `replica_groups=mesh['x'=2] {'x'}`), so a value continues past spaces on its line unless a comma, a closing bracket
-# or another instruction follows. Values never continue across lines outside brackets: a header's last value is
-# followed by the first computation's name on a later line.
-_VALUE = (r"(?:[^\s,{}\[\]()\"']++|" + _STRING + "|" + _GROUP
-          + r"|[ \t]++(?=[^\s,}\])])(?!(?:ROOT\s+)?%?" + _NAME + r"\s*=))++")
-
-_WS_RE = re.compile(r"\s*")
-_INSTRUCTION_HEAD = (
-    r"(ROOT\s+)?%?(" + _NAME + r")\s*=\s*"
-    r"(?:(" + _ARRAY_SHAPE + r")\s*|((?=\()" + _GROUP + r")\s*)?"  # array shape | tuple shape | none
-    r"([a-z][a-z0-9\-]*)\s*(?=\()"
+from xlainspect.tokens import (
+    CALL_ROLE_SET,
+    ARRAY_SHAPE,
+    ARROW_SHAPE_RE,
+    ATTRIBUTE_RE,
+    COMPUTATION_RE,
+    EXECUTION_THREAD_RE,
+    GROUP_RE,
+    INSTRUCTION_HEAD_RE,
+    INSTRUCTION_RE,
+    MODULE_RE,
+    NAME,
+    OPERAND_LIST_RE,
+    OPERAND_NAMES_RE,
+    OPERAND_SPLIT_RE,
+    STRING,
+    TABLE_RE,
+    TABLE_ROW_RE,
+    WS_RE,
+    blank_comments,
+    bracket_counts_differ,
+    first_bracket_mismatch,
+    split_chunks,
 )
-_INSTRUCTION_HEAD_RE = re.compile(_INSTRUCTION_HEAD)
-# An operand: its name, optionally after its shape (`f32[2]{0} %x`, `(f32[], s32[]) %t`).
-_OPERAND = r"\s*(?:(?:" + _ARRAY_SHAPE + r"|(?=\()" + _GROUP + r")\s*)?%?(" + _NAME + r")\s*"
-_OPERAND_UNCAPTURED = _OPERAND.replace("(" + _NAME, "(?:" + _NAME)
-_OPERAND_LIST_RE = re.compile(_OPERAND + r"(?:," + _OPERAND + r")*")
-_OPERAND_NAMES_RE = re.compile(r"(?:^|,)" + _OPERAND)
-# A whole instruction in one match: leading space, head, operands, then the run of attributes (group 8, split apart
-# by _ATTRIBUTE_RE). Group 6 holds a plain operand list when the parentheses hold one; otherwise group 7 holds what
-# they hold (a constant's literal, a parameter's number, or something for the careful path to report). The match
-# fails, and the careful path takes over, when the attribute run stops short: before a comma, or at a bracket nested
-# deeper than _GROUP_DEPTH.
-_INSTRUCTION_RE = re.compile(
-    r"\s*" + _INSTRUCTION_HEAD + r"\((?:(\s*|" + _OPERAND_UNCAPTURED + r"(?:," + _OPERAND_UNCAPTURED + r")*)\)|((?:[^{}\[\]()\"']++|" + _STRING + "|" + _group_pattern(_GROUP_DEPTH - 1) + r")*+)\))"
-    r"((?:\s*,\s*[\w.\-]+\s*=\s*" + _VALUE + r")*+)(?!\s*,|[{\[(\"'])"
-)
-_CALL_ROLE_SET = frozenset(CALL_ROLES)
-_ATTRIBUTE_RE = re.compile(r"\s*,\s*([\w.\-]+)\s*=\s*(" + _VALUE + ")")
-_COMPUTATION_RE = re.compile(r"(ENTRY\s+)?%?(" + _NAME + r")\s*")
-_ARROW_SHAPE_RE = re.compile(r"\s*->\s*(" + _ARRAY_SHAPE + "|" + _GROUP + r")\s*\{")
-_EXECUTION_THREAD_RE = re.compile(r"\s*,\s*execution_thread\s*=\s*(" + _STRING + ")")
-_MODULE_RE = re.compile(r"HloModule\s+%?(" + _NAME + ")")
-_TABLE_RE = re.compile(r"(FileNames|FunctionNames|FileLocations|StackFrames)(?![\w.\-])")
-_TABLE_ROW_RE = re.compile(r"\s*(\d+)\s+(" + _STRING + r"|\{[^{}]*\})")
-_NAME_RE = re.compile(_NAME)
-_OPERAND_SPLIT_RE = re.compile(r"(?:[^,{}\[\]()\"']++|" + _STRING + "|" + _GROUP + ")+")
-_COMMENT_RE = re.compile(r"/\*|//")
-_SEPARATOR_RE = re.compile(r"^// -----[ \t]*$", re.MULTILINE)  # exactly, as in XLA's tests; `// ------...` is prose
 
 
 def parse_hlo(text: str, path: str = "<string>") -> HloModule:
@@ -119,8 +76,8 @@ def parse_hlo_modules(text: str, path: str = "<string>") -> list[HloModule]:
     Raises:
         HloParseError: any module is invalid, or the text holds none.
     """
-    chunks = _split_chunks(text)
-    clean = _blank_comments(text)
+    chunks = split_chunks(text)
+    clean = blank_comments(text)
     modules: list[HloModule] = []
     # Parsing builds a few objects per instruction and no reference cycles; CPython's cyclic collector would
     # otherwise rescan the growing heap again and again, a third of the time on a large module.
@@ -135,7 +92,7 @@ def parse_hlo_modules(text: str, path: str = "<string>") -> list[HloModule]:
             except HloParseError as e:
                 # The fast patterns let any bracket close any other; a mismatch explains most errors best.
                 raise parser.bracket_error() or e from None
-            if _bracket_counts_differ(chunk):
+            if bracket_counts_differ(chunk):
                 error = parser.bracket_error()
                 if error is not None:
                     raise error
@@ -166,70 +123,6 @@ def read_hlo(path: str | os.PathLike[str]) -> list[HloModule]:
     except OSError as e:
         raise InputError(f"{file}: cannot read: {e.strerror}") from None
     return parse_hlo_modules(text, str(file))
-
-
-def _split_chunks(text: str) -> list[tuple[int, int]]:
-    if "// -----" not in text:  # the common case, found far faster than the line-anchored pattern scans
-        return [(0, len(text))]
-    bounds = [0]
-    for match in _SEPARATOR_RE.finditer(text):
-        bounds.extend((match.start(), match.end()))
-    bounds.append(len(text))
-    return [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
-
-
-def _blank_comments(text: str) -> str:
-    """Replaces ``//`` and ``/* */`` comments outside string literals with spaces, keeping every offset and newline.
-
-    Comments are rare next to the text around them, so this scans for the two-character openers and checks each one
-    against the quotes before it on its line instead of tokenizing the whole text.
-    """
-    pieces: list[str] = []
-    kept = 0
-    search_from = 0
-    while True:
-        match = _COMMENT_RE.search(text, search_from)
-        if match is None:
-            break
-        start = match.start()
-        line_start = text.rfind("\n", 0, start) + 1
-        if _inside_string(text, line_start, start) or start < kept:
-            search_from = start + 2
-            continue
-        if match.group() == "//":
-            end = text.find("\n", start)
-            end = len(text) if end < 0 else end
-        else:
-            end = text.find("*/", start + 2)
-            if end < 0:
-                end = len(text)  # an unterminated comment runs to the end, as in XLA's lexer (which then fails)
-            else:
-                end += 2
-        pieces.append(text[kept:start])
-        comment = text[start:end]
-        pieces.append(re.sub(r"[^\n]", " ", comment))
-        kept = search_from = end
-    if not pieces:
-        return text
-    pieces.append(text[kept:])
-    return "".join(pieces)
-
-
-def _bracket_counts_differ(text: str) -> bool:
-    """A cheap test for mismatched brackets that the fast patterns accepted; strings may make it a false alarm."""
-    return (text.count("(") != text.count(")") or text.count("{") != text.count("}")
-            or text.count("[") != text.count("]"))
-
-
-_BRACKET_OR_QUOTE_RE = re.compile(r"[{}\[\]()\"']")
-_CLOSERS = {"{": "}", "[": "]", "(": ")"}
-
-
-def _inside_string(text: str, line_start: int, pos: int) -> bool:
-    segment = text[line_start:pos]
-    if '"' not in segment:
-        return False
-    return segment.replace("\\\\", "").replace('\\"', "").count('"') % 2 == 1
 
 
 class _Parser:
@@ -268,39 +161,12 @@ class _Parser:
         return f"found {snippet!r}" if snippet else "found end of line" if pos < len(self.text) else "found end of text"
 
     def bracket_error(self) -> HloParseError | None:
-        """The first bracket that closes the wrong kind of bracket or is never closed, outside strings."""
-        text = self.text
-        stack: list[int] = []
-        pos = 0
-        string_re = re.compile(_STRING)
-        while (match := _BRACKET_OR_QUOTE_RE.search(text, pos)) is not None:
-            at = match.start()
-            char = text[at]
-            if char in "\"'":
-                string = string_re.match(text, at)
-                pos = string.end() if string is not None else text.find("\n", at) % (len(text) + 1) + 1
-                if string is None and pos == 0:
-                    break
-                continue
-            if char in _CLOSERS:
-                stack.append(at)
-            else:
-                if not stack:
-                    return self.error(at, f"unbalanced brackets: {char!r} closes nothing")
-                opened = stack.pop()
-                expected = _CLOSERS[text[opened]]
-                if char != expected:
-                    line = self.line_at(opened)
-                    column = opened - (text.rfind("\n", 0, opened) + 1) + 1
-                    return self.error(at, f"unbalanced brackets: found {char!r} where {expected!r} closes the "
-                                          f"{text[opened]!r} at {line}:{column}")
-            pos = at + 1
-        if stack:
-            return self.error(stack[-1], f"unbalanced brackets: {text[stack[-1]]!r} is never closed")
-        return None
+        """An error for the first mismatched bracket of the chunk, if any."""
+        mismatch = first_bracket_mismatch(self.text, self.line_offset)
+        return None if mismatch is None else self.error(*mismatch)
 
     def skip_ws(self, pos: int) -> int:
-        return _WS_RE.match(self.text, pos).end()
+        return WS_RE.match(self.text, pos).end()
 
     # -- module level -----------------------------------------------------------------------------------------
 
@@ -318,7 +184,7 @@ class _Parser:
         text = self.text
         name = ""
         attributes: dict[str, str] = {}
-        header = _MODULE_RE.match(text, pos)
+        header = MODULE_RE.match(text, pos)
         if header is not None:
             name = header.group(1)
             attributes, pos = self.attributes(header.end())
@@ -344,7 +210,7 @@ class _Parser:
             computations[-1] = replace(computations[-1], is_entry=True)
             entry_name = computations[-1].name
         if any(async_wrapped_opcode(opcode) for opcode in self.opcodes_seen if opcode.endswith("-start")):
-            computations = _with_async_wrappers(computations)
+            computations = with_async_wrappers(computations)
         # XLA names a module without a header after its entry computation.
         module = HloModule(name or f"module_{entry_name}", attributes, tuple(computations), entry_name, frames,
                            self.path, index)
@@ -355,7 +221,7 @@ class _Parser:
         """Reads ``, key=value`` pairs from ``pos``; stops at the first text that is not one."""
         text = self.text
         attributes: dict[str, str] = {}
-        match_attribute = _ATTRIBUTE_RE.match
+        match_attribute = ATTRIBUTE_RE.match
         while True:
             match = match_attribute(text, pos)
             if match is None:
@@ -391,11 +257,11 @@ class _Parser:
         """End (exclusive) of the bracket group or string literal opening at ``pos``."""
         text = self.text
         if text[pos] in "\"'":
-            match = re.compile(_STRING).match(text, pos)
+            match = re.compile(STRING).match(text, pos)
             if match is None:
                 raise self.error(pos, "unterminated string literal; close it with a matching quote on the same line")
             return match.end()
-        match = _GROUP_RE.match(text, pos)
+        match = GROUP_RE.match(text, pos)
         if match is not None:
             return match.end()
         return self.group_end_slow(pos)
@@ -426,13 +292,13 @@ class _Parser:
     def stack_frames(self, pos: int) -> tuple[StackFrames, int]:
         text = self.text
         tables: dict[str, dict[int, str]] = {}
-        while (table := _TABLE_RE.match(text, pos)) is not None:
+        while (table := TABLE_RE.match(text, pos)) is not None:
             keyword = table.group(1)
             if keyword in tables:
                 raise self.error(pos, f"{keyword} table given twice")
             rows: dict[int, str] = {}
             pos = table.end()
-            while (row := _TABLE_ROW_RE.match(text, pos)) is not None:
+            while (row := TABLE_ROW_RE.match(text, pos)) is not None:
                 rows[int(row.group(1))] = row.group(2)
                 pos = row.end()
             tables[keyword] = rows
@@ -463,7 +329,7 @@ class _Parser:
 
     def computation(self, pos: int, frames: StackFrames) -> tuple[Computation, int]:
         text = self.text
-        head = _COMPUTATION_RE.match(text, pos)
+        head = COMPUTATION_RE.match(text, pos)
         if head is None:
             raise self.error(pos, f"expected a computation 'name {{' or 'ENTRY name {{', {self.found(pos)}")
         is_entry = head.group(1) is not None
@@ -473,7 +339,7 @@ class _Parser:
         signature = ""
         if text.startswith("(", pos):
             params_end = self.group_end(pos)
-            arrow = _ARROW_SHAPE_RE.match(text, params_end)
+            arrow = ARROW_SHAPE_RE.match(text, params_end)
             if arrow is None:
                 raise self.error(self.skip_ws(params_end),
                                  f"expected '-> shape {{' after the parameter list of computation {name!r}")
@@ -486,7 +352,7 @@ class _Parser:
                                   f"{self.found(pos)}")
         instructions, pos = self.instructions(pos, name, frames)
         thread = ""
-        match = _EXECUTION_THREAD_RE.match(text, pos)
+        match = EXECUTION_THREAD_RE.match(text, pos)
         if match is not None:
             thread = unquote(match.group(1))
             pos = match.end()
@@ -501,13 +367,13 @@ class _Parser:
         root: Instruction | None = None
         line = self.line_at(pos)
         line_pos = pos
-        match_instruction = _INSTRUCTION_RE.match
-        match_ws = _WS_RE.match
-        attribute_pairs = _ATTRIBUTE_RE.findall
-        operand_names = _OPERAND_NAMES_RE.findall
+        match_instruction = INSTRUCTION_RE.match
+        match_ws = WS_RE.match
+        attribute_pairs = ATTRIBUTE_RE.findall
+        operand_names = OPERAND_NAMES_RE.findall
         make = make_instruction
         shape_cache = SHAPE_CACHE
-        call_roles = _CALL_ROLE_SET
+        call_roles = CALL_ROLE_SET
         callers = self.callers
         opcodes_seen = self.opcodes_seen
         while True:
@@ -586,7 +452,7 @@ class _Parser:
     def instruction_slow(self, pos: int) -> tuple:
         """Reads one instruction piece by piece: for nesting deeper than the fast pattern, and precise errors."""
         text = self.text
-        head = _INSTRUCTION_HEAD_RE.match(text, pos)
+        head = INSTRUCTION_HEAD_RE.match(text, pos)
         if head is None:
             raise self.instruction_error(pos)
         is_root, name, array_shape, tuple_shape, opcode = head.groups()
@@ -598,13 +464,13 @@ class _Parser:
 
     def operands_pos(self, instruction_pos: int) -> int:
         """Offset just inside the operand list of the instruction at ``instruction_pos`` (for error messages)."""
-        head = _INSTRUCTION_HEAD_RE.match(self.text, instruction_pos)
+        head = INSTRUCTION_HEAD_RE.match(self.text, instruction_pos)
         return instruction_pos if head is None else head.end() + 1
 
     def instruction_error(self, pos: int) -> HloParseError:
         """The most specific message for text where an instruction should start."""
         text = self.text
-        name = re.compile(r"(ROOT\s+)?%?(" + _NAME + r")\s*").match(text, pos)
+        name = re.compile(r"(ROOT\s+)?%?(" + NAME + r")\s*").match(text, pos)
         if name is None:
             return self.error(pos, f"expected an instruction 'name = shape opcode(...)' or '}}', {self.found(pos)}")
         pos = name.end()
@@ -614,7 +480,7 @@ class _Parser:
         try:
             if text.startswith("(", pos):
                 pos = self.group_end(pos)
-            elif (array := re.compile(_ARRAY_SHAPE).match(text, pos)) is not None:
+            elif (array := re.compile(ARRAY_SHAPE).match(text, pos)) is not None:
                 pos = array.end()
         except HloParseError as e:
             return e
@@ -624,17 +490,17 @@ class _Parser:
         return self.error(pos, f"malformed instruction, {self.found(pos)}")
 
     def operand_names(self, inner: str, instruction_pos: int) -> tuple[str, ...]:
-        if _OPERAND_LIST_RE.fullmatch(inner) is not None:
-            return tuple(_OPERAND_NAMES_RE.findall(inner))
+        if OPERAND_LIST_RE.fullmatch(inner) is not None:
+            return tuple(OPERAND_NAMES_RE.findall(inner))
         if not inner or inner.isspace():
             return ()
         offset = self.operands_pos(instruction_pos)
         # Not a plain operand list: find the piece at fault for the message.
         position = 0
-        for piece in _OPERAND_SPLIT_RE.findall(inner):
+        for piece in OPERAND_SPLIT_RE.findall(inner):
             at = offset + inner.find(piece, position)
             position = inner.find(piece, position) + len(piece)
-            if _OPERAND_LIST_RE.fullmatch(piece) is None:
+            if OPERAND_LIST_RE.fullmatch(piece) is None:
                 if re.match(r"\s*[a-z][a-z0-9\-]*\s*\(", piece):
                     raise self.error(at, "an instruction nested in an operand list is not supported; define it as "
                                          "its own instruction and use its name")
@@ -696,7 +562,7 @@ class _Parser:
                 seen.add(computation.name)
         for instruction in self.callers:
             for role, value in instruction.attributes.items():
-                if role not in _CALL_ROLE_SET:
+                if role not in CALL_ROLE_SET:
                     continue
                 for called in parse_called_names(value):
                     if called not in names:
@@ -710,53 +576,3 @@ class _Parser:
         for _ in range(line - 1 - self.line_offset):
             pos = self.text.find("\n", pos) + 1
         return pos
-
-
-def _with_async_wrappers(computations: list[Computation]) -> list[Computation]:
-    """Adds the computations XLA's parser creates for the async shorthand, each before the computation using it.
-
-    ``s = ((f32[8]), f32[8], u32[]) custom-call-start(p), custom_call_target="foo"`` means an ``async-start`` whose
-    wrapped computation holds one parameter per operand and the custom-call. XLA builds that computation; so does
-    this, so that computation and instruction counts agree with XLA's.
-    """
-    taken = {computation.name for computation in computations}
-    result: list[Computation] = []
-    for computation in computations:
-        instructions = list(computation.instructions)
-        by_name = {instruction.name: instruction for instruction in instructions}
-        for position, start in enumerate(instructions):
-            wrapped_opcode = async_wrapped_opcode(start.opcode)
-            if wrapped_opcode is None or not start.opcode.endswith("-start"):
-                continue
-            name = _free_name("async_wrapped", taken)
-            result.append(_async_wrapper(name, wrapped_opcode, start, by_name, computation.execution_thread))
-            instructions[position] = replace(start, implicit_calls=(CalledComputation("async_wrapped", name),))
-        result.append(replace(computation, instructions=tuple(instructions)) if instructions != list(
-            computation.instructions) else computation)
-    return result
-
-
-def _async_wrapper(name: str, opcode: str, start: Instruction, by_name: dict[str, Instruction],
-                   thread: str) -> Computation:
-    params = []
-    param_names: set[str] = set()
-    for number, operand in enumerate(start.operands):
-        param_name = _free_name("async_param", param_names)
-        params.append(make_instruction(param_name, "parameter", by_name[operand].shape, (), {}, name, False,
-                                       start.line, None, number, start.frames))
-    # The start's shape is ((operand shapes), result shape, context...): the wrapped op produces element 1.
-    shape = start.shape.tuple_shapes[1] if len(start.shape.tuple_shapes) >= 2 else start.shape
-    root = make_instruction(opcode, opcode, shape, tuple(p.name for p in params), start.attributes, name, True,
-                            start.line, None, None, start.frames)
-    return Computation(name, (*params, root), False, "", thread, start.line, synthetic=True)
-
-
-def _free_name(base: str, taken: set[str]) -> str:
-    """``base``, or ``base.N`` for the smallest N not yet taken; records the name as taken."""
-    name = base
-    counter = 0
-    while name in taken:
-        counter += 1
-        name = f"{base}.{counter}"
-    taken.add(name)
-    return name
