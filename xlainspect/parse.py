@@ -28,21 +28,26 @@ from xlainspect.shape import SHAPE_CACHE, Shape, ShapeSyntaxError, parse_shape
 from xlainspect.tokens import (
     CALL_ROLE_SET,
     ARRAY_SHAPE,
+    ARRAY_SHAPE_RE,
     ARROW_SHAPE_RE,
+    ATTRIBUTE_KEY_RE,
     ATTRIBUTE_RE,
     COMPUTATION_RE,
     EXECUTION_THREAD_RE,
     GROUP_RE,
     INSTRUCTION_HEAD_RE,
+    INSTRUCTION_NAME_RE,
     INSTRUCTION_RE,
     MODULE_RE,
     NAME,
     OPERAND_LIST_RE,
     OPERAND_NAMES_RE,
+    OPCODE_RE,
     OPERAND_SPLIT_RE,
-    STRING,
+    STRING_RE,
     TABLE_RE,
     TABLE_ROW_RE,
+    VALUE_RE,
     WS_RE,
     blank_comments,
     bracket_counts_differ,
@@ -197,10 +202,11 @@ class _Parser:
         entry_name = ""
         pos = self.skip_ws(pos)
         while pos < len(text) and not text.startswith("HloModule", pos):
+            start = pos
             computation, pos = self.computation(pos, frames)
             if computation.is_entry:
                 if entry_name:
-                    raise self.error(pos, f"second ENTRY computation {computation.name!r}; a module has one entry")
+                    raise self.error(start, f"second ENTRY computation {computation.name!r}; a module has one entry")
                 entry_name = computation.name
             computations.append(computation)
             pos = self.skip_ws(pos)
@@ -221,22 +227,18 @@ class _Parser:
         """Reads ``, key=value`` pairs from ``pos``; stops at the first text that is not one."""
         text = self.text
         attributes: dict[str, str] = {}
-        match_attribute = ATTRIBUTE_RE.match
-        while True:
-            match = match_attribute(text, pos)
-            if match is None:
+        while (key_match := ATTRIBUTE_KEY_RE.match(text, pos)) is not None:
+            value_start = key_match.end()
+            value = VALUE_RE.match(text, value_start)
+            end = value.end() if value is not None else value_start
+            if end == value_start or (end < len(text) and text[end] in "{[(\"'"):
+                end = self.value_end_slow(value_start)  # nested deeper than the fast pattern, or malformed
+            if end == value_start:
                 break
-            end = match.end()
-            if end < len(text) and text[end] in "{[(\"'":
-                key = match.group(1)
-                value_start = match.start(2)
-                end = self.value_end_slow(value_start)
-                value = text[value_start:end]
-            else:
-                key, value = match.groups()
+            key = key_match.group(1)
             if key in attributes:
-                raise self.error(match.start(1), f"attribute {key!r} given twice")
-            attributes[key] = value
+                raise self.error(key_match.start(1), f"attribute {key!r} given twice")
+            attributes[key] = text[value_start:end]
             pos = end
         comma = self.skip_ws(pos)
         if text.startswith(",", comma):
@@ -257,9 +259,9 @@ class _Parser:
         """End (exclusive) of the bracket group or string literal opening at ``pos``."""
         text = self.text
         if text[pos] in "\"'":
-            match = re.compile(STRING).match(text, pos)
+            match = STRING_RE.match(text, pos)
             if match is None:
-                raise self.error(pos, "unterminated string literal; close it with a matching quote on the same line")
+                raise self.error(pos, "unterminated string literal; close it with a matching quote")
             return match.end()
         match = GROUP_RE.match(text, pos)
         if match is not None:
@@ -343,7 +345,7 @@ class _Parser:
             if arrow is None:
                 raise self.error(self.skip_ws(params_end),
                                  f"expected '-> shape {{' after the parameter list of computation {name!r}")
-            signature = text[pos:arrow.start(1)].strip() + " -> " + arrow.group(1)
+            signature = text[pos:params_end].strip() + " -> " + arrow.group(1)
             pos = arrow.end()
         elif text.startswith("{", pos):
             pos += 1
@@ -452,15 +454,28 @@ class _Parser:
     def instruction_slow(self, pos: int) -> tuple:
         """Reads one instruction piece by piece: for nesting deeper than the fast pattern, and precise errors."""
         text = self.text
-        head = INSTRUCTION_HEAD_RE.match(text, pos)
+        head = INSTRUCTION_NAME_RE.match(text, pos)
         if head is None:
             raise self.instruction_error(pos)
-        is_root, name, array_shape, tuple_shape, opcode = head.groups()
-        operands_start = head.end()
+        is_root, name = head.groups()
+        pos = head.end()
+        shape_text = None
+        if text.startswith("(", pos):
+            end = self.group_end(pos)
+            shape_text = text[pos:end]
+            pos = self.skip_ws(end)
+        elif (array := ARRAY_SHAPE_RE.match(text, pos)) is not None:
+            shape_text = array.group()
+            pos = self.skip_ws(array.end())
+        opcode_match = OPCODE_RE.match(text, pos)
+        if opcode_match is None:
+            raise self.instruction_error(head.start())
+        opcode = opcode_match.group(1)
+        operands_start = opcode_match.end()
         operands_end = self.group_end(operands_start)
         attributes, end = self.attributes(operands_end)
         inner = text[operands_start + 1:operands_end - 1]
-        return is_root, name, array_shape or tuple_shape, opcode, inner, attributes, end
+        return is_root, name, shape_text, opcode, inner, attributes, end
 
     def operands_pos(self, instruction_pos: int) -> int:
         """Offset just inside the operand list of the instruction at ``instruction_pos`` (for error messages)."""

@@ -212,15 +212,22 @@ def _parse_layout(text: str, offset: int) -> Layout:
     tiles: list[tuple[int | None, ...]] = []
     element_size_bits = memory_space = 0
     last_tag = ""
-    for tag, body in _LAYOUT_SUFFIX_RE.findall(suffix):
+    suffix_offset = offset + len(order_text) + 1
+    for match in _LAYOUT_SUFFIX_RE.finditer(suffix):
+        tag, body = match.groups()
         tag = tag or last_tag  # T(8,128)(2,1): a bare group continues the previous tag
         last_tag = tag
+        body_offset = suffix_offset + match.start(2)
         if tag == "T":
-            tiles.append(tuple(None if part.strip() == "*" else _int(part, offset) for part in body.split(",")))
+            dims: list[int | None] = []
+            for part in body.split(","):
+                dims.append(None if part.strip() == "*" else _int(part, body_offset))
+                body_offset += len(part) + 1
+            tiles.append(tuple(dims))
         elif tag == "E":
-            element_size_bits = _int(body, offset)
+            element_size_bits = _int(body, body_offset)
         elif tag == "S":
-            memory_space = _int(body, offset)
+            memory_space = _int(body, body_offset)
     return Layout(minor_to_major, tuple(tiles), element_size_bits, memory_space, text)
 
 
@@ -228,4 +235,5 @@ def _int(text: str, offset: int) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ShapeSyntaxError(offset, f"expected an integer in layout, got {text.strip()!r}") from None
+        leading = len(text) - len(text.lstrip())
+        raise ShapeSyntaxError(offset + leading, f"expected an integer in layout, got {text.strip()!r}") from None

@@ -13,7 +13,8 @@ from xlainspect.hlo import CALL_ROLES
 
 NAME = r"[A-Za-z_][\w.\-]*"
 # Unrolled (`"[^"\\]*(?:\\.[^"\\]*)*"`) rather than one alternation per character: op_name strings are long.
-STRING = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"' + r"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
+STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"' + r"|'[^'\\]*+(?:\\.[^'\\]*+)*+'"  # raw line breaks allowed, as in XLA
+STRING_RE = re.compile(STRING)
 _GROUP_DEPTH = 12
 
 
@@ -35,7 +36,8 @@ ARRAY_SHAPE = r"[a-z][a-z0-9]*\[[^\]]*+\](?:\s*\{[^{}]*+\})?"
 # or another instruction follows. Values never continue across lines outside brackets: a header's last value is
 # followed by the first computation's name on a later line.
 _VALUE = (r"(?:[^\s,{}\[\]()\"']++|" + STRING + "|" + _GROUP
-          + r"|[ \t]++(?=[^\s,}\])])(?!(?:ROOT\s+)?%?" + NAME + r"\s*=))++")
+          + r"|[ \t]++(?=[^\s,}\])])(?!(?:ROOT\s+)?%?" + NAME + r"\s*=)"
+          + r"|(?<=<=)\s++(?=\[))++")  # `[1,8]<=` then `[8]` on the next line
 
 WS_RE = re.compile(r"\s*")
 _INSTRUCTION_HEAD = (
@@ -44,6 +46,10 @@ _INSTRUCTION_HEAD = (
     r"([a-z][a-z0-9\-]*)\s*(?=\()"
 )
 INSTRUCTION_HEAD_RE = re.compile(_INSTRUCTION_HEAD)
+# The head in pieces, for the careful path: name, then a shape of any depth, then the opcode.
+INSTRUCTION_NAME_RE = re.compile(r"(ROOT\s+)?%?(" + NAME + r")\s*=\s*")
+ARRAY_SHAPE_RE = re.compile(ARRAY_SHAPE)
+OPCODE_RE = re.compile(r"([a-z][a-z0-9\-]*)\s*(?=\()")
 # An operand: its name, optionally after its shape (`f32[2]{0} %x`, `(f32[], s32[]) %t`).
 _OPERAND = r"\s*(?:(?:" + ARRAY_SHAPE + r"|(?=\()" + _GROUP + r")\s*)?%?(" + NAME + r")\s*"
 _OPERAND_UNCAPTURED = _OPERAND.replace("(" + NAME, "(?:" + NAME)
@@ -61,13 +67,15 @@ INSTRUCTION_RE = re.compile(
     r"((?:\s*,\s*[\w.\-]+\s*=\s*" + _VALUE + r")*+)(?!\s*,|[{\[(\"'])"
 )
 CALL_ROLE_SET = frozenset(CALL_ROLES)
+ATTRIBUTE_KEY_RE = re.compile(r"\s*,\s*([\w.\-]+)\s*=\s*")
+VALUE_RE = re.compile(_VALUE)
 ATTRIBUTE_RE = re.compile(r"\s*,\s*([\w.\-]+)\s*=\s*(" + _VALUE + ")")
 COMPUTATION_RE = re.compile(r"(ENTRY\s+)?%?(" + NAME + r")\s*")
 ARROW_SHAPE_RE = re.compile(r"\s*->\s*(" + ARRAY_SHAPE + "|" + _GROUP + r")\s*\{")
 EXECUTION_THREAD_RE = re.compile(r"\s*,\s*execution_thread\s*=\s*(" + STRING + ")")
 MODULE_RE = re.compile(r"HloModule\s+%?(" + NAME + ")")
 TABLE_RE = re.compile(r"(FileNames|FunctionNames|FileLocations|StackFrames)(?![\w.\-])")
-TABLE_ROW_RE = re.compile(r"\s*(\d+)\s+(" + STRING + r"|\{[^{}]*\})")
+TABLE_ROW_RE = re.compile(r"\s*(\d+)\s*(" + STRING + r"|\{[^{}]*\})")
 _NAME_RE = re.compile(NAME)
 OPERAND_SPLIT_RE = re.compile(r"(?:[^,{}\[\]()\"']++|" + STRING + "|" + _GROUP + ")+")
 _COMMENT_RE = re.compile(r"/\*|//")
