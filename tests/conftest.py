@@ -1,0 +1,146 @@
+"""Shared fixtures: the HLO corpus in ``shared/``, HLO dumps generated from JAX programs, and marker-based skips.
+
+Markers (``requires_jax``, ``requires_tf``, ``gpu``, ``slow``) are declared in setup.cfg; they are registered here only
+when that declaration is missing, so ``--strict-markers`` works either way. A test marked ``requires_jax`` or
+``requires_tf`` is skipped, with the package to install as the reason, when that package is not importable; ``gpu``
+tests are skipped when no NVIDIA GPU is visible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+MAKE_DUMPS = TESTS_DIR / "programs" / "make_dumps.py"
+
+_MARKERS = {
+    "requires_jax": "needs jax (and jaxlib) installed; skipped otherwise",
+    "requires_tf": "needs tensorflow installed; skipped otherwise",
+    "gpu": "needs an NVIDIA GPU; skipped otherwise",
+    "slow": "takes more than a few seconds",
+}
+
+# Only these lines separate modules in XLA's test files; `// ------------` rules are prose.
+_SEPARATOR_RE = re.compile(r"^// -----$", re.MULTILINE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    declared = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
+    for name, description in _MARKERS.items():
+        if name not in declared:
+            config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def _importable(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def _gpu_visible() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("requires_jax") and not _importable("jax"):
+        pytest.skip("jax is not installed: pip install jax")
+    if item.get_closest_marker("requires_tf") and not _importable("tensorflow"):
+        pytest.skip("tensorflow is not installed: pip install tensorflow-cpu")
+    if item.get_closest_marker("gpu") and not _gpu_visible():
+        pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
+
+
+# -- the shared corpus ----------------------------------------------------------------------------------------------
+
+
+def find_shared_dir() -> Path | None:
+    """``$XLAINSPECT_SHARED``, else the ``shared/`` folder beside the repository; None if it does not exist."""
+    override = os.environ.get("XLAINSPECT_SHARED")
+    path = Path(override) if override else TESTS_DIR.parent.parent / "shared"
+    return path if path.is_dir() else None
+
+
+def find_corpus_files() -> list[Path]:
+    """Every file under ``shared/hlo-corpus/`` except its README, sorted; empty when there is no shared folder."""
+    shared = find_shared_dir()
+    if shared is None:
+        return []
+    return sorted(p for p in (shared / "hlo-corpus").rglob("*") if p.is_file() and p.name != "README.md")
+
+
+def split_xla_test_file(text: str) -> list[str]:
+    """The module texts of an XLA test file: pieces between lines that are exactly ``// -----``.
+
+    Pieces holding nothing but blank lines and ``//`` comment lines are dropped, as xlainspect's parser drops them.
+    """
+    pieces = _SEPARATOR_RE.split(text)
+    return [piece for piece in pieces
+            if any(line.strip() and not line.strip().startswith("//") for line in piece.splitlines())]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrizes ``corpus_file`` over the corpus, so each file passes or fails on its own line."""
+    if "corpus_file" in metafunc.fixturenames:
+        files = find_corpus_files()
+        if files:
+            metafunc.parametrize("corpus_file", files, ids=[p.name for p in files])
+        else:
+            metafunc.parametrize("corpus_file", [pytest.param(None, marks=pytest.mark.skip(
+                reason="no HLO corpus: shared/hlo-corpus/ beside the repository is missing (set XLAINSPECT_SHARED)"))])
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ``shared/`` folder beside the repository, or ``$XLAINSPECT_SHARED``."""
+    shared = find_shared_dir()
+    if shared is None:
+        pytest.skip("no shared/ folder beside the repository (set XLAINSPECT_SHARED to its path)")
+    return shared
+
+
+@pytest.fixture(scope="session")
+def corpus_files(shared_dir: Path) -> list[Path]:
+    """Every HLO file of ``shared/hlo-corpus/`` (README.md excluded), sorted."""
+    files = find_corpus_files()
+    if not files:
+        pytest.skip(f"{shared_dir / 'hlo-corpus'} holds no HLO files")
+    return files
+
+
+@pytest.fixture(scope="session", name="split_xla_test_file")
+def split_xla_test_file_fixture():
+    """:func:`split_xla_test_file`, for tests (conftest is not imported by tests directly)."""
+    return split_xla_test_file
+
+
+# -- dumps generated from JAX programs --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def jax_dumps(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """HLO texts (before and after optimization) of the programs in ``tests/programs/make_dumps.py``, sorted.
+
+    The script runs once per session in a child interpreter, because XLA reads its dump flags only when it starts.
+    """
+    if not _importable("jax"):
+        pytest.skip("jax is not installed: pip install jax")
+    outdir = tmp_path_factory.mktemp("jax_dumps")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(MAKE_DUMPS), str(outdir)], capture_output=True, text=True,
+                            timeout=600, env=env)
+    if result.returncode != 0:
+        pytest.fail(f"make_dumps.py failed with status {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    dumps = sorted(p for p in outdir.iterdir()
+                   if p.name.endswith(".before_optimizations.txt") or p.name.endswith("_after_optimizations.txt"))
+    if not dumps:
+        pytest.fail(f"make_dumps.py wrote no HLO texts to {outdir}:\n{result.stdout}")
+    return dumps
