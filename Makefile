@@ -1,0 +1,54 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up everything it needs on a fresh Debian
+# machine: .venv/ at the repo root with xlainspect (editable), JAX, TensorFlow (CPU) and the test tools, and Debian's
+# graphviz. Re-running is quick: a stamp file remembers the install until setup.cfg or pyproject.toml change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps test demo bench clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+
+$(STAMP): setup.cfg pyproject.toml | $(VPY)
+	$(VPY) -m pip install --quiet -e '.[all,test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv/ and install xlainspect with jax, tensorflow-cpu and test tools
+
+system-deps:  ## install Debian's graphviz (the dot program) if it is missing
+	@if ! command -v dot >/dev/null 2>&1; then \
+	  sudo=""; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi; \
+	  echo "xlainspect: installing Debian's graphviz (dot)"; \
+	  if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends graphviz >/dev/null; }; then \
+	    echo "xlainspect: could not install Debian's graphviz (the 'dot' program); install it with 'sudo apt-get install graphviz' and re-run" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: install system-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+demo: install system-deps  ## set up, then compile the seed's MSE gradient and show what XLA made of it
+	$(VPY) -m xlainspect demo
+
+bench: install  ## parser speed against XLA's own parser on a 15 MB module
+	$(VPY) bench/parse_speed.py
+
+clean:  ## remove caches and build leftovers (keeps .venv/)
+	rm -rf .pytest_cache .hypothesis build dist *.egg-info dumps/demo
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean  ## also remove .venv/
+	rm -rf $(VENV)
