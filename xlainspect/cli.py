@@ -60,6 +60,41 @@ def graph(path: str, fmt: str, output: str, module_index: int) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per program.")
+def programs(as_json: bool) -> None:
+    """List the synthetic programs: name, description, shapes, parameters."""
+    from synthetic import PROGRAMS
+    from xlainspect.format import programs_json, programs_text
+
+    click.echo(programs_json(PROGRAMS.values()) if as_json else programs_text(PROGRAMS.values()))
+
+
+@cli.command()
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
+@click.option("--backend", type=click.Choice(["cpu"]), default="cpu", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps", show_default=True,
+              help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/.")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--pass-dumps", is_flag=True, help="Also keep XLA's module after every pass, under passes/.")
+@click.option("--force", is_flag=True, help="Replace existing dumps.")
+def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_size: int | None, dtype: str,
+         pass_dumps: bool, force: bool) -> None:
+    """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
+    from xlainspect.capture import FRAMEWORKS, dump_program
+    from xlainspect.errors import CaptureError
+
+    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
+                           progress=lambda line: click.echo(line, err=True))
+    for item in outcome.dumps:
+        click.echo(f"{item.framework}: {item.directory} ({item.module_name})")
+    if outcome.failures:
+        raise CaptureError("; ".join(failure.message for failure in outcome.failures))
+
+
+@cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps/demo", show_default=True,
               help="Folder for the demo's HLO and graph files.")
 def demo(out_dir: str) -> None:

@@ -36,3 +36,34 @@ def stats_text(stats: Iterable[ModuleStats], top_opcodes: int = 12) -> str:
             f"  opcodes       {_counts(item.opcodes, top_opcodes)}",
         ]))
     return "\n\n".join(blocks)
+
+
+def _program_row(program) -> dict:
+    return {
+        "name": program.name,
+        "description": program.description,
+        "default_batch_size": program.default_batch_size,
+        "shapes": {name: list(shape) for name, shape in program.shapes(program.default_batch_size).items()},
+        "parameters": dict(program.hyperparameters),
+        "outputs": list(program.output_names),
+    }
+
+
+def programs_json(programs: Iterable) -> str:
+    """The synthetic programs as one JSON array."""
+    return json.dumps([_program_row(program) for program in programs], indent=2)
+
+
+def programs_text(programs: Iterable) -> str:
+    """One block per program: name and description, then inputs with shapes and the hyperparameters."""
+    blocks = []
+    for program in programs:
+        row = _program_row(program)
+        shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in row["shapes"].items())
+        lines = [f"{row['name']:<12} {row['description']}", f"{'':<12} inputs: {shapes}"]
+        if row["default_batch_size"] is not None:
+            lines.append(f"{'':<12} batch size: {row['default_batch_size']} (--batch-size)")
+        if row["parameters"]:
+            lines.append(f"{'':<12} parameters: " + ", ".join(f"{k}={v}" for k, v in row["parameters"].items()))
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)

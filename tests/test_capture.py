@@ -1,0 +1,165 @@
+"""Tests for ``xlainspect dump``: child-process capture, module selection, manifests, atomic filing, --force, and
+the committed reference dumps (their fusion census must still match what today's frameworks compile)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from xlainspect import read_hlo
+from xlainspect.capture import dump_directory, dump_program
+from xlainspect.cli import main
+from xlainspect.errors import InputError
+from xlainspect.stats import module_stats
+
+pytestmark = [pytest.mark.requires_jax, pytest.mark.requires_tf]
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "dumps" / "cpu"
+
+
+def census(path: Path) -> dict:
+    """Top-level fusions by kind and custom-calls by target: what the reference dumps pin down."""
+    stats = module_stats(read_hlo(path)[0])
+    return {"fusions": stats.fusions_by_kind, "custom_calls": stats.custom_calls}
+
+
+@pytest.fixture(scope="session")
+def regenerated(tmp_path_factory) -> Path:
+    """Every program dumped once per session in both frameworks, as `xlainspect dump` would (shared by tests)."""
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    from synthetic import PROGRAMS
+
+    out = tmp_path_factory.mktemp("dumps")
+    for name in PROGRAMS:
+        manifest = REFERENCE / name / "jax" / "manifest.json"
+        batch_size = json.loads(manifest.read_text())["parameters"]["batch_size"] if manifest.exists() else None
+        outcome = dump_program(name, ("jax", "tf"), out, batch_size=batch_size)
+        assert outcome.failures == (), outcome.failures
+    return out
+
+
+def test_files_and_manifest(regenerated):
+    for framework in ("jax", "tf"):
+        folder = dump_directory(regenerated, "cpu", "linear_grad", framework)
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "after_optimizations.txt", "before_optimizations.txt", "manifest.json"]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["program"] == "linear_grad" and manifest["framework"] == framework
+        assert manifest["backend"] == "cpu"
+        assert "--xla_dump_to=<dump dir>" in manifest["xla_flags"]
+        assert manifest["regenerate"] == f"xlainspect dump --program linear_grad --framework {framework} " \
+                                         "--backend cpu --force"
+        for key in ("framework_version", "xla_version", "device", "module_name", "original_files", "created_utc",
+                    "parameters", "shapes"):
+            assert manifest[key], key
+        # The program's own module was picked, not one of the helper modules the framework also compiles.
+        assert "linear_grad" in manifest["module_name"]
+        module = read_hlo(folder / "after_optimizations.txt")[0]
+        assert module.name == manifest["module_name"]
+        assert module.entry.root.shape.is_tuple  # gradients w.r.t. W and b
+        assert {leaf.dims for leaf in module.entry.root.shape.leaves()} == {(5, 5), (5,)}
+    assert "jit_" in json.loads((dump_directory(regenerated, "cpu", "linear_grad", "jax") / "manifest.json")
+                                .read_text())["module_name"]
+    assert "a_inference_" in json.loads((dump_directory(regenerated, "cpu", "linear_grad", "tf") / "manifest.json")
+                                        .read_text())["module_name"]
+
+
+def test_reference_dumps_are_committed_for_every_program():
+    from synthetic import PROGRAMS
+
+    for name in PROGRAMS:
+        for framework in ("jax", "tf"):
+            folder = REFERENCE / name / framework
+            assert (folder / "before_optimizations.txt").is_file(), folder
+            assert (folder / "after_optimizations.txt").is_file(), folder
+            assert json.loads((folder / "manifest.json").read_text())["program"] == name
+            assert not [p for p in folder.rglob("*") if p.suffix in (".ll", ".o", ".pb")]
+
+
+def test_reference_census_still_matches(regenerated):
+    """A change in XLA's or a framework's behaviour shows up here: regenerate with `xlainspect dump --force`."""
+    from synthetic import PROGRAMS
+
+    for name in PROGRAMS:
+        for framework in ("jax", "tf"):
+            committed = census(REFERENCE / name / framework / "after_optimizations.txt")
+            fresh = census(dump_directory(regenerated, "cpu", name, framework) / "after_optimizations.txt")
+            assert fresh == committed, f"{name}/{framework}: census changed; regenerate the reference dumps"
+
+
+def test_existing_dump_is_not_replaced_without_force(regenerated):
+    folder = dump_directory(regenerated, "cpu", "matvec", "jax")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(InputError) as info:
+        dump_program("matvec", ("jax",), regenerated)
+    assert str(info.value) == f"{folder}: a dump is already there; add --force to replace it"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_force_replaces_atomically(tmp_path):
+    first = dump_program("matvec", ("jax",), tmp_path)
+    folder = first.dumps[0].directory
+    stamp = json.loads((folder / "manifest.json").read_text())["created_utc"]
+    (folder / "stale.txt").write_text("from an older capture")
+    second = dump_program("matvec", ("jax",), tmp_path, force=True)
+    assert second.failures == ()
+    assert not (folder / "stale.txt").exists()
+    assert json.loads((folder / "manifest.json").read_text())["created_utc"] >= stamp
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["jax"]  # no partial or old folders left behind
+
+
+def _fake_package(root: Path, name: str, body: str) -> None:
+    package = root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(body)
+
+
+def test_missing_framework_is_named_and_the_other_dump_is_still_written(tmp_path, monkeypatch, capsys):
+    fake = tmp_path / "fake"
+    _fake_package(fake, "tensorflow", "raise ImportError('No module named tensorflow')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = tmp_path / "dumps"
+    status = main(["dump", "--program", "matvec", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.splitlines()[-1] == ("xlainspect: tf is not installed; install it with pip install 'xlainspect[tf]' "
+                                    "(tensorflow-cpu) (or run 'make install')")
+    assert (dump_directory(out, "cpu", "matvec", "jax") / "after_optimizations.txt").is_file()
+    assert not dump_directory(out, "cpu", "matvec", "tf").exists()
+    assert "jax: compiling and running matvec in a child process" in err  # progress while the child ran
+
+
+def test_compile_failure_names_the_framework_and_reason(tmp_path, monkeypatch):
+    fake = tmp_path / "fake"
+    _fake_package(fake, "tensorflow", "raise RuntimeError('simulated XLA failure')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    outcome = dump_program("matvec", ("tf",), tmp_path / "dumps")
+    assert outcome.dumps == ()
+    assert [f.framework for f in outcome.failures] == ["tf"]
+    assert outcome.failures[0].message == ("tf: compiling matvec failed (exit 1): RuntimeError: simulated XLA "
+                                           "failure")
+
+
+def test_unknown_program_is_one_line(capsys, tmp_path):
+    status = main(["dump", "--program", "nope", "--out", str(tmp_path)])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xlainspect: unknown program 'nope'; choose one of: matvec, linear_grad")
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pass_dumps(tmp_path):
+    outcome = dump_program("matvec", ("jax",), tmp_path, pass_dumps=True)
+    folder = outcome.dumps[0].directory
+    passes = sorted((folder / "passes").iterdir())
+    assert len(passes) > 10
+    assert json.loads((folder / "manifest.json").read_text())["pass_dump_files"] == len(passes)
+    assert "--xla_dump_hlo_pass_re=.*" in json.loads((folder / "manifest.json").read_text())["xla_flags"]
+    for path in passes[:5]:
+        assert read_hlo(path)  # every pass dump is HLO text we can read

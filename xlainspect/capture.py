@@ -1,0 +1,298 @@
+"""Capturing what XLA compiled for a synthetic program: one child process per framework, filed with a manifest.
+
+Layout: ``DIR/<backend>/<program>/<framework>/`` holding ``before_optimizations.txt``, ``after_optimizations.txt``,
+``manifest.json`` and, when asked, ``passes/``. Each framework's folder is assembled under a temporary name beside
+its final place and renamed when complete, so an interrupted capture never leaves a half-written dump, and an
+existing dump is replaced only with ``force`` (and only once the new one is complete).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlainspect import __version__
+from xlainspect.errors import InputError
+
+FRAMEWORKS = ("jax", "tf")
+BACKENDS = ("cpu",)
+_INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
+                                                                                 "(tensorflow-cpu)"}
+# module_0004.jit_f.before_optimizations.txt, module_0004.jit_f.cpu_after_optimizations.txt (or gpu_, sm_9.0a_gpu_).
+# Module names may hold dots (TF's end in ".1"), so the backend prefix is matched by its known forms.
+_MAIN_DUMP_RE = re.compile(
+    r"module_(\d+)\.(.+?)\.(before_optimizations|(?:sm_[0-9.]+[a-z]?_)?[a-z]+_after_optimizations)\.txt$")
+_PROGRESS_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class FrameworkDump:
+    """One framework's capture, as filed."""
+
+    framework: str
+    directory: Path
+    module_name: str
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DumpFailure:
+    """A framework whose capture failed, with the one-line reason and what to do."""
+
+    framework: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DumpOutcome:
+    """What ``dump_program`` wrote and what failed; the CLI exits non-zero when ``failures`` is not empty."""
+
+    dumps: tuple[FrameworkDump, ...]
+    failures: tuple[DumpFailure, ...]
+
+
+def dump_directory(out_dir: str | os.PathLike[str], backend: str, program: str, framework: str) -> Path:
+    """Where a framework's dump of a program is filed."""
+    return Path(out_dir) / backend / program / framework
+
+
+def dump_program(
+    program_name: str,
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    out_dir: str | os.PathLike[str] = "dumps",
+    backend: str = "cpu",
+    batch_size: int | None = None,
+    dtype: str = "float32",
+    pass_dumps: bool = False,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> DumpOutcome:
+    """Compiles a synthetic program in each framework in a child process and files its HLO.
+
+    Args:
+        program_name: a name from ``synthetic.PROGRAMS``.
+        frameworks: any of ``"jax"``, ``"tf"``.
+        out_dir: the dumps folder.
+        backend: ``"cpu"``.
+        batch_size: the program's batch size; None for its default.
+        dtype: element type of parameters and data.
+        pass_dumps: also keep XLA's dump after every pass, under ``passes/``.
+        force: replace existing dumps.
+        progress: called with short status lines while children run.
+
+    Raises:
+        InputError: an unknown program, framework or backend, or a dump that exists without ``force``; nothing is
+            compiled or written then.
+    """
+    from synthetic import PROGRAMS
+
+    if program_name not in PROGRAMS:
+        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)} "
+                         "(see 'xlainspect programs')")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown or unsupported backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    for framework in frameworks:
+        if framework not in FRAMEWORKS:
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+    program = PROGRAMS[program_name]
+    if batch_size is None:
+        batch_size = program.default_batch_size
+    elif program.default_batch_size is None:
+        raise InputError(f"program {program_name!r} has no batch dimension; leave out --batch-size")
+    elif batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    if not force:
+        for framework in frameworks:
+            target = dump_directory(out_dir, backend, program_name, framework)
+            if target.exists():
+                raise InputError(f"{target}: a dump is already there; add --force to replace it")
+    report = progress or (lambda line: None)
+    dumps: list[FrameworkDump] = []
+    failures: list[DumpFailure] = []
+    for framework in frameworks:
+        try:
+            dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
+                                      report))
+        except _CaptureFailed as e:
+            failures.append(DumpFailure(framework, str(e)))
+            report(f"{framework}: failed")
+    return DumpOutcome(tuple(dumps), tuple(failures))
+
+
+class _CaptureFailed(Exception):
+    """One framework's capture failed; the message says why and what to do."""
+
+
+def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
+    flags = [f"--xla_dump_to={raw_dir}", "--xla_dump_hlo_as_text"]
+    if pass_dumps:
+        flags.append("--xla_dump_hlo_pass_re=.*")
+    return " ".join(flags)
+
+
+def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
+                 pass_dumps: bool, report: Callable[[str], None]) -> FrameworkDump:
+    target = dump_directory(out_dir, backend, program.name, framework)
+    with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
+        raw_dir = Path(scratch) / "xla_dump"
+        flags = _dump_flags(raw_dir, pass_dumps)
+        request = {"program": program.name, "framework": framework, "batch_size": batch_size, "dtype": dtype}
+        started = time.perf_counter()
+        result = _run_child(request, flags, framework, report)
+        elapsed = time.perf_counter() - started
+        before, after, module_name = _select_module(raw_dir, result.get("function_name", ""), framework)
+        manifest = {
+            "program": program.name,
+            "description": program.description,
+            "parameters": {"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
+            "shapes": {name: list(shape) for name, shape in program.shapes(batch_size).items()},
+            "framework": framework,
+            "framework_version": result["framework_version"],
+            "xla_version": result["xla_version"],
+            "backend": backend,
+            "device": result["device"],
+            "host_cpu": result["host_cpu"],
+            "xla_flags": flags.replace(str(raw_dir), "<dump dir>"),
+            "module_name": module_name,
+            "original_files": {"before_optimizations": before.name, "after_optimizations": after.name},
+            "compile_and_first_run_s": round(result["first_call_s"], 3),
+            "child_process_s": round(elapsed, 3),
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "xlainspect_version": __version__,
+            "python": result["python"],
+            "platform": result["platform"],
+            "regenerate": _regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps),
+        }
+        _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
+    report(f"{framework}: wrote {target} ({module_name})")
+    return FrameworkDump(framework, target, module_name, manifest)
+
+
+def _regenerate_command(program: Any, framework: str, backend: str, batch_size: int | None, dtype: str,
+                        pass_dumps: bool) -> str:
+    parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
+    if batch_size is not None:
+        parts += ["--batch-size", str(batch_size)]
+    if dtype != "float32":
+        parts += ["--dtype", dtype]
+    if pass_dumps:
+        parts.append("--pass-dumps")
+    return " ".join(parts + ["--force"])
+
+
+def _run_child(request: dict[str, Any], flags: str, framework: str, report: Callable[[str], None]) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if framework == "jax":
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU backend: keep TF off any GPU the machine has
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    command = [sys.executable, "-m", "xlainspect.compile_child", json.dumps(request)]
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, stdin=subprocess.DEVNULL)
+        started = time.perf_counter()
+        last_report = -_PROGRESS_EVERY_S
+        try:
+            while child.poll() is None:
+                elapsed = time.perf_counter() - started
+                if elapsed - last_report >= _PROGRESS_EVERY_S:
+                    report(f"{framework}: compiling and running {request['program']} in a child process "
+                           f"({elapsed:.0f}s)")
+                    last_report = elapsed
+                time.sleep(0.2)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
+    if child.returncode == 3 and "MISSING" in err:
+        raise _CaptureFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
+                             "(or run 'make install')")
+    if child.returncode != 0:
+        reason = _last_error_line(err)
+        raise _CaptureFailed(f"{framework}: compiling {request['program']} failed (exit {child.returncode}): "
+                             f"{reason}")
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise _CaptureFailed(f"{framework}: the child process printed no result; its output ended with: "
+                         f"{_last_error_line(err or out)}")
+
+
+def _last_error_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[Path, Path, str]:
+    """The program's own module among all the framework compiled (random-key, convert, broadcast helpers...).
+
+    The program's module is named after its function (``jit_<fn>``, ``a_inference_<fn>_<id>__...``); among modules
+    so named, or among all if none is, the one with the largest optimized text is the program.
+    """
+    modules: dict[tuple[str, str], dict[str, Path]] = {}
+    for path in raw_dir.glob("module_*.txt") if raw_dir.exists() else ():
+        match = _MAIN_DUMP_RE.match(path.name)
+        if match is None:
+            continue
+        number, name, stage = match.groups()
+        modules.setdefault((number, name), {})["before" if stage == "before_optimizations" else "after"] = path
+    complete = {key: files for key, files in modules.items() if len(files) == 2}
+    if not complete:
+        raise _CaptureFailed(f"{framework}: XLA wrote no module dumps; check that XLA_FLAGS reached the child "
+                             "process (another XLA_FLAGS value may override --xla_dump_to)")
+    named = {key: files for key, files in complete.items() if function_name and function_name in key[1]}
+    candidates = named or complete
+    number, name = max(candidates, key=lambda key: candidates[key]["after"].stat().st_size)
+    files = candidates[(number, name)]
+    return files["before"], files["after"], name
+
+
+def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_module: str | None,
+               manifest: dict[str, Any]) -> None:
+    """Assembles the dump beside ``target`` and renames it into place; an existing dump is replaced last."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
+    try:
+        shutil.copyfile(before, partial / "before_optimizations.txt")
+        shutil.copyfile(after, partial / "after_optimizations.txt")
+        if pass_module is not None:
+            passes = partial / "passes"
+            passes.mkdir()
+            prefix = before.name.split(".", 1)[0] + "." + pass_module + "."
+            main_files = {before.name, after.name}
+            for path in sorted(raw_dir.glob(prefix + "*.txt")):
+                if path.name not in main_files and "buffer-assignment" not in path.name \
+                        and "memory-usage" not in path.name and "live-range" not in path.name:
+                    shutil.copyfile(path, passes / path.name)
+            manifest["pass_dump_files"] = len(list(passes.iterdir()))
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(partial, target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
