@@ -95,6 +95,37 @@ def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_si
 
 
 @cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--program", "program_name", default=None, help="Program whose dumps A and B name (jax, tf).")
+@click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
+@click.option("--backend", default="cpu", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--fail-on-diff", is_flag=True, help="Exit 3 when the kernel structure differs (for CI).")
+def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, as_json: bool,
+         fail_on_diff: bool) -> None:
+    """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
+    import json
+
+    from xlainspect.census import census
+    from xlainspect.diff import diff_census
+    from xlainspect.format import diff_text
+    from xlainspect.parse import read_hlo
+    from xlainspect.sides import resolve_side
+
+    side_a = resolve_side(a, program_name, dumps_dir, backend)
+    side_b = resolve_side(b, program_name, dumps_dir, backend)
+    result = diff_census(census(read_hlo(side_a.path)[0]), census(read_hlo(side_b.path)[0]), side_a.compiler,
+                         side_b.compiler)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path)))
+    if fail_on_diff and not result.same_structure:
+        raise click.exceptions.Exit(3)
+
+
+@cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps/demo", show_default=True,
               help="Folder for the demo's HLO and graph files.")
 def demo(out_dir: str) -> None:
@@ -108,7 +139,8 @@ def demo(out_dir: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI and returns its exit status; errors become one line on stderr."""
     try:
-        cli.main(args=argv, prog_name="xlainspect", standalone_mode=False)
+        # Without standalone mode, click returns the code of a ctx.exit() / Exit (e.g. --fail-on-diff's 3).
+        status = cli.main(args=argv, prog_name="xlainspect", standalone_mode=False)
     except XlaInspectError as e:
         click.echo(f"xlainspect: {e}" if not _starts_with_location(str(e)) else str(e), err=True)
         return e.exit_code
@@ -121,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("xlainspect: interrupted", err=True)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def _starts_with_location(message: str) -> bool:

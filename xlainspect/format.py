@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from xlainspect.stats import ModuleStats
+
+if TYPE_CHECKING:
+    from xlainspect.diff import CensusDiff
 
 
 def stats_json(stats: Iterable[ModuleStats]) -> str:
@@ -67,3 +71,56 @@ def programs_text(programs: Iterable) -> str:
             lines.append(f"{'':<12} parameters: " + ", ".join(f"{k}={v}" for k, v in row["parameters"].items()))
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
+
+
+def _size(value: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
+
+
+def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: str = "", path_b: str = "") -> str:
+    """Two censuses side by side with deltas, matched and unmatched kernels with their source ops, and a verdict."""
+    from xlainspect.diff import count_delta, fused_op_summary
+
+    a, b = diff.a, diff.b
+    lines = [f"A = {label_a}: {path_a} ({a.module}{'; ' + diff.compiler_a if diff.compiler_a else ''})",
+             f"B = {label_b}: {path_b} ({b.module}{'; ' + diff.compiler_b if diff.compiler_b else ''})", ""]
+
+    def row(name: str, x: int, y: int, size: bool = False) -> str:
+        show = _size if size else str
+        delta = y - x
+        return f"  {name:<28}{show(x):>10}{show(y):>10}{('+' if delta > 0 else '') + show(delta) if delta else '':>10}"
+
+    lines.append(f"  {'':<28}{'A':>10}{'B':>10}{'B-A':>10}")
+    lines.append(row("kernels", a.kernel_count, b.kernel_count))
+    lines.append(row("launches (loops unrolled)", a.launches, b.launches))
+    lines.append(row("fusions", a.fusion_count, b.fusion_count))
+    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.fusions_by_kind, b.fusions_by_kind))
+    lines.append(row("custom-calls", sum(a.custom_calls.values()), sum(b.custom_calls.values())))
+    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.custom_calls, b.custom_calls))
+    lines.append(row("unfused ops", sum(a.unfused_ops.values()), sum(b.unfused_ops.values())))
+    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.unfused_ops, b.unfused_ops))
+    lines.append(row("bytes read", a.bytes_read, b.bytes_read, size=True))
+    lines.append(row("bytes written", a.bytes_written, b.bytes_written, size=True))
+    lines.append(row("FLOPs (dots, convs)", a.flops, b.flops, size=True))
+    lines.append("")
+    lines.append(f"matched kernels ({len(diff.matched)}): = identical structure, ~ similar (score)")
+    for pair in diff.matched:
+        mark = "=" if pair.exact else f"~ {pair.score:.2f}"
+        lines.append(f"  {mark:<7}{pair.a.name:<34} {pair.b.name:<34} {fused_op_summary(pair.a)}")
+    for title, kernels in ((f"only in A ({len(diff.only_a)})", diff.only_a), (f"only in B ({len(diff.only_b)})",
+                                                                               diff.only_b)):
+        lines.append("")
+        lines.append(title + ":")
+        for kernel in kernels:
+            trips = f" x{kernel.trips}" if kernel.trips != 1 else ""
+            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips}: {fused_op_summary(kernel)}")
+            for source in kernel.sources[:3]:
+                lines.append(f"      from {source}")
+            if len(kernel.sources) > 3:
+                lines.append(f"      ... and {len(kernel.sources) - 3} more source ops")
+    lines.append("")
+    lines.append("verdict: " + diff.verdict())
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""Tests for xlainspect.census and xlainspect.diff: kernel rules, trip counts, FLOPs, bytes, pairing."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from xlainspect import parse_hlo, read_hlo
+from xlainspect.census import census
+from xlainspect.cli import main
+from xlainspect.diff import diff_census
+
+REPO = Path(__file__).resolve().parents[1]
+
+MODULE = textwrap.dedent("""\
+    HloModule m
+
+    %add (a: f32[], b: f32[]) -> f32[] {
+      %a = f32[] parameter(0)
+      %b = f32[] parameter(1)
+      ROOT %s = f32[] add(%a, %b)
+    }
+
+    %fused (p0: f32[8,4], p1: f32[4,2]) -> f32[8,2] {
+      %p0 = f32[8,4]{1,0} parameter(0)
+      %p1 = f32[4,2]{1,0} parameter(1)
+      %d = f32[8,2]{1,0} dot(%p0, %p1), lhs_contracting_dims={1}, rhs_contracting_dims={0}, metadata={op_name="jit(f)/dot_general"}
+      ROOT %e = f32[8,2]{1,0} exponential(%d), metadata={op_name="jit(f)/exp"}
+    }
+
+    %body (t: (s32[], f32[8,2])) -> (s32[], f32[8,2]) {
+      %t = (s32[], f32[8,2]{1,0}) parameter(0)
+      %i = s32[] get-tuple-element(%t), index=0
+      %v = f32[8,2]{1,0} get-tuple-element(%t), index=1
+      %n = f32[8,2]{1,0} negate(%v)
+      %one = s32[] constant(1)
+      %j = s32[] add(%i, %one)
+      ROOT %r = (s32[], f32[8,2]{1,0}) tuple(%j, %n)
+    }
+
+    %cond (t: (s32[], f32[8,2])) -> pred[] {
+      %t = (s32[], f32[8,2]{1,0}) parameter(0)
+      %i = s32[] get-tuple-element(%t), index=0
+      %k = s32[] constant(5)
+      ROOT %lt = pred[] compare(%i, %k), direction=LT
+    }
+
+    ENTRY %main (x: f32[8,4], w: f32[4,2]) -> f32[] {
+      %x = f32[8,4]{1,0} parameter(0)
+      %w = f32[4,2]{1,0} parameter(1)
+      %f = f32[8,2]{1,0} fusion(%x, %w), kind=kOutput, calls=%fused
+      %zero = s32[] constant(0)
+      %init = (s32[], f32[8,2]{1,0}) tuple(%zero, %f)
+      %loop = (s32[], f32[8,2]{1,0}) while(%init), condition=%cond, body=%body, backend_config={"known_trip_count":{"n":"5"}}
+      %out = f32[8,2]{1,0} get-tuple-element(%loop), index=1
+      %z = f32[] constant(0)
+      ROOT %sum = f32[] reduce(%out, %z), dimensions={0,1}, to_apply=%add
+    }
+    """)
+
+
+def test_kernel_rule_trip_counts_bytes_and_flops():
+    result = census(parse_hlo(MODULE))
+    by_name = {kernel.name: kernel for kernel in result.kernels}
+    # Kernels: the fusion, the loop body's negate and add, the loop condition's compare, and the reduce; the
+    # reducer %add is part of the reduce, and parameters, constants, tuples and gtes are free.
+    assert set(by_name) == {"f", "n", "j", "lt", "sum"}
+    fusion = by_name["f"]
+    assert (fusion.kind, fusion.root_op) == ("kOutput", "exponential")
+    assert dict(fusion.fused_ops) == {"dot": 1, "exponential": 1}
+    assert fusion.flops == 2 * 8 * 2 * 4
+    assert (fusion.bytes_read, fusion.bytes_written) == (8 * 4 * 4 + 4 * 2 * 4, 8 * 2 * 4)
+    assert [str(source) for source in fusion.sources] == ["jit(f)/dot_general", "jit(f)/exp"]
+    assert (by_name["n"].trips, by_name["n"].trips_known) == (5, True)
+    assert by_name["lt"].trips == 5
+    assert by_name["sum"].trips == 1
+    assert result.launches == 1 + 5 + 5 + 5 + 1
+    assert result.fusions_by_kind == {"kOutput": 1}
+    assert result.unfused_ops == {"add": 1, "compare": 1, "negate": 1, "reduce": 1}
+    assert result.flops == 128
+
+
+def test_unknown_trip_count_is_flagged():
+    result = census(parse_hlo(MODULE.replace(', backend_config={"known_trip_count":{"n":"5"}}', "")))
+    negate = next(k for k in result.kernels if k.name == "n")
+    assert (negate.trips, negate.trips_known) == (1, False)
+
+
+def test_renamed_module_matches_exactly():
+    renamed = re.sub(r"%(fused|f|d|e|p0|p1)\b", lambda m: "%x_" + m.group(1), MODULE)
+    diff = diff_census(census(parse_hlo(MODULE)), census(parse_hlo(renamed)))
+    assert diff.same_structure
+    assert all(pair.exact for pair in diff.matched) and len(diff.matched) == 5
+    assert diff.verdict() == "same kernels: 5 on each side, all structurally identical"
+
+
+def test_split_fusion_is_reported_on_both_sides():
+    # The same ops fused under another kind: a partial match, not an identical one.
+    split = MODULE.replace("kind=kOutput", "kind=kLoop")
+    diff = diff_census(census(parse_hlo(MODULE)), census(parse_hlo(split)))
+    assert not diff.same_structure
+    pair = next(p for p in diff.matched if p.a.name == "f")
+    assert pair.b.name == "f" and not pair.exact and 0.5 <= pair.score < 1.0
+
+
+# -- checked against the committed dumps and an independent count ---------------------------------------------------
+
+
+def _independent_top_level_fusions(text: str) -> int:
+    """Counts `fusion(` instructions outside fusion bodies by reading the text, without the parser."""
+    bodies = set(re.findall(r"fusion\([^\n]*?calls=%?([\w.\-]+)", text))
+    count = 0
+    computation = None
+    for line in text.splitlines():
+        header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if header:
+            computation = header.group(1)
+        elif re.match(r"\s*(?:ROOT )?%?[\w.\-]+ = .*? fusion\(", line) and computation not in bodies:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
+def test_fusion_counts_match_an_independent_count(program):
+    for framework in ("jax", "tf"):
+        path = REPO / "dumps" / "cpu" / program / framework / "after_optimizations.txt"
+        assert census(read_hlo(path)[0]).fusion_count == _independent_top_level_fusions(path.read_text())
+
+
+@pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
+def test_diff_cli_works_for_every_program(capsys, program):
+    status = main(["diff", "jax", "tf", "--program", program, "--dumps", str(REPO / "dumps"), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0
+    for side in ("a", "b"):
+        assert set(data[side]) >= {"kernels", "fusions"}
+        assert data[side]["fusions"]["total"] == sum(data[side]["fusions"]["by_kind"].values())
+    assert len(data["matched"]) + len(data["only_a"]) == data["a"]["kernels"]
+    assert len(data["matched"]) + len(data["only_b"]) == data["b"]["kernels"]
+    # Both frameworks compute the same math: the dots and convolutions they hold must agree.
+    assert data["a"]["flops"] == data["b"]["flops"]
+
+
+def test_diff_fail_on_diff_exit_code(capsys):
+    dumps = str(REPO / "dumps")
+    assert main(["diff", "jax", "tf", "--program", "linear_grad", "--dumps", dumps, "--fail-on-diff"]) == 3
+    assert main(["diff", "jax", "jax", "--program", "linear_grad", "--dumps", dumps, "--fail-on-diff"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: same kernels: 3 on each side, all structurally identical" in out
+
+
+def test_diff_needs_a_program_for_framework_names(capsys):
+    assert main(["diff", "jax", "tf"]) == 1
+    assert capsys.readouterr().err == ("xlainspect: 'jax' names a framework; add --program NAME to pick the dump "
+                                       "(dumps/cpu/<program>/jax/), or give a path\n")

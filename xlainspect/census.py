@@ -1,0 +1,313 @@
+"""The kernels of a compiled module: what XLA launches, what each fuses, what it reads, writes and computes.
+
+A kernel is an instruction that launches work: a fusion, a custom-call, or an unfused compute op (``dot``, ``sort``,
+``all-reduce``, ``copy``...). Not kernels: free ops that only name or reinterpret buffers (``parameter``,
+``constant``, ``tuple``, ``get-tuple-element``, ``bitcast``, ...), control flow (``while``, ``conditional``,
+``call``), whose bodies are walked instead, and the ``-done``/``-update`` halves of async pairs (the ``-start``
+counts). The rule is the same for CPU and GPU: XLA:CPU runs each kernel as a thunk, XLA:GPU as one or more device
+kernels, and both profilers attribute time per HLO instruction (see NOTES), which is what this census lists.
+
+Computations that are applied inside an op (reducers, comparators, scatter combiners) are part of that op, not
+kernels of their own. Loop bodies are walked with their trip count when ``backend_config`` gives
+``known_trip_count``; otherwise once, and the kernel says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlainspect.hlo import Computation, HloModule, Instruction
+from xlainspect.stats import fusion_kind_label
+
+FREE_OPCODES: frozenset[str] = frozenset({
+    "parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all", "add-dependency", "opt-barrier",
+    "domain", "partition-id", "replica-id", "get-dimension-size", "iota",
+})
+CONTROL_OPCODES: frozenset[str] = frozenset({"while", "conditional", "call"})
+_WALKED_ROLES = frozenset({"condition", "body", "true_computation", "false_computation", "branch_computations",
+                           "async_wrapped"})
+
+
+@dataclass(frozen=True)
+class SourceOp:
+    """A framework op a kernel came from: JAX's op path or TF's op name and type, and the source line."""
+
+    op_name: str
+    op_type: str = ""
+    location: str = ""
+
+    def __str__(self) -> str:
+        text = self.op_name or self.op_type or "?"
+        if self.op_type and self.op_name and self.op_type not in self.op_name:
+            text += f" ({self.op_type})"
+        return text + (f" at {self.location}" if self.location else "")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel of a module.
+
+    Attributes:
+        name: the launching instruction's name.
+        computation: the computation it sits in (the entry, or a loop body or branch).
+        opcode: ``fusion``, ``custom-call``, or the unfused op's opcode.
+        kind: for fusions the kind it counts under (``kLoop``, ``__ynn_fusion``...); for custom-calls the target;
+            for others the opcode.
+        fused_ops: opcodes of the instructions it computes (for a fusion, its body without parameters; else itself).
+        root_op: the opcode that produces its result (a fusion body's root).
+        bytes_read: bytes of its operands, from their shapes.
+        bytes_written: bytes of its result, from its shape.
+        flops: an estimate for the dots and convolutions it holds (2 x multiply-adds); 0 for other ops.
+        sources: the framework ops it came from (its own metadata and its fused instructions'), deduplicated.
+        trips: how many times it runs per execution of the module (loop trip counts multiplied); 1 outside loops.
+        trips_known: False when an enclosing loop's trip count is unknown (then ``trips`` counts that loop once).
+        fingerprint: a structural hash that ignores names, used to pair kernels across modules.
+    """
+
+    name: str
+    computation: str
+    opcode: str
+    kind: str
+    fused_ops: tuple[tuple[str, int], ...]
+    root_op: str
+    bytes_read: int
+    bytes_written: int
+    flops: int
+    sources: tuple[SourceOp, ...]
+    trips: int = 1
+    trips_known: bool = True
+    fingerprint: str = field(default="", compare=False)
+
+    @property
+    def fused_op_counts(self) -> Counter[str]:
+        return Counter(dict(self.fused_ops))
+
+
+@dataclass(frozen=True)
+class Census:
+    """The kernels of a module and their totals (each kernel weighted by its trip count)."""
+
+    module: str
+    kernels: tuple[Kernel, ...]
+
+    @property
+    def kernel_count(self) -> int:
+        return len(self.kernels)
+
+    @property
+    def launches(self) -> int:
+        """Kernel executions per module execution, loops unrolled by their trip counts."""
+        return sum(kernel.trips for kernel in self.kernels)
+
+    @property
+    def fusions_by_kind(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.kind for k in self.kernels if k.opcode == "fusion").items()))
+
+    @property
+    def fusion_count(self) -> int:
+        return sum(1 for kernel in self.kernels if kernel.opcode == "fusion")
+
+    @property
+    def custom_calls(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.kind for k in self.kernels if k.opcode == "custom-call").items()))
+
+    @property
+    def unfused_ops(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.opcode for k in self.kernels
+                                   if k.opcode not in ("fusion", "custom-call")).items()))
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(k.bytes_read * k.trips for k in self.kernels)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(k.bytes_written * k.trips for k in self.kernels)
+
+    @property
+    def flops(self) -> int:
+        return sum(k.flops * k.trips for k in self.kernels)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "kernels": self.kernel_count,
+            "launches": self.launches,
+            "fusions": {"total": self.fusion_count, "by_kind": self.fusions_by_kind},
+            "custom_calls": self.custom_calls,
+            "unfused_ops": self.unfused_ops,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "flops": self.flops,
+        }
+
+
+def census(module: HloModule) -> Census:
+    """Lists the kernels of a module, walking into loop bodies and branches from the entry computation."""
+    kernels: list[Kernel] = []
+    fingerprints = _Fingerprints(module)
+    _walk(module, module.entry, 1, True, kernels, fingerprints, set())
+    return Census(module.name, tuple(kernels))
+
+
+def _trip_count(instruction: Instruction) -> int | None:
+    config = instruction.backend_config
+    if isinstance(config, dict):
+        count = config.get("known_trip_count")
+        if isinstance(count, dict) and str(count.get("n", "")).isdigit():
+            return int(count["n"])
+    return None
+
+
+def _walk(module: HloModule, computation: Computation, trips: int, known: bool, kernels: list[Kernel],
+          fingerprints: _Fingerprints, active: set[str]) -> None:
+    if computation.name in active:  # a malformed module could call itself; XLA forbids recursion
+        return
+    active.add(computation.name)
+    for instruction in computation.instructions:
+        opcode = instruction.opcode
+        if opcode in CONTROL_OPCODES or (opcode.endswith("-start") and _is_async_shorthand(instruction)):
+            body_trips, body_known = trips, known
+            if opcode == "while":
+                count = _trip_count(instruction)
+                body_trips, body_known = (trips * count, known) if count is not None else (trips, False)
+            for called in instruction.called_computations:
+                if called.role in _WALKED_ROLES or opcode == "call":
+                    _walk(module, module.computation(called.name), body_trips, body_known, kernels, fingerprints,
+                          active)
+            continue
+        if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
+            continue
+        kernels.append(_kernel(module, instruction, trips, known, fingerprints))
+    active.discard(computation.name)
+
+
+def _is_async_shorthand(instruction: Instruction) -> bool:
+    return any(called.role == "async_wrapped" for called in instruction.called_computations)
+
+
+def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool,
+            fingerprints: _Fingerprints) -> Kernel:
+    computation = module.computation(instruction.computation)
+    if instruction.opcode == "fusion":
+        body = [i for i in _fused_instructions(module, instruction) if i.opcode != "parameter"]
+        kind = fusion_kind_label(instruction)
+        root_op = module.computation(instruction.called_computations[0].name).root.opcode
+    else:
+        body = [instruction]
+        kind = instruction.custom_call_target or "" if instruction.opcode == "custom-call" else instruction.opcode
+        root_op = instruction.opcode
+    bytes_read = sum(computation.by_name[operand].shape.byte_size or 0 for operand in instruction.operands)
+    flops = sum(_flops(module, i) for i in body)
+    sources: dict[SourceOp, None] = {}
+    for item in (instruction, *body):
+        metadata = item.metadata
+        if metadata is not None and (metadata.op_name or metadata.op_type):
+            location = str(metadata.source) if metadata.source is not None else ""
+            sources[SourceOp(metadata.op_name, metadata.op_type, location)] = None
+    return Kernel(
+        name=instruction.name,
+        computation=instruction.computation,
+        opcode=instruction.opcode,
+        kind=kind,
+        fused_ops=tuple(sorted(Counter(i.opcode for i in body).items())),
+        root_op=root_op,
+        bytes_read=bytes_read,
+        bytes_written=instruction.shape.byte_size or 0,
+        flops=flops,
+        sources=tuple(sources),
+        trips=trips,
+        trips_known=known,
+        fingerprint=fingerprints.of_kernel(instruction),
+    )
+
+
+def _fused_instructions(module: HloModule, fusion: Instruction) -> list[Instruction]:
+    """The instructions a fusion computes, nested fusions expanded."""
+    result: list[Instruction] = []
+    for called in fusion.called_computations:
+        for instruction in module.computation(called.name).instructions:
+            if instruction.opcode == "fusion":
+                result.extend(_fused_instructions(module, instruction))
+            else:
+                result.append(instruction)
+    return result
+
+
+def _flops(module: HloModule, instruction: Instruction) -> int:
+    """2 x multiply-adds of a dot or convolution, from shapes; 0 for other ops or unknown shapes."""
+    if instruction.opcode not in ("dot", "convolution"):
+        return 0
+    computation = module.computation(instruction.computation)
+    output = instruction.shape.element_count
+    if output is None or len(instruction.operands) < 2:
+        return 0
+    lhs = computation.by_name[instruction.operands[0]].shape
+    rhs = computation.by_name[instruction.operands[1]].shape
+    if instruction.opcode == "dot":
+        contracting = instruction.attributes.get("lhs_contracting_dims", "{}").strip("{}")
+        size = 1
+        for dim in (int(d) for d in contracting.split(",") if d.strip()):
+            size *= lhs.dims[dim] or 0 if dim < len(lhs.dims) else 0
+        return 2 * output * size
+    kernel_elements = rhs.element_count
+    labels = instruction.attributes.get("dim_labels", "")
+    kernel_labels = labels.split("_")[1].split("->")[0] if labels.count("_") >= 1 else ""
+    if kernel_elements is None or "o" not in kernel_labels or len(kernel_labels) != rhs.rank:
+        return 0
+    output_features = rhs.dims[kernel_labels.index("o")] or 1
+    return 2 * output * (kernel_elements // output_features)
+
+
+class _Fingerprints:
+    """Structural hashes of kernels: opcodes, shapes (without layouts) and edges, never names.
+
+    Two kernels with the same fingerprint compute the same thing on the same shapes, whatever the framework named
+    them (``a_inference_*`` against ``jit_*``, ``fusion.12`` against ``loop_add_fusion``).
+    """
+
+    def __init__(self, module: HloModule) -> None:
+        self.module = module
+        self.memo: dict[tuple[str, str], str] = {}
+
+    def of_kernel(self, instruction: Instruction) -> str:
+        if instruction.opcode == "fusion":
+            body = self.module.computation(instruction.called_computations[0].name)
+            inner = self.of_value(body, body.root.name)
+            return _digest(f"fusion|{fusion_kind_label(instruction)}|{inner}")
+        computation = self.module.computation(instruction.computation)
+        operand_shapes = ",".join(_shape_key(computation.by_name[o]) for o in instruction.operands)
+        return _digest(f"{instruction.opcode}|{instruction.custom_call_target or ''}|{_shape_key(instruction)}|"
+                       f"{operand_shapes}")
+
+    def of_value(self, computation: Computation, name: str) -> str:
+        key = (computation.name, name)
+        cached = self.memo.get(key)
+        if cached is not None:
+            return cached
+        instruction = computation.by_name[name]
+        if instruction.opcode == "parameter":
+            text = f"param{instruction.parameter_number}|{_shape_key(instruction)}"
+        else:
+            parts = [instruction.opcode, _shape_key(instruction)]
+            if instruction.opcode == "fusion":
+                parts.append(self.of_kernel(instruction))
+            parts.extend(self.of_value(computation, operand) for operand in instruction.operands)
+            text = "|".join(parts)
+        digest = _digest(text)
+        self.memo[key] = digest
+        return digest
+
+
+def _shape_key(instruction: Instruction) -> str:
+    shape = instruction.shape
+    return ";".join(f"{leaf.element_type}{list(leaf.dims)}" for leaf in shape.leaves()) if shape.is_tuple else \
+        f"{shape.element_type}{list(shape.dims)}"
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

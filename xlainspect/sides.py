@@ -1,0 +1,53 @@
+"""Naming the two sides of a comparison: a framework's filed dump, a dump folder, or an HLO file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlainspect.errors import InputError
+
+FRAMEWORK_NAMES = ("jax", "tf")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: the optimized module's file and what compiled it ("" when no manifest says)."""
+
+    label: str
+    path: Path
+    compiler: str = ""
+
+
+def resolve_side(spec: str, program: str | None, dumps: str, backend: str) -> Side:
+    """Turns ``jax``/``tf`` (with a program), a dump folder or an HLO file into the file to read.
+
+    Raises:
+        InputError: a framework name without ``--program``, or a path that does not exist or holds no
+            ``after_optimizations.txt``.
+    """
+    if spec in FRAMEWORK_NAMES and not Path(spec).exists():
+        if program is None:
+            raise InputError(f"'{spec}' names a framework; add --program NAME to pick the dump "
+                             f"({dumps}/{backend}/<program>/{spec}/), or give a path")
+        path = Path(dumps) / backend / program / spec / "after_optimizations.txt"
+        if not path.is_file():
+            raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {program} "
+                             f"--framework {spec} --backend {backend} --out {dumps}'")
+    else:
+        path = Path(spec)
+        if path.is_dir():
+            path = path / "after_optimizations.txt"
+        if not path.is_file():
+            raise InputError(f"{path}: no such file; give a framework name (jax, tf), a dump folder or an HLO file")
+    return Side(spec, path, _compiler(path))
+
+
+def _compiler(path: Path) -> str:
+    manifest = path.parent / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(data.get("xla_version", ""))
