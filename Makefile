@@ -12,10 +12,12 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps test demo bench clean distclean
+.PHONY: help venv install system-deps test demo bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+venv: $(VPY)  ## create .venv/ if it is missing (PYTHON=python3.12 picks the interpreter)
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
