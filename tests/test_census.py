@@ -157,3 +157,14 @@ def test_diff_needs_a_program_for_framework_names(capsys):
     assert main(["diff", "jax", "tf"]) == 1
     assert capsys.readouterr().err == ("xlainspect: 'jax' names a framework; add --program NAME to pick the dump "
                                        "(dumps/cpu/<program>/jax/), or give a path\n")
+
+
+@pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
+def test_census_fusions_count_as_stats_does(program):
+    from xlainspect.stats import module_stats
+
+    for framework in ("jax", "tf"):
+        module = read_hlo(REPO / "dumps" / "cpu" / program / framework / "after_optimizations.txt")[0]
+        stats, result = module_stats(module), census(module)
+        assert result.fusions_by_kind == stats.fusions_by_kind
+        assert result.custom_calls == stats.custom_calls
