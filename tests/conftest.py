@@ -25,7 +25,7 @@ _MARKERS = {
     "requires_jax": "needs jax (and jaxlib) installed; skipped otherwise",
     "requires_tf": "needs tensorflow installed; skipped otherwise",
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
-    "slow": "takes more than a few seconds",
+    "slow": "takes more than a minute",
 }
 
 # Only these lines separate modules in XLA's test files; `// ------------` rules are prose.
