@@ -102,8 +102,10 @@ def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_si
 @click.option("--backend", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--fail-on-diff", is_flag=True, help="Exit 3 when the kernel structure differs (for CI).")
+@click.option("--passes", "with_passes", is_flag=True,
+              help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
 def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, as_json: bool,
-         fail_on_diff: bool) -> None:
+         fail_on_diff: bool, with_passes: bool) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     import json
 
@@ -117,12 +119,38 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
     side_b = resolve_side(b, program_name, dumps_dir, backend)
     result = diff_census(census(read_hlo(side_a.path)[0]), census(read_hlo(side_b.path)[0]), side_a.compiler,
                          side_b.compiler)
+    divergence = None
+    if with_passes:
+        from xlainspect.passes import first_divergence, pass_timeline
+
+        divergence = first_divergence(pass_timeline(side_a.path.parent), pass_timeline(side_b.path.parent), (a, b))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        data = result.to_json()
+        if with_passes:
+            data["first_divergence"] = None if divergence is None else {
+                "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,
+                "description": divergence.description}
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path)))
+        if with_passes:
+            click.echo("first divergence: " + (divergence.description if divergence is not None else
+                                               "none: the two sides' fusions never differ after any pass"))
     if fail_on_diff and not result.same_structure:
         raise click.exceptions.Exit(3)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")
+def passes(folder: str, module: str | None, as_json: bool) -> None:
+    """Instruction and fusion counts after every XLA pass of a dump made with --pass-dumps."""
+    from xlainspect.format import timeline_json, timeline_text
+    from xlainspect.passes import missing_steps, pass_timeline
+
+    steps = pass_timeline(folder, module)
+    click.echo(timeline_json(steps) if as_json else timeline_text(steps, missing_steps(steps)))
 
 
 @cli.command()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from xlainspect.stats import ModuleStats
 
 if TYPE_CHECKING:
     from xlainspect.diff import CensusDiff
+    from xlainspect.passes import PassStep
 
 
 def stats_json(stats: Iterable[ModuleStats]) -> str:
@@ -124,3 +125,25 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append("")
     lines.append("verdict: " + diff.verdict())
     return "\n".join(lines)
+
+
+def timeline_text(steps: Sequence[PassStep], missing: Sequence[int] = ()) -> str:
+    """One line per pass dump: step, pass, instruction and fusion counts, marking where fusion counts change."""
+    lines = [f"{'step':>5}  {'pass':<58}{'instrs':>8}{'fusions':>9}  by kind"]
+    previous = None
+    for step in steps:
+        changed = "*" if previous is not None and step.fusions_by_kind != previous.fusions_by_kind else " "
+        kinds = ", ".join(f"{kind} {count}" for kind, count in step.fusions_by_kind.items())
+        lines.append(f"{step.index:>5}{changed} {step.label[:58]:<58}{step.instructions:>8}{step.fusions:>9}  {kinds}")
+        previous = step
+    if missing:
+        lines.append(f"missing steps {', '.join(map(str, missing))}: XLA could not write them (file name too long?)")
+    lines.append("* fusion counts changed in this pass")
+    return "\n".join(lines)
+
+
+def timeline_json(steps: Sequence[PassStep]) -> str:
+    """The timeline as one JSON array."""
+    return json.dumps([{"index": s.index, "pipeline": s.pipeline, "pass": s.pass_name, "file": s.file,
+                        "instructions": s.instructions, "computations": s.computations,
+                        "fusions": {"total": s.fusions, "by_kind": s.fusions_by_kind}} for s in steps], indent=2)
