@@ -168,3 +168,15 @@ def test_census_fusions_count_as_stats_does(program):
         stats, result = module_stats(module), census(module)
         assert result.fusions_by_kind == stats.fusions_by_kind
         assert result.custom_calls == stats.custom_calls
+
+
+def test_fingerprint_of_a_very_deep_fusion_body():
+    depth = 3000
+    body = "\n".join(f"  n{i} = f32[2]{{0}} negate(n{i - 1})" for i in range(1, depth))
+    text = (f"HloModule deep\n\nfused {{\n  n0 = f32[2]{{0}} parameter(0)\n{body}\n}}\n\n"
+            "ENTRY e {\n  p = f32[2]{0} parameter(0)\n  ROOT f = f32[2]{0} fusion(p), kind=kLoop, calls=fused\n}\n")
+    kernel = census(parse_hlo(text)).kernels[0]
+    assert dict(kernel.fused_ops) == {"negate": depth - 1}
+    renamed = re.sub(r"\bn(\d+)\b", r"m\1", text)
+    assert renamed != text
+    assert kernel.fingerprint == census(parse_hlo(renamed)).kernels[0].fingerprint

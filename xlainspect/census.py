@@ -14,6 +14,7 @@ kernels of their own. Loop bodies are walked with their trip count when ``backen
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,22 +284,32 @@ class _Fingerprints:
                        f"{operand_shapes}")
 
     def of_value(self, computation: Computation, name: str) -> str:
-        key = (computation.name, name)
-        cached = self.memo.get(key)
-        if cached is not None:
-            return cached
-        instruction = computation.by_name[name]
-        if instruction.opcode == "parameter":
-            text = f"param{instruction.parameter_number}|{_shape_key(instruction)}"
-        else:
-            parts = [instruction.opcode, _shape_key(instruction)]
-            if instruction.opcode == "fusion":
-                parts.append(self.of_kernel(instruction))
-            parts.extend(self.of_value(computation, operand) for operand in instruction.operands)
-            text = "|".join(parts)
-        digest = _digest(text)
-        self.memo[key] = digest
-        return digest
+        """The hash of a value and everything it is computed from, in post-order without recursion (fusion bodies
+        can be chains of thousands of instructions)."""
+        memo = self.memo
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            key = (computation.name, current)
+            if key in memo:
+                stack.pop()
+                continue
+            instruction = computation.by_name[current]
+            pending = [o for o in instruction.operands if (computation.name, o) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            if instruction.opcode == "parameter":
+                text = f"param{instruction.parameter_number}|{_shape_key(instruction)}"
+            else:
+                parts = [instruction.opcode, _shape_key(instruction)]
+                if instruction.opcode == "fusion":
+                    parts.append(self.of_kernel(instruction))
+                parts.extend(memo[(computation.name, operand)] for operand in instruction.operands)
+                text = "|".join(parts)
+            memo[key] = _digest(text)
+        return memo[(computation.name, name)]
 
 
 def _shape_key(instruction: Instruction) -> str:
@@ -308,6 +319,4 @@ def _shape_key(instruction: Instruction) -> str:
 
 
 def _digest(text: str) -> str:
-    import hashlib
-
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
