@@ -180,3 +180,44 @@ def test_fingerprint_of_a_very_deep_fusion_body():
     renamed = re.sub(r"\bn(\d+)\b", r"m\1", text)
     assert renamed != text
     assert kernel.fingerprint == census(parse_hlo(renamed)).kernels[0].fingerprint
+
+
+# Roles whose computations run as code of their own (walked); others (to_apply, select, scatter, calls of a fusion)
+# are applied inside one kernel.
+_WALKED = re.compile(r"\b(?:condition|body|true_computation|false_computation)=%?([\w.\-]+)|"
+                     r"\bbranch_computations=\{([^}]*)\}")
+_NOT_KERNELS = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all", "add-dependency",
+                "opt-barrier", "domain", "partition-id", "replica-id", "get-dimension-size", "iota", "while",
+                "conditional", "call"}
+
+
+def _xla_kernel_count(summary: dict) -> int:
+    """Kernels counted on XLA's own parse of the module: instructions of the entry and of the loop bodies and branches
+    it reaches, except free ops, control flow and async -done/-update halves."""
+    by_name = {c["name"]: c for c in summary["computations"]}
+    count, todo, seen = 0, [summary["entry"]], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for instruction in by_name[name]["instructions"]:
+            for single, group in _WALKED.findall(instruction["text"]):
+                todo.extend([single] if single else re.findall(r"%?([\w.\-]+)", group))
+            opcode = instruction["opcode"]
+            if opcode not in _NOT_KERNELS and not opcode.endswith(("-done", "-update")):
+                count += 1
+    return count
+
+
+@pytest.mark.requires_jax
+def test_kernel_counts_match_a_count_on_xlas_own_parse():
+    from xla_oracle import xla_summaries
+
+    paths = [REPO / "dumps" / "cpu" / p / f / "after_optimizations.txt"
+             for p in ("matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist")
+             for f in ("jax", "tf")]
+    results = xla_summaries([path.read_text() for path in paths])
+    for path, result in zip(paths, results):
+        assert result.summary is not None, (path, result.error, result.crash)
+        assert census(read_hlo(path)[0]).kernel_count == _xla_kernel_count(result.summary), path

@@ -303,7 +303,10 @@ def test_compare_reports_each_kind_of_difference(change, expected):
 def test_oracle_summarizes_in_xla_spelling():
     [result] = xla_oracle.xla_summaries([SMALL])
     assert result.ok, result.error
+    texts = [i.pop("text") for c in result.summary["computations"] for i in c["instructions"]]
     assert result.summary == _small_summary()
+    # Each instruction's printed text comes along, for checks that need attributes (calls=, body=...).
+    assert texts[-1] == "%r = f32[] reduce(%e, %z), dimensions={0}, to_apply=%add"
 
 
 @pytest.mark.requires_jax

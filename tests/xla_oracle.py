@@ -75,7 +75,8 @@ def summarize(text):
             # text said `async-start(...), calls=...`: keep the generic spelling too, to accept either.
             generic = ASYNC_OPCODES.get(instruction.opcode.name)
             instructions.append({"name": instruction.name, "opcode": opcode, "async": generic, "shape": shape,
-                                 "operands": [operand.name for operand in instruction.operands()]})
+                                 "operands": [operand.name for operand in instruction.operands()],
+                                 "text": instruction.to_string()})
         computations.append({"name": computation.name, "instructions": instructions})
     for computation in computations:
         for instruction in computation["instructions"]:
