@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,17 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from xlainspect import __version__
+from xlainspect.children import ChildFailed, run_child
 from xlainspect.errors import InputError
 
 FRAMEWORKS = ("jax", "tf")
 BACKENDS = ("cpu",)
-_INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
-                                                                                 "(tensorflow-cpu)"}
 # module_0004.jit_f.before_optimizations.txt, module_0004.jit_f.cpu_after_optimizations.txt (or gpu_, sm_9.0a_gpu_).
 # Module names may hold dots (TF's end in ".1"), so the backend prefix is matched by its known forms.
 _MAIN_DUMP_RE = re.compile(
     r"module_(\d+)\.(.+?)\.(before_optimizations|(?:sm_[0-9.]+[a-z]?_)?[a-z]+_after_optimizations)\.txt$")
-_PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +120,7 @@ def dump_program(
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
                                       report))
-        except _CaptureFailed as e:
+        except (_CaptureFailed, ChildFailed) as e:
             failures.append(DumpFailure(framework, str(e)))
             report(f"{framework}: failed")
     return DumpOutcome(tuple(dumps), tuple(failures))
@@ -149,7 +145,8 @@ def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batc
         flags = _dump_flags(raw_dir, pass_dumps)
         request = {"program": program.name, "framework": framework, "batch_size": batch_size, "dtype": dtype}
         started = time.perf_counter()
-        result = _run_child(request, flags, framework, report)
+        result = run_child("xlainspect.compile_child", request, framework, report, "compiling and running",
+                           xla_flags=flags)
         elapsed = time.perf_counter() - started
         before, after, module_name = _select_module(raw_dir, result.get("function_name", ""), framework)
         manifest = {
@@ -189,56 +186,6 @@ def _regenerate_command(program: Any, framework: str, backend: str, batch_size: 
     if pass_dumps:
         parts.append("--pass-dumps")
     return " ".join(parts + ["--force"])
-
-
-def _run_child(request: dict[str, Any], flags: str, framework: str, report: Callable[[str], None]) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + flags).strip()
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if framework == "jax":
-        env["JAX_PLATFORMS"] = "cpu"
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU backend: keep TF off any GPU the machine has
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    command = [sys.executable, "-m", "xlainspect.compile_child", json.dumps(request)]
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, stdin=subprocess.DEVNULL)
-        started = time.perf_counter()
-        last_report = -_PROGRESS_EVERY_S
-        try:
-            while child.poll() is None:
-                elapsed = time.perf_counter() - started
-                if elapsed - last_report >= _PROGRESS_EVERY_S:
-                    report(f"{framework}: compiling and running {request['program']} in a child process "
-                           f"({elapsed:.0f}s)")
-                    last_report = elapsed
-                time.sleep(0.2)
-        except BaseException:
-            child.kill()
-            child.wait()
-            raise
-        stdout.seek(0)
-        stderr.seek(0)
-        out, err = stdout.read(), stderr.read()
-    if child.returncode == 3 and "MISSING" in err:
-        raise _CaptureFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
-                             "(or run 'make install')")
-    if child.returncode != 0:
-        reason = _last_error_line(err)
-        raise _CaptureFailed(f"{framework}: compiling {request['program']} failed (exit {child.returncode}): "
-                             f"{reason}")
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise _CaptureFailed(f"{framework}: the child process printed no result; its output ended with: "
-                         f"{_last_error_line(err or out)}")
-
-
-def _last_error_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "error" in line]
-    return (errors or lines or ["no output"])[-1][:300]
 
 
 def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[Path, Path, str]:

@@ -1,0 +1,81 @@
+"""Running a framework in a child process: fresh XLA flags, progress while it runs, one-line failures.
+
+XLA reads ``XLA_FLAGS`` once, when a framework's backend starts, and two frameworks in one process would share
+threads and allocators; so every capture and timing runs in a child process of its own. The child prints one
+``RESULT {json}`` line, and exits with status 3 when its framework is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
+                                                                                 "(tensorflow-cpu)"}
+_PROGRESS_EVERY_S = 2.0
+
+
+class ChildFailed(Exception):
+    """A child process failed; the message says which framework, why, and what to do."""
+
+
+def run_child(child_module: str, request: dict[str, Any], framework: str, report: Callable[[str], None],
+              activity: str, xla_flags: str = "") -> dict[str, Any]:
+    """Runs ``python -m child_module REQUEST_JSON`` for one framework and returns its RESULT object.
+
+    Raises:
+        ChildFailed: the framework is missing, the child failed, or it printed no result.
+    """
+    env = dict(os.environ)
+    if xla_flags:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if framework == "jax":
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU backend: keep TF off any GPU the machine has
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    command = [sys.executable, "-m", child_module, json.dumps(request)]
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, stdin=subprocess.DEVNULL)
+        started = time.perf_counter()
+        last_report = -_PROGRESS_EVERY_S
+        try:
+            while child.poll() is None:
+                elapsed = time.perf_counter() - started
+                if elapsed - last_report >= _PROGRESS_EVERY_S:
+                    report(f"{framework}: {activity} {request['program']} in a child process ({elapsed:.0f}s)")
+                    last_report = elapsed
+                time.sleep(0.2)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
+    if child.returncode == 3 and "MISSING" in err:
+        raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
+                          "(or run 'make install')")
+    if child.returncode != 0:
+        raise ChildFailed(f"{framework}: compiling {request['program']} failed (exit {child.returncode}): "
+                          f"{_last_error_line(err)}")
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise ChildFailed(f"{framework}: the child process printed no result; its output ended with: "
+                      f"{_last_error_line(err or out)}")
+
+
+def _last_error_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1][:300]
