@@ -140,6 +140,33 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
         raise click.exceptions.Exit(3)
 
 
+@cli.command(name="time")
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
+@click.option("--backend", type=click.Choice(["cpu"]), default="cpu", show_default=True)
+@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
+@click.option("--repeats", type=int, default=20, show_default=True, help="Timed steady-state runs.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs after compiling.")
+@click.option("--profile-runs", type=int, default=5, show_default=True,
+              help="Runs profiled for per-kernel time (0: none).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def time_command(program_name: str, framework: str, backend: str, batch_size: int | None, repeats: int, warmup: int,
+                 profile_runs: int, as_json: bool) -> None:
+    """Time a program in JAX and TF2+XLA, each in its own process: compile time, step time, time per kernel."""
+    import json
+
+    from xlainspect.errors import CaptureError
+    from xlainspect.format import timing_text
+    from xlainspect.timing import time_program
+
+    frameworks = ("jax", "tf") if framework == "all" else (framework,)
+    report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs,
+                          progress=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else timing_text(report))
+    if report.failures:
+        raise CaptureError("; ".join(message for _, message in report.failures))
+
+
 @cli.command()
 @click.argument("folder", type=click.Path())
 @click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")

@@ -11,6 +11,7 @@ from xlainspect.stats import ModuleStats
 if TYPE_CHECKING:
     from xlainspect.diff import CensusDiff
     from xlainspect.passes import PassStep
+    from xlainspect.timing import TimingReport
 
 
 def stats_json(stats: Iterable[ModuleStats]) -> str:
@@ -147,3 +148,38 @@ def timeline_json(steps: Sequence[PassStep]) -> str:
     return json.dumps([{"index": s.index, "pipeline": s.pipeline, "pass": s.pass_name, "file": s.file,
                         "instructions": s.instructions, "computations": s.computations,
                         "fusions": {"total": s.fusions, "by_kind": s.fusions_by_kind}} for s in steps], indent=2)
+
+
+def _rate(value: float | None, unit: str) -> str:
+    return "" if value is None else _size(int(value)) + unit
+
+
+def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
+    """Both frameworks' step times side by side, their ratio, and the most expensive kernels of each."""
+    batch = f", batch {report.batch_size}" if report.batch_size is not None else ""
+    lines = [f"{report.program}{batch}: steady-state step time after warm-up (ms)", "",
+             f"  {'framework':<10}{'compile s':>11}{'median':>10}{'min':>10}{'max':>10}{'IQR':>20}{'runs':>6}"]
+    for name, timing in report.frameworks.items():
+        q1, q3 = timing.iqr_ms
+        lines.append(f"  {name + ' ' + timing.framework_version:<10}{timing.compile_s:>11.3f}{timing.median_ms:>10.3f}"
+                     f"{min(timing.runs_ms):>10.3f}{max(timing.runs_ms):>10.3f}{f'{q1:.3f}-{q3:.3f}':>20}"
+                     f"{len(timing.runs_ms):>6}")
+    if len(report.frameworks) == 2:
+        a, b = report.frameworks.values()
+        lines.append(f"  median ratio tf/jax: {b.median_ms / a.median_ms:.2f}" if "jax" in report.frameworks else "")
+    for name, timing in report.frameworks.items():
+        if timing.note:
+            lines.append(f"  {name}: {timing.note}")
+        if not timing.kernels:
+            continue
+        covered = sum(kernel.share for kernel in timing.kernels)
+        lines += ["", f"{name}: time per HLO instruction of {timing.module_name} (profiled; {covered:.0%} of the step)",
+                  f"  {'hlo_op':<36}{'calls':>7}{'total us':>11}{'mean us':>10}{'share':>8}{'FLOP/s':>10}{'B/s':>10}"]
+        for kernel in timing.kernels[:top_kernels]:
+            lines.append(f"  {kernel.hlo_op[:36]:<36}{kernel.calls:>7}{kernel.total_us:>11.1f}{kernel.mean_us:>10.1f}"
+                         f"{kernel.share:>8.1%}{_rate(kernel.flops_per_s, ''):>10}{_rate(kernel.bytes_per_s, ''):>10}")
+        if len(timing.kernels) > top_kernels:
+            lines.append(f"  ... {len(timing.kernels) - top_kernels} more")
+    for framework, message in report.failures:
+        lines.append(f"{framework}: failed: {message}")
+    return "\n".join(line for line in lines if line is not None)

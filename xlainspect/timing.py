@@ -1,0 +1,161 @@
+"""Timing compiled programs: compile time, steady-state step time, and (JAX) time per HLO instruction.
+
+Each framework is measured in its own child process (:mod:`xlainspect.time_child`) in one invocation, so their
+figures sit side by side from the same machine state. Per-kernel times come from the framework's profiler, matched
+to HLO instructions by the events' ``hlo_op`` and ``hlo_module`` fields, and joined with the census for achieved
+FLOP/s and bytes/s.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlainspect.census import census
+from xlainspect.children import ChildFailed, run_child
+from xlainspect.errors import InputError
+from xlainspect.parse import parse_hlo
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Time attributed to one HLO instruction over the profiled runs, per run."""
+
+    hlo_op: str
+    calls: int
+    total_us: float
+    share: float
+    flops_per_s: float | None = None
+    bytes_per_s: float | None = None
+
+    @property
+    def mean_us(self) -> float:
+        return self.total_us / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class FrameworkTiming:
+    """One framework's measurements of a program."""
+
+    framework: str
+    framework_version: str
+    compile_s: float
+    runs_ms: tuple[float, ...]
+    kernels: tuple[KernelTime, ...] = ()
+    module_name: str = ""
+    note: str = ""
+    module_text: str = field(default="", repr=False)  # the optimized module that ran, when the framework gives it
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runs_ms)
+
+    @property
+    def iqr_ms(self) -> tuple[float, float]:
+        """First and third quartiles."""
+        if len(self.runs_ms) < 2:
+            return self.runs_ms[0], self.runs_ms[0]
+        quartiles = statistics.quantiles(self.runs_ms, n=4)
+        return quartiles[0], quartiles[2]
+
+    def to_json(self) -> dict[str, Any]:
+        q1, q3 = self.iqr_ms
+        return {
+            "framework_version": self.framework_version,
+            "compile_s": round(self.compile_s, 4),
+            "median_ms": round(self.median_ms, 4),
+            "min_ms": round(min(self.runs_ms), 4),
+            "max_ms": round(max(self.runs_ms), 4),
+            "q1_ms": round(q1, 4),
+            "q3_ms": round(q3, 4),
+            "runs": len(self.runs_ms),
+            "module": self.module_name,
+            "kernels": [{"hlo_op": k.hlo_op, "calls": k.calls, "total_us": round(k.total_us, 3),
+                         "mean_us": round(k.mean_us, 3), "share": round(k.share, 4),
+                         "flops_per_s": k.flops_per_s, "bytes_per_s": k.bytes_per_s} for k in self.kernels],
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class TimingReport:
+    """Both frameworks' timings of one program, and the failures (framework, message)."""
+
+    program: str
+    batch_size: int | None
+    frameworks: dict[str, FrameworkTiming]
+    failures: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"program": self.program, "batch_size": self.batch_size,
+                "frameworks": {name: timing.to_json() for name, timing in self.frameworks.items()},
+                "failures": [{"framework": f, "message": m} for f, m in self.failures]}
+
+
+def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: float, hlo_text: str) -> tuple[
+        KernelTime, ...]:
+    """Per-instruction time per run from profiler durations, with achieved rates from the module's census.
+
+    Args:
+        kernel_events: event durations (µs) by ``hlo_op`` over ``runs`` profiled runs.
+        runs: how many runs the profile covered.
+        step_us: the steady-state step time, the denominator of ``share``.
+        hlo_text: the optimized module that ran, for FLOPs and bytes per kernel.
+    """
+    by_name = {}
+    if hlo_text:
+        by_name = {kernel.name: kernel for kernel in census(parse_hlo(hlo_text)).kernels}
+    result = []
+    for op, durations in kernel_events.items():
+        total = sum(durations) / runs
+        calls = max(round(len(durations) / runs), 1)
+        kernel = by_name.get(op)
+        flops_rate = bytes_rate = None
+        if kernel is not None and total > 0:
+            seconds = total / 1e6
+            flops_rate = kernel.flops * kernel.trips / seconds if kernel.flops else None
+            bytes_rate = (kernel.bytes_read + kernel.bytes_written) * kernel.trips / seconds
+        result.append(KernelTime(op, calls, total, total / step_us if step_us else 0.0, flops_rate, bytes_rate))
+    return tuple(sorted(result, key=lambda k: -k.total_us))
+
+
+def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"), batch_size: int | None = None,
+                 repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
+                 progress: Callable[[str], None] | None = None) -> TimingReport:
+    """Times a synthetic program in each framework, each in a fresh child process.
+
+    Raises:
+        InputError: unknown program or framework, or a bad count.
+    """
+    from synthetic import PROGRAMS
+
+    if program_name not in PROGRAMS:
+        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)}")
+    if repeats < 1 or warmup < 0 or profile_runs < 0:
+        raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
+    program = PROGRAMS[program_name]
+    if batch_size is None:
+        batch_size = program.default_batch_size
+    report = progress or (lambda line: None)
+    timings: dict[str, FrameworkTiming] = {}
+    failures: list[tuple[str, str]] = []
+    for framework in frameworks:
+        if framework not in ("jax", "tf"):
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+        request = {"program": program_name, "framework": framework, "batch_size": batch_size, "repeats": repeats,
+                   "warmup": warmup, "profile_runs": profile_runs}
+        try:
+            result = run_child("xlainspect.time_child", request, framework, report, "timing")
+        except ChildFailed as e:
+            failures.append((framework, str(e)))
+            continue
+        runs_ms = tuple(seconds * 1e3 for seconds in result["runs_s"])
+        step_us = statistics.median(runs_ms) * 1e3
+        kernels = kernel_times(result["kernels"], result["profiled_runs"], step_us, result["hlo_text"]) \
+            if result["profiled_runs"] else ()
+        timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
+                                             kernels, result["module_name"], result.get("note", ""),
+                                             result["hlo_text"])
+    return TimingReport(program_name, batch_size, timings, tuple(failures))
