@@ -2,8 +2,9 @@
 
 Each framework runs in its own process so one framework's threads, allocator and XLA flags cannot slow the other.
 Compile time is measured apart from run time; steady-state runs come after warm-up and synchronise with the device
-(JAX ``block_until_ready``, TF reading the results back). For JAX a separate, profiled pass attributes time to HLO
-instructions by the profiler events' ``hlo_op`` and ``hlo_module`` fields, never by kernel name (see NOTES).
+(JAX ``block_until_ready``, TF reading the results back). A separate, profiled pass attributes time to HLO
+instructions by the profiler events' ``hlo_op`` and ``hlo_module`` fields, never by kernel name (see NOTES): JAX's
+perfetto trace, TF's XPlane profile read with TF's own protobuf classes.
 
 Run as ``python -m xlainspect.time_child '{"program": ..., "framework": ..., "repeats": ..., ...}'``; prints one
 ``RESULT {json}`` line; exit status 3 when the framework is missing.
@@ -76,7 +77,7 @@ def _kernel_events(trace_dir: str, module_name: str) -> dict[str, list[float]]:
     return kernels
 
 
-def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int) -> dict:
+def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int) -> dict:
     import tensorflow as tf
 
     function = program.tf_function()
@@ -97,10 +98,51 @@ def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int) 
         run()
         runs.append(time.perf_counter() - start)
     steady = sorted(runs)[len(runs) // 2]
+    kernels: dict[str, list[float]] = {}
+    module_name = ""
+    if profile_runs:
+        with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+            tf.profiler.experimental.start(trace_dir)
+            try:
+                for _ in range(profile_runs):
+                    run()
+            finally:
+                tf.profiler.experimental.stop()
+            name = getattr(getattr(function, "python_function", None), "__name__", "")
+            module_name, kernels = _tf_kernel_events(trace_dir, name)
+    hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
     return {"framework_version": tf.__version__, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
-            "module_name": "", "hlo_text": "", "kernels": {}, "profiled_runs": 0,
-            "note": "TF's compile time is its first call (trace, XLA compile, run) less one steady run; per-kernel "
-                    "attribution for TF is not implemented yet"}
+            "module_name": module_name or _module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
+            "profiled_runs": profile_runs if kernels else 0,
+            "note": "compile time is the first call (trace, XLA compile, run) less one steady run"}
+
+
+def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str, list[float]]]:
+    """The program's module name and its durations (µs) per ``hlo_op``, read from TF's XPlane profile."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    by_module: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for path in glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True):
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as file:
+            space.ParseFromString(file.read())
+        for plane in space.planes:
+            stat_names = {key: value.name for key, value in plane.stat_metadata.items()}
+            for line in plane.lines:
+                for event in line.events:
+                    stats = {}
+                    for stat in event.stats:
+                        kind = stat.WhichOneof("value")
+                        value = getattr(stat, kind) if kind else None
+                        stats[stat_names.get(stat.metadata_id)] = stat_names.get(value) if kind == "ref_value" \
+                            else value
+                    if "hlo_op" in stats and "hlo_module" in stats:
+                        by_module[str(stats["hlo_module"])][str(stats["hlo_op"])].append(event.duration_ps / 1e6)
+    if not by_module:
+        return "", {}
+    named = [name for name in by_module if function_name and function_name in name]
+    module = max(named or by_module, key=lambda name: sum(len(v) for v in by_module[name].values()))
+    return module, {op: durations for op, durations in by_module[module].items()}
 
 
 def main(argv: list[str]) -> int:
@@ -122,7 +164,7 @@ def main(argv: list[str]) -> int:
     if framework == "jax":
         result = _jax_timing(program, inputs, repeats, warmup, request.get("profile_runs", 0))
     else:
-        result = _tf_timing(program, inputs, repeats, warmup)
+        result = _tf_timing(program, inputs, repeats, warmup, request.get("profile_runs", 0))
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

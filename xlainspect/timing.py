@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xlainspect.census import census
+from xlainspect.census import CONTROL_OPCODES, census
 from xlainspect.children import ChildFailed, run_child
 from xlainspect.errors import InputError
 from xlainspect.parse import parse_hlo
@@ -105,10 +105,16 @@ def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: floa
         hlo_text: the optimized module that ran, for FLOPs and bytes per kernel.
     """
     by_name = {}
+    containers: set[str] = set()
     if hlo_text:
-        by_name = {kernel.name: kernel for kernel in census(parse_hlo(hlo_text)).kernels}
+        module = parse_hlo(hlo_text)
+        by_name = {kernel.name: kernel for kernel in census(module).kernels}
+        # A while/conditional/call event spans the kernels of its body: counting it too would count them twice.
+        containers = {i.name for i in module.instructions() if i.opcode in CONTROL_OPCODES}
     result = []
     for op, durations in kernel_events.items():
+        if op in containers:
+            continue
         total = sum(durations) / runs
         calls = max(round(len(durations) / runs), 1)
         kernel = by_name.get(op)
