@@ -98,3 +98,28 @@ def test_time_cli_json_both_frameworks(capsys):
     assert {k["hlo_op"] for k in data["frameworks"]["jax"]["kernels"]} == {k.name for k in reference.kernels}
     reference = census(read_hlo(REPO / "dumps/cpu/linear_grad/tf/after_optimizations.txt")[0])
     assert {k["hlo_op"] for k in data["frameworks"]["tf"]["kernels"]} == {k.name for k in reference.kernels}
+
+
+def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, capsys):
+    jax_kernels = {k.name for k in census(read_hlo(REPO / "dumps/cpu/matvec/jax/after_optimizations.txt")[0]).kernels}
+    tf_kernels = {k.name for k in census(read_hlo(REPO / "dumps/cpu/matvec/tf/after_optimizations.txt")[0]).kernels}
+    assert (jax_kernels, tf_kernels) == ({"dot", "bitcast_add_fusion"}, {"dot_add_fusion"})
+    timing = {"frameworks": {
+        "jax": {"kernels": [{"hlo_op": "dot", "total_us": 3.0}, {"hlo_op": "bitcast_add_fusion", "total_us": 2.0}]},
+        "tf": {"kernels": [{"hlo_op": "dot_add_fusion", "total_us": 4.0}]}}}
+    path = tmp_path / "timing.json"
+    path.write_text(json.dumps(timing))
+    args = ["diff", "jax", "tf", "--program", "matvec", "--dumps", str(REPO / "dumps"), "--timing", str(path)]
+    assert main(args + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(m["a"], m["b"], m["a_us"], m["b_us"], m["delta_us"]) for m in data["matched"]] == [
+        ("dot", "dot_add_fusion", 3.0, 4.0, 1.0)]
+    assert data["only_a_us"] == {"bitcast_add_fusion": 2.0}
+    assert data["time_split_us"] == {"matched_a": 3.0, "matched_b": 4.0, "only_a": 2.0, "only_b": 0.0}
+    assert main(args) == 0
+    assert ("kernel time per step: A 5.0us, B 4.0us (B-A -1.0us): matched kernels +1.0us, kernels only in A 2.0us, "
+            "only in B 0.0us") in capsys.readouterr().out
+    path.write_text("{}")
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"xlainspect: {path}: no per-kernel times for 'jax'; give the output of "
+                                       "'xlainspect time --program P --json' (A and B must be framework names)\n")

@@ -102,10 +102,12 @@ def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_si
 @click.option("--backend", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--fail-on-diff", is_flag=True, help="Exit 3 when the kernel structure differs (for CI).")
+@click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
 def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, as_json: bool,
-         fail_on_diff: bool, with_passes: bool) -> None:
+         fail_on_diff: bool, timing_file: str | None, with_passes: bool) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     import json
 
@@ -124,15 +126,22 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
         from xlainspect.passes import first_divergence, pass_timeline
 
         divergence = first_divergence(pass_timeline(side_a.path.parent), pass_timeline(side_b.path.parent), (a, b))
+    times_a = times_b = None
+    if timing_file is not None:
+        from xlainspect.timing import kernel_times_by_name
+
+        times_a, times_b = kernel_times_by_name(timing_file, a), kernel_times_by_name(timing_file, b)
     if as_json:
-        data = result.to_json()
+        from xlainspect.diff import timed_json
+
+        data = timed_json(result, times_a, times_b) if times_a is not None else result.to_json()
         if with_passes:
             data["first_divergence"] = None if divergence is None else {
                 "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,
                 "description": divergence.description}
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path)))
+        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path), times_a, times_b))
         if with_passes:
             click.echo("first divergence: " + (divergence.description if divergence is not None else
                                                "none: the two sides' fusions never differ after any pass"))

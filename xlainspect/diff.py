@@ -141,3 +141,45 @@ def fused_op_summary(kernel: Kernel, limit: int = 6) -> str:
     if len(counts) > limit:
         parts.append("...")
     return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Where two programs' kernel time goes: matched kernels on both sides, and kernels only one side has."""
+
+    matched_a_us: float
+    matched_b_us: float
+    only_a_us: float
+    only_b_us: float
+
+    @property
+    def total_a_us(self) -> float:
+        return self.matched_a_us + self.only_a_us
+
+    @property
+    def total_b_us(self) -> float:
+        return self.matched_b_us + self.only_b_us
+
+
+def split_time(diff: CensusDiff, times_a: dict[str, float], times_b: dict[str, float]) -> TimeSplit:
+    """Sums per-step kernel time (µs, by kernel name) over matched and unmatched kernels of each side."""
+    return TimeSplit(
+        sum(times_a.get(pair.a.name, 0.0) for pair in diff.matched),
+        sum(times_b.get(pair.b.name, 0.0) for pair in diff.matched),
+        sum(times_a.get(kernel.name, 0.0) for kernel in diff.only_a),
+        sum(times_b.get(kernel.name, 0.0) for kernel in diff.only_b),
+    )
+
+
+def timed_json(diff: CensusDiff, times_a: dict[str, float], times_b: dict[str, float]) -> dict[str, Any]:
+    """``diff.to_json()`` with per-kernel times (µs per step) and the split of time between matched and unmatched."""
+    data = diff.to_json()
+    for entry, pair in zip(data["matched"], diff.matched):
+        a_us, b_us = times_a.get(pair.a.name), times_b.get(pair.b.name)
+        entry.update(a_us=a_us, b_us=b_us, delta_us=None if a_us is None or b_us is None else b_us - a_us)
+    data["only_a_us"] = {kernel.name: times_a.get(kernel.name) for kernel in diff.only_a}
+    data["only_b_us"] = {kernel.name: times_b.get(kernel.name) for kernel in diff.only_b}
+    split = split_time(diff, times_a, times_b)
+    data["time_split_us"] = {"matched_a": split.matched_a_us, "matched_b": split.matched_b_us,
+                             "only_a": split.only_a_us, "only_b": split.only_b_us}
+    return data

@@ -82,9 +82,21 @@ def _size(value: int) -> str:
     return str(value)
 
 
-def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: str = "", path_b: str = "") -> str:
-    """Two censuses side by side with deltas, matched and unmatched kernels with their source ops, and a verdict."""
-    from xlainspect.diff import count_delta, fused_op_summary
+def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: str = "", path_b: str = "",
+              times_a: Mapping[str, float] | None = None, times_b: Mapping[str, float] | None = None) -> str:
+    """Two censuses side by side with deltas, matched and unmatched kernels with their source ops, and a verdict.
+
+    With per-kernel times (µs per step, by kernel name), matched kernels show both times and the delta, unmatched
+    kernels their time, and a summary says how much of the difference the matched and unmatched kernels carry.
+    """
+    from xlainspect.diff import count_delta, fused_op_summary, split_time
+
+    timed = times_a is not None and times_b is not None
+    times_a = times_a or {}
+    times_b = times_b or {}
+
+    def us(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f}us"
 
     a, b = diff.a, diff.b
     lines = [f"A = {label_a}: {path_a} ({a.module}{'; ' + diff.compiler_a if diff.compiler_a else ''})",
@@ -111,18 +123,31 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append(f"matched kernels ({len(diff.matched)}): = identical structure, ~ similar (score)")
     for pair in diff.matched:
         mark = "=" if pair.exact else f"~ {pair.score:.2f}"
-        lines.append(f"  {mark:<7}{pair.a.name:<34} {pair.b.name:<34} {fused_op_summary(pair.a)}")
+        timing = ""
+        if timed:
+            a_us, b_us = times_a.get(pair.a.name), times_b.get(pair.b.name)
+            delta = "" if a_us is None or b_us is None else f" ({b_us - a_us:+.1f}us)"
+            timing = f"{us(a_us):>10} {us(b_us):>10}{delta:<12} "
+        lines.append(f"  {mark:<7}{pair.a.name:<34} {pair.b.name:<34} {timing}{fused_op_summary(pair.a)}")
     for title, kernels in ((f"only in A ({len(diff.only_a)})", diff.only_a), (f"only in B ({len(diff.only_b)})",
                                                                                diff.only_b)):
         lines.append("")
         lines.append(title + ":")
+        side_times = times_a if kernels is diff.only_a else times_b
         for kernel in kernels:
             trips = f" x{kernel.trips}" if kernel.trips != 1 else ""
-            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips}: {fused_op_summary(kernel)}")
+            timing = f" {us(side_times.get(kernel.name))}" if timed else ""
+            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips}{timing}: {fused_op_summary(kernel)}")
             for source in kernel.sources[:3]:
                 lines.append(f"      from {source}")
             if len(kernel.sources) > 3:
                 lines.append(f"      ... and {len(kernel.sources) - 3} more source ops")
+    if timed:
+        split = split_time(diff, times_a, times_b)
+        lines += ["", f"kernel time per step: A {split.total_a_us:.1f}us, B {split.total_b_us:.1f}us "
+                      f"(B-A {split.total_b_us - split.total_a_us:+.1f}us): matched kernels "
+                      f"{split.matched_b_us - split.matched_a_us:+.1f}us, kernels only in A {split.only_a_us:.1f}us, "
+                      f"only in B {split.only_b_us:.1f}us"]
     lines.append("")
     lines.append("verdict: " + diff.verdict())
     return "\n".join(lines)

@@ -165,3 +165,25 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
                                              kernels, result["module_name"], result.get("note", ""),
                                              result["hlo_text"])
     return TimingReport(program_name, batch_size, timings, tuple(failures))
+
+
+def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
+    """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
+
+    Raises:
+        InputError: the file is missing, not that JSON, or has no per-kernel times for ``framework``.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        kernels = data["frameworks"][framework]["kernels"]
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: no per-kernel times for {framework!r}; give the output of 'xlainspect time "
+                         "--program P --json' (A and B must be framework names)") from None
+    if not kernels:
+        raise InputError(f"{path}: no per-kernel times for {framework!r}; time with --profile-runs above 0")
+    return {str(kernel["hlo_op"]): float(kernel["total_us"]) for kernel in kernels}
