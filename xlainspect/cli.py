@@ -177,6 +177,34 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
 
 
 @cli.command()
+@click.option("--models", default="ffnn,mnist", show_default=True, help="Comma-separated: ffnn, mnist.")
+@click.option("--frameworks", default="jax,tf", show_default=True, help="Comma-separated: jax, tf.")
+@click.option("--batch-sizes", default="16,32,64,128,256", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--repeats", type=int, default=10, show_default=True, help="Timed steady-state runs per configuration.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True)
+@click.option("--force", is_flag=True, help="Replace the results of an earlier run in --out.")
+def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir: str, force: bool) -> None:
+    """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
+    from xlainspect.bench import overhead_factors, plot_bench, run_bench
+    from xlainspect.errors import InputError
+    from xlainspect.format import bench_text
+
+    try:
+        sizes = [int(size) for size in batch_sizes.split(",")]
+    except ValueError:
+        raise InputError(f"--batch-sizes must be comma-separated integers, got {batch_sizes!r}") from None
+
+    def progress(done: int, total: int, note: str) -> None:
+        filled = 30 * done // max(total, 1)
+        click.echo(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {note}", err=True)
+
+    rows = run_bench(out_dir, models.split(","), frameworks.split(","), sizes, repeats, force, progress)
+    paths = plot_bench(rows, out_dir) if rows else []
+    click.echo(bench_text(rows, overhead_factors(rows)))
+    click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
+
+
+@cli.command()
 @click.argument("folder", type=click.Path())
 @click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")

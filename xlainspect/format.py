@@ -208,3 +208,16 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
     for framework, message in report.failures:
         lines.append(f"{framework}: failed: {message}")
     return "\n".join(line for line in lines if line is not None)
+
+
+def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) -> str:
+    """Median step times per model, framework and batch size, SGD and DP-SGD, with the DP overhead factor."""
+    lines = [f"  {'model':<7}{'framework':<11}{'batch':>6}{'SGD ms':>10}{'DP-SGD ms':>11}{'DP/SGD':>8}"]
+    medians = {(r.model, r.framework, r.batch_size, r.private): r.median_ms for r in rows}
+    for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows}):
+        sgd = medians.get((model, framework, batch, False))
+        dp = medians.get((model, framework, batch, True))
+        factor = factors.get((model, framework, batch))
+        lines.append(f"  {model:<7}{framework:<11}{batch:>6}{'' if sgd is None else f'{sgd:.3f}':>10}"
+                     f"{'' if dp is None else f'{dp:.3f}':>11}{'' if factor is None else f'{factor:.2f}x':>8}")
+    return "\n".join(lines)

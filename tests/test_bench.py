@@ -1,0 +1,52 @@
+"""Tests for xlainspect bench: rows as measured, overhead factors, plots, no lost results."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from xlainspect.bench import BenchRow, overhead_factors, plot_bench, run_bench
+from xlainspect.errors import InputError
+
+
+def row(model, private, framework, batch, median):
+    return BenchRow(model, private, framework, batch, median, median, median, 0.1, 3)
+
+
+def test_overhead_factors():
+    rows = [row("ffnn", False, "jax", 16, 2.0), row("ffnn", True, "jax", 16, 5.0), row("ffnn", True, "tf", 16, 9.0)]
+    assert overhead_factors(rows) == {("ffnn", "jax", 16): 2.5}  # tf has no non-private row to divide by
+
+
+def test_plot_files(tmp_path):
+    rows = [row("ffnn", p, f, b, b * (2 if p else 1) * (1.5 if f == "tf" else 1)) for p in (False, True)
+            for f in ("jax", "tf") for b in (16, 32)]
+    paths = plot_bench(rows, tmp_path)
+    assert [p.name for p in paths] == ["bench.png", "bench.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in paths[1].read_text()
+
+
+@pytest.mark.requires_jax
+def test_sweep_rows_and_interruption(tmp_path):
+    rows = run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2)
+    assert [(r.model, r.private, r.framework, r.batch_size, r.runs) for r in rows] == [
+        ("ffnn", False, "jax", 16, 2), ("ffnn", True, "jax", 16, 2)]
+    with (tmp_path / "bench.csv").open() as file:
+        written = list(csv.DictReader(file))
+    assert [float(r["median_ms"]) for r in written] == [r.median_ms for r in rows]
+    assert all(r.min_ms <= r.median_ms <= r.max_ms for r in rows)
+    with pytest.raises(InputError) as info:
+        run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2)
+    assert str(info.value) == (f"{tmp_path / 'bench.csv'}: results from an earlier run are there; add --force to "
+                               "replace them or give --out")
+
+    def interrupt_after_first(done, total, note):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2, force=True, progress=interrupt_after_first)
+    with (tmp_path / "bench.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == 1  # the row measured before the interruption is kept
