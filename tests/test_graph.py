@@ -121,3 +121,14 @@ def test_every_generated_dump_survives_graphml(tmp_path, jax_dumps):
             out = tmp_path / "m.graphml"
             write_graph(graph, str(out), "graphml")
             assert nx.read_graphml(out, force_multigraph=True).number_of_nodes() == module.instruction_count
+
+
+def test_kernel_times_attach_to_nodes(tmp_path, graph):
+    from xlainspect.graph import attach_kernel_times
+
+    assert attach_kernel_times(graph, {"square": 30.0, "total": 10.0, "not_a_node": 5.0}, step_us=50.0) == 2
+    assert (graph.nodes["square"]["time_us"], graph.nodes["square"]["share"]) == (30.0, 0.6)
+    assert "time_us" not in graph.nodes["x"]
+    path = tmp_path / "timed.graphml"
+    write_graph(graph, str(path), "graphml")
+    assert nx.read_graphml(path, force_multigraph=True).nodes["total"]["share"] == 0.2

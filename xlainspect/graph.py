@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from xlainspect.hlo import HloModule, Instruction
@@ -100,6 +101,22 @@ def _node_attributes(instruction: Instruction, in_fusion: bool, in_entry: bool) 
     if instruction.called_computations:
         attributes["calls"] = ",".join(called.name for called in instruction.called_computations)
     return attributes
+
+
+def attach_kernel_times(graph: networkx.MultiDiGraph, times_us: Mapping[str, float], step_us: float) -> int:
+    """Sets ``time_us`` and ``share`` (of the step) on the nodes of timed kernels; returns how many were found.
+
+    ``times_us`` maps HLO instruction names to time per step, as ``xlainspect time`` attributes it; nodes keyed
+    ``computation/name`` (repeated names) are matched by their ``name`` attribute.
+    """
+    attached = 0
+    for key, data in graph.nodes(data=True):
+        time_us = times_us.get(data.get("name", key))
+        if time_us is not None:
+            data["time_us"] = float(time_us)
+            data["share"] = float(time_us) / step_us if step_us else 0.0
+            attached += 1
+    return attached
 
 
 def graph_to_json(graph: networkx.MultiDiGraph) -> str:
