@@ -17,5 +17,6 @@ from __future__ import annotations
 
 from synthetic._program import InputSpec, Program
 from synthetic._registry import PROGRAMS, get_program
+from synthetic.variants import ABLATION, Variant
 
-__all__ = ["PROGRAMS", "InputSpec", "Program", "get_program"]
+__all__ = ["ABLATION", "PROGRAMS", "InputSpec", "Program", "Variant", "get_program"]

@@ -61,14 +61,24 @@ def _precision_scope(jax: Any, args: Sequence[Any]) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-def jax_jit(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+def jax_jit(fn: Callable[..., Any], name: str, compiled: bool = True) -> Callable[..., Any]:
     """``jax.jit(fn)`` under the name ``name``, runnable with float32 or float64 arrays.
 
     The result is a thin wrapper around the jitted function: calling it, or its ``lower(*args)``, turns on
     ``jax_enable_x64`` for that call only when an argument is float64. ``__name__`` is ``name``, so JAX's module is
-    ``jit_<name>``; the jitted function itself is ``.jitted``.
+    ``jit_<name>``; the jitted function itself is ``.jitted``. With ``compiled=False`` (the seed's "no jit") the
+    function runs op by op and has neither ``lower`` nor ``jitted``.
     """
     jax = import_jax()
+    if not compiled:
+        eager = _renamed(fn, name)
+
+        @functools.wraps(eager, assigned=("__name__", "__qualname__", "__doc__"), updated=())
+        def call_eagerly(*args: Any) -> Any:
+            with _precision_scope(jax, args):
+                return eager(*args)
+
+        return call_eagerly
     jitted = jax.jit(_renamed(fn, name))
 
     @functools.wraps(jitted, assigned=("__name__", "__qualname__", "__doc__"), updated=())
@@ -85,10 +95,11 @@ def jax_jit(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return call
 
 
-def tf_jit(fn: Callable[..., Any], name: str) -> Any:
+def tf_jit(fn: Callable[..., Any], name: str, compiled: bool = True) -> Any:
     """``tf.function(fn, jit_compile=True)`` whose Python function is called ``name``.
 
-    TF names the XLA module after the Python function (``a_inference_<name>_<id>__XlaMustCompile_true...``).
+    TF names the XLA module after the Python function (``a_inference_<name>_<id>__XlaMustCompile_true...``). With
+    ``compiled=False`` (the seed's "no XLA") it is a ``tf.function`` graph that TF's own kernels run, op by op.
     """
     tf = import_tf()
-    return tf.function(_renamed(fn, name), jit_compile=True)
+    return tf.function(_renamed(fn, name), jit_compile=compiled)

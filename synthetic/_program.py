@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from synthetic._sampling import Sampler, stream
+from synthetic.variants import DEFAULT, Variant
 
 Role = Literal["parameter", "data", "label", "noise"]
 
@@ -41,7 +42,8 @@ class Implementation(Protocol):
 
     The JAX and TF functions take the inputs positionally, in the order of :meth:`input_specs`, and return a tuple
     with one array per name in ``output_names``. Hyperparameters are baked in as constants when a function is
-    built, as they would be in a training script.
+    built, as they would be in a training script. An implementation with per-example gradients says so with a
+    true ``per_example_gradients`` attribute; only those accept ``Variant(vectorize=False)``.
     """
 
     @property
@@ -54,9 +56,11 @@ class Implementation(Protocol):
 
     def input_specs(self, batch_size: int | None) -> tuple[InputSpec, ...]: ...
 
-    def jax_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]: ...
+    def jax_function(self, hyperparameters: Mapping[str, float],
+                     variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]: ...
 
-    def tf_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]: ...
+    def tf_function(self, hyperparameters: Mapping[str, float],
+                    variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]: ...
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]: ...
@@ -134,24 +138,43 @@ class Program:
             arrays[spec.name] = value if spec.role == "label" else value.astype(dtype)
         return arrays
 
-    def jax_function(self) -> Callable[..., tuple[Any, ...]]:
+    def jax_function(self, variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         """The program as a ``jax.jit`` function of the inputs' values, positionally; returns a tuple of arrays.
 
         A new function (and compilation) per call: keep it to reuse its compile cache. It accepts float32 or float64
         arrays, turning on x64 for float64 calls only (see ``synthetic._frameworks.jax_jit``).
 
+        Args:
+            variant: an ablation build (no ``vmap``, no ``jit``); the default is the seed's fast one.
+
         Raises:
             FrameworkUnavailable: jax is not installed.
+            ValueError: ``vectorize=False`` for a program without per-example gradients.
         """
-        return self.implementation.jax_function(self.hyperparameters)
+        return self.implementation.jax_function(self.hyperparameters, self._variant(variant))
 
-    def tf_function(self) -> Callable[..., tuple[Any, ...]]:
+    def tf_function(self, variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         """The program as a ``tf.function(jit_compile=True)`` with :meth:`jax_function`'s calling convention.
+
+        Args:
+            variant: an ablation build (no ``vectorized_map``, no XLA); the default is the seed's fast one.
 
         Raises:
             FrameworkUnavailable: tensorflow is not installed.
+            ValueError: ``vectorize=False`` for a program without per-example gradients.
         """
-        return self.implementation.tf_function(self.hyperparameters)
+        return self.implementation.tf_function(self.hyperparameters, self._variant(variant))
+
+    @property
+    def has_per_example_gradients(self) -> bool:
+        """Whether the ablation's ``vectorize=False`` applies: only DP-SGD steps compute per-example gradients."""
+        return bool(getattr(self.implementation, "per_example_gradients", False))
+
+    def _variant(self, variant: Variant) -> Variant:
+        if not variant.vectorize and not self.has_per_example_gradients:
+            raise ValueError(f"{self.name} has no per-example gradients to vectorize; only the DP-SGD programs "
+                             "take vectorize=False")
+        return variant
 
     def reference(self, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """The outputs computed in float64 numpy, independently of both frameworks (explicit backward passes).

@@ -11,7 +11,8 @@ function and can be compared number for number. A dump therefore has no random-k
 GPU dump spent about half its kernels on; keep that in mind when comparing with the paper's kernel counts.
 
 Per-example gradients come from ``jax.vmap(jax.grad(...))`` in JAX and from ``tf.vectorized_map`` over a
-per-example ``tf.GradientTape`` in TF, both inside the compiled function, as in the seed. TF's vectorizer has no
+per-example ``tf.GradientTape`` in TF, both inside the compiled function, as in the seed; the ablation's
+``Variant(vectorize=False)`` loops over the examples instead (see ``synthetic.variants``). TF's vectorizer has no
 batched rule for a convolution's filter gradient when the input varies per example (``Conv2DBackpropFilter``): it
 logs "uses a while_loop. Fix that!" and emits a loop over the batch, so the CNN's TF module holds ``while`` loops
 where JAX's holds batched convolutions. That is TF's own behaviour, which the seed's TF numbers include.
@@ -28,6 +29,7 @@ import numpy as np
 from synthetic._classifier import Classifier
 from synthetic._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from synthetic._program import InputSpec
+from synthetic.variants import DEFAULT, Variant
 
 
 # -- clipping ---------------------------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ class DpsgdStep:
     """
 
     model: Classifier
+    per_example_gradients = True  # so the ablation's vectorize=False means something here
 
     @property
     def function_name(self) -> str:
@@ -90,7 +93,8 @@ class DpsgdStep:
         assert batch_size is not None, "Program resolves the default batch size"
         return self.model.input_specs(batch_size, with_noise=True)
 
-    def jax_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def jax_function(self, hyperparameters: Mapping[str, float],
+                     variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         jax = import_jax()
         model, n = self.model, len(self.model.parameters)
         clip_norm, noise_scale, lr = _constants(hyperparameters)
@@ -98,7 +102,14 @@ class DpsgdStep:
         def example_loss(params: tuple[Any, ...], x: Any, y: Any) -> Any:
             return model.jax_loss(params, x[None], y[None])
 
-        per_example_grads = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))
+        example_grad = jax.grad(example_loss)
+        if variant.vectorize:
+            per_example_grads = jax.vmap(example_grad, in_axes=(None, 0, 0))
+        else:
+            def per_example_grads(params: tuple[Any, ...], x: Any, y: Any) -> list[Any]:
+                # The seed's --no_vmap: one gradient per example in a Python loop, stacked per parameter.
+                grads = [example_grad(params, x[i], y[i]) for i in range(x.shape[0])]
+                return [jax.numpy.stack(per_param) for per_param in zip(*grads)]
 
         def step(*args: Any) -> tuple[Any, ...]:
             params, x, y, noise = tuple(args[:n]), args[n], args[n + 1], args[n + 2:]
@@ -107,9 +118,10 @@ class DpsgdStep:
             return tuple(p - lr * ((g.sum(axis=0) + noise_scale * z) / batch)
                          for p, g, z in zip(params, clipped, noise))
 
-        return jax_jit(step, self.function_name)
+        return jax_jit(step, self.function_name, variant.compiled)
 
-    def tf_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def tf_function(self, hyperparameters: Mapping[str, float],
+                    variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         tf = import_tf()
         model, n = self.model, len(self.model.parameters)
         clip_norm, noise_scale, lr = _constants(hyperparameters)
@@ -124,14 +136,18 @@ class DpsgdStep:
                     loss = model.tf_loss(params, tf.expand_dims(xi, 0), tf.expand_dims(yi, 0))
                 return tape.gradient(loss, params)
 
-            # No silent fallback to a while loop: the seed's point is that the per-example gradients vectorize.
-            grads = tf.vectorized_map(example_grads, (x, y), fallback_to_while_loop=False)
+            if variant.vectorize:
+                # No silent fallback to a while loop: the seed's point is that the per-example gradients vectorize.
+                grads = tf.vectorized_map(example_grads, (x, y), fallback_to_while_loop=False)
+            else:  # the seed's --no_vmap: a Python loop over the examples, stacked per parameter
+                looped = [example_grads((x[i], y[i])) for i in range(x.shape[0])]
+                grads = [tf.stack(per_param) for per_param in zip(*looped)]
             clipped = clip_tf(grads, clip_norm)
             batch = x.shape[0]
             return tuple(p - lr * ((tf.reduce_sum(g, axis=0) + noise_scale * z) / batch)
                          for p, g, z in zip(params, clipped, noise))
 
-        return tf_jit(step, self.function_name)
+        return tf_jit(step, self.function_name, variant.compiled)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

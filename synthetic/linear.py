@@ -15,6 +15,7 @@ import numpy as np
 from synthetic._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from synthetic._program import InputSpec
 from synthetic._sampling import GlorotUniform, StandardNormal
+from synthetic.variants import DEFAULT, Variant
 
 SIZE = 5
 
@@ -48,21 +49,23 @@ class Matvec:
         _no_batch(batch_size)
         return _linear_specs(with_target=False)
 
-    def jax_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def jax_function(self, hyperparameters: Mapping[str, float],
+                     variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         import_jax()
 
         def matvec(w: Any, b: Any, x: Any) -> tuple[Any]:
             return (w @ x + b,)
 
-        return jax_jit(matvec, self.function_name)
+        return jax_jit(matvec, self.function_name, variant.compiled)
 
-    def tf_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def tf_function(self, hyperparameters: Mapping[str, float],
+                    variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         tf = import_tf()
 
         def matvec(w: Any, b: Any, x: Any) -> tuple[Any]:
             return (tf.linalg.matvec(w, x) + b,)
 
-        return tf_jit(matvec, self.function_name)
+        return tf_jit(matvec, self.function_name, variant.compiled)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -85,7 +88,8 @@ class LinearGrad:
         _no_batch(batch_size)
         return _linear_specs(with_target=True)
 
-    def jax_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def jax_function(self, hyperparameters: Mapping[str, float],
+                     variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         jax = import_jax()
 
         def loss(w: Any, b: Any, x: Any, y: Any) -> Any:
@@ -94,9 +98,10 @@ class LinearGrad:
         def linear_grad(w: Any, b: Any, x: Any, y: Any) -> tuple[Any, Any]:
             return jax.grad(loss, argnums=(0, 1))(w, b, x, y)
 
-        return jax_jit(linear_grad, self.function_name)
+        return jax_jit(linear_grad, self.function_name, variant.compiled)
 
-    def tf_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def tf_function(self, hyperparameters: Mapping[str, float],
+                    variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         tf = import_tf()
 
         def linear_grad(w: Any, b: Any, x: Any, y: Any) -> tuple[Any, Any]:
@@ -106,7 +111,7 @@ class LinearGrad:
             grad_w, grad_b = tape.gradient(loss, [w, b])
             return grad_w, grad_b
 
-        return tf_jit(linear_grad, self.function_name)
+        return tf_jit(linear_grad, self.function_name, variant.compiled)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

@@ -14,6 +14,7 @@ import numpy as np
 from synthetic._classifier import Classifier
 from synthetic._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from synthetic._program import InputSpec
+from synthetic.variants import DEFAULT, Variant
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class SgdStep:
         assert batch_size is not None, "Program resolves the default batch size"
         return self.model.input_specs(batch_size, with_noise=False)
 
-    def jax_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def jax_function(self, hyperparameters: Mapping[str, float],
+                     variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         jax = import_jax()
         model, n, lr = self.model, len(self.model.parameters), float(hyperparameters["lr"])
 
@@ -43,9 +45,10 @@ class SgdStep:
             grads = jax.grad(model.jax_loss)(params, x, y)
             return tuple(p - lr * g for p, g in zip(params, grads))
 
-        return jax_jit(step, self.function_name)
+        return jax_jit(step, self.function_name, variant.compiled)
 
-    def tf_function(self, hyperparameters: Mapping[str, float]) -> Callable[..., tuple[Any, ...]]:
+    def tf_function(self, hyperparameters: Mapping[str, float],
+                    variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         tf = import_tf()
         model, n, lr = self.model, len(self.model.parameters), float(hyperparameters["lr"])
 
@@ -57,7 +60,7 @@ class SgdStep:
             grads = tape.gradient(loss, params)
             return tuple(p - lr * g for p, g in zip(params, grads))
 
-        return tf_jit(step, self.function_name)
+        return tf_jit(step, self.function_name, variant.compiled)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
