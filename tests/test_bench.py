@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from xlainspect.bench import BenchRow, overhead_factors, plot_bench, run_bench
+from xlainspect.bench import (AblationRow, BenchRow, ablation_slowdowns, overhead_factors, plot_ablation, plot_bench,
+                              run_ablation, run_bench)
 from xlainspect.errors import InputError
 
 
@@ -50,3 +51,35 @@ def test_sweep_rows_and_interruption(tmp_path):
         run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2, force=True, progress=interrupt_after_first)
     with (tmp_path / "bench.csv").open() as file:
         assert len(list(csv.DictReader(file))) == 1  # the row measured before the interruption is kept
+
+
+def ablation_row(framework, build, median):
+    return AblationRow("mnist", framework, build, build, 128, median, median, median, 0.1, 3)
+
+
+def test_ablation_slowdowns_are_relative_to_the_full_build_of_the_same_framework():
+    rows = [ablation_row("jax", "full", 2.0), ablation_row("jax", "novec", 30.0), ablation_row("tf", "novec", 8.0)]
+    assert ablation_slowdowns(rows) == {("mnist", "jax", "full"): 1.0, ("mnist", "jax", "novec"): 15.0}
+
+
+def test_ablation_plot_files(tmp_path):
+    rows = [ablation_row(f, b, m) for f in ("jax", "tf") for b, m in (("full", 1.0), ("nocompile", 40.0))]
+    paths = plot_ablation(rows, tmp_path)
+    assert [p.name for p in paths] == ["ablation.png", "ablation.svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "jax: nocompile" in paths[1].read_text()  # bar labels are kept as SVG text
+
+
+@pytest.mark.requires_jax
+def test_ablation_times_every_build_and_keeps_the_csv(tmp_path):
+    rows = run_ablation(tmp_path, ["ffnn"], ["jax"], batch_size=4, repeats=2)
+    assert [(r.build, r.label) for r in rows] == [("full", "jit, vmap"), ("novec", "jit, no vmap"),
+                                                  ("nocompile", "no jit, vmap"), ("novec-nocompile", "no jit, no vmap")]
+    assert all(r.batch_size == 4 and r.runs == 2 and r.min_ms <= r.median_ms <= r.max_ms for r in rows)
+    with (tmp_path / "ablation.csv").open() as file:
+        assert [row["build"] for row in csv.DictReader(file)] == [r.build for r in rows]
+    # Op-by-op dispatch of a Python loop of gradients cannot beat one compiled, vectorized step.
+    slowdowns = ablation_slowdowns(rows)
+    assert slowdowns[("ffnn", "jax", "novec-nocompile")] > 1.0
+    with pytest.raises(InputError, match="add --force"):
+        run_ablation(tmp_path, ["ffnn"], ["jax"], batch_size=4, repeats=2)

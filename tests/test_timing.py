@@ -123,3 +123,22 @@ def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, ca
     assert main(args) == 1
     assert capsys.readouterr().err == (f"xlainspect: {path}: no per-kernel times for 'jax'; give the output of "
                                        "'xlainspect time --program P --json' (A and B must be framework names)\n")
+
+
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_time_cli_uncompiled_build_has_whole_step_times_only(capsys):
+    status = main(["time", "--program", "dpsgd_ffnn", "--batch-size", "4", "--no-compile", "--no-vectorize",
+                   "--repeats", "3", "--json"])
+    assert status == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["variant"] == "novec-nocompile"
+    for name, timing in data["frameworks"].items():
+        assert timing["runs"] == 3 and timing["median_ms"] > 0, name
+        assert timing["kernels"] == [] and timing["module"] == "", name  # nothing was compiled as one module
+        assert "no module to profile" in timing["note"], name
+
+
+def test_time_cli_refuses_to_unvectorize_a_program_without_per_example_gradients(capsys):
+    assert main(["time", "--program", "sgd_mnist", "--no-vectorize"]) == 1
+    assert "sgd_mnist has no per-example gradients" in capsys.readouterr().err

@@ -4,6 +4,10 @@ Median step time of the FFNN and MNIST programs, private (DP-SGD) and not, in JA
 configuration in a fresh child process. Rows are appended to the CSV as they are measured, so an interrupted sweep
 keeps what it measured. The DP overhead factor (private over non-private median) per framework, model and batch size
 is what the seed's headline is about: with vectorization and compilation, DP-SGD costs little more than SGD.
+
+The ablation (``--ablation``) is the seed's second table: the DP-SGD step at one batch size with vectorization
+(``vmap`` / ``vectorized_map``) and compilation (``jit`` / XLA) each turned off, to show which of the two buys the
+speed in each framework.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 from xlainspect.errors import FrameworkUnavailable, InputError
-from xlainspect.timing import time_program
+from xlainspect.timing import FrameworkTiming, time_program
 
 MODELS = ("ffnn", "mnist")
 DEFAULT_BATCH_SIZES = (16, 32, 64, 128, 256)
+ABLATION_BATCH_SIZE = 128  # the seed's
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,76 @@ def _program(model: str, private: bool) -> str:
     return f"{'dpsgd' if private else 'sgd'}_{model}"
 
 
+@dataclass(frozen=True)
+class AblationRow:
+    """One measured build of the ablation: a DP-SGD step with vectorization and/or compilation turned off."""
+
+    model: str
+    framework: str
+    build: str  # synthetic.variants.Variant.slug: full, novec, nocompile, novec-nocompile
+    label: str  # as the seed names it, e.g. "jit, no vmap"
+    batch_size: int
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    compile_s: float
+    runs: int
+
+
+Row = TypeVar("Row", BenchRow, AblationRow)
+
+
+def _check_names(models: Sequence[str], frameworks: Sequence[str]) -> None:
+    for model in models:
+        if model not in MODELS:
+            raise InputError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    for framework in frameworks:
+        if framework not in ("jax", "tf"):
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+
+
+def _sweep(path: Path, row_type: type[Row], configs: Sequence[tuple[str, Callable[[], Row | str]]], force: bool,
+           progress: Callable[[int, int, str], None] | None) -> list[Row]:
+    """Runs ``configs`` (what, measure) in order, appending each row to the CSV at ``path`` as soon as it exists.
+
+    A measure returns a row, or a message saying why the configuration failed (reported, and the sweep goes on).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{path.parent}: cannot create the results folder: {e.strerror}") from None
+    if path.exists() and not force:
+        raise InputError(f"{path}: results from an earlier run are there; add --force to replace them or give --out")
+    report = progress or (lambda done, total, note: None)
+    rows: list[Row] = []
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=[f.name for f in fields(row_type)])
+        writer.writeheader()
+        file.flush()
+        for done, (what, measure) in enumerate(configs):
+            report(done, len(configs), what)
+            row = measure()
+            if isinstance(row, str):
+                report(done, len(configs), f"{what} failed: {row}")
+                continue
+            rows.append(row)
+            writer.writerow(asdict(row))
+            file.flush()
+        report(len(configs), len(configs), "done")
+    return rows
+
+
+def _measure(program: str, framework: str, batch: int, repeats: int, **variant: bool) -> FrameworkTiming | str:
+    timing = time_program(program, (framework,), batch, repeats=repeats, warmup=2, profile_runs=0, **variant)
+    return timing.failures[0][1] if timing.failures else timing.frameworks[framework]
+
+
+def _figures(result: FrameworkTiming) -> dict[str, Any]:
+    return {"median_ms": round(result.median_ms, 4), "min_ms": round(min(result.runs_ms), 4),
+            "max_ms": round(max(result.runs_ms), 4), "compile_s": round(result.compile_s, 4),
+            "runs": len(result.runs_ms)}
+
+
 def run_bench(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS, frameworks: Sequence[str] = ("jax", "tf"),
               batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, repeats: int = 10, force: bool = False,
               progress: Callable[[int, int, str], None] | None = None) -> list[BenchRow]:
@@ -52,42 +128,54 @@ def run_bench(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS, f
         InputError: an unknown model or framework, results already there without ``force``, or a folder that
             cannot be written.
     """
-    for model in models:
-        if model not in MODELS:
-            raise InputError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    for framework in frameworks:
-        if framework not in ("jax", "tf"):
-            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{out}: cannot create the results folder: {e.strerror}") from None
-    path = out / "bench.csv"
-    if path.exists() and not force:
-        raise InputError(f"{path}: results from an earlier run are there; add --force to replace them or give --out")
-    configs = [(m, p, f, b) for m in models for p in (False, True) for b in batch_sizes for f in frameworks]
-    report = progress or (lambda done, total, note: None)
-    rows: list[BenchRow] = []
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=[f.name for f in fields(BenchRow)])
-        writer.writeheader()
-        file.flush()
-        for done, (model, private, framework, batch) in enumerate(configs):
-            program = _program(model, private)
-            report(done, len(configs), f"{program} {framework} batch {batch}")
-            timing = time_program(program, (framework,), batch, repeats=repeats, warmup=2, profile_runs=0)
-            if timing.failures:
-                report(done, len(configs), f"{program} {framework} batch {batch} failed: {timing.failures[0][1]}")
-                continue
-            result = timing.frameworks[framework]
-            row = BenchRow(model, private, framework, batch, round(result.median_ms, 4), round(min(result.runs_ms), 4),
-                           round(max(result.runs_ms), 4), round(result.compile_s, 4), len(result.runs_ms))
-            rows.append(row)
-            writer.writerow(asdict(row))
-            file.flush()
-        report(len(configs), len(configs), "done")
-    return rows
+    _check_names(models, frameworks)
+
+    def config(model: str, private: bool, framework: str, batch: int) -> tuple[str, Callable[[], BenchRow | str]]:
+        program = _program(model, private)
+
+        def measure() -> BenchRow | str:
+            result = _measure(program, framework, batch, repeats)
+            return result if isinstance(result, str) else BenchRow(model, private, framework, batch,
+                                                                   **_figures(result))
+
+        return f"{program} {framework} batch {batch}", measure
+
+    configs = [config(m, p, f, b) for m in models for p in (False, True) for b in batch_sizes for f in frameworks]
+    return _sweep(Path(out_dir) / "bench.csv", BenchRow, configs, force, progress)
+
+
+def run_ablation(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS,
+                 frameworks: Sequence[str] = ("jax", "tf"), batch_size: int = ABLATION_BATCH_SIZE, repeats: int = 10,
+                 force: bool = False, progress: Callable[[int, int, str], None] | None = None) -> list[AblationRow]:
+    """The seed's ablation: every build of :data:`synthetic.ABLATION` per model and framework, into ``ablation.csv``.
+
+    Raises:
+        InputError: as :func:`run_bench`.
+    """
+    from synthetic import ABLATION
+
+    _check_names(models, frameworks)
+
+    def config(model: str, framework: str, variant: Any) -> tuple[str, Callable[[], AblationRow | str]]:
+        program, label = _program(model, True), variant.label(framework)
+
+        def measure() -> AblationRow | str:
+            result = _measure(program, framework, batch_size, repeats, vectorize=variant.vectorize,
+                              compiled=variant.compiled)
+            return result if isinstance(result, str) else AblationRow(model, framework, variant.slug, label,
+                                                                      batch_size, **_figures(result))
+
+        return f"{program} {framework} ({label}) batch {batch_size}", measure
+
+    configs = [config(m, f, v) for m in models for f in frameworks for v in ABLATION]
+    return _sweep(Path(out_dir) / "ablation.csv", AblationRow, configs, force, progress)
+
+
+def ablation_slowdowns(rows: Sequence[AblationRow]) -> dict[tuple[str, str, str], float]:
+    """Each build's median over the full build's (vectorized and compiled), by (model, framework, build)."""
+    full = {(r.model, r.framework): r.median_ms for r in rows if r.build == "full"}
+    return {(r.model, r.framework, r.build): r.median_ms / full[(r.model, r.framework)]
+            for r in rows if (r.model, r.framework) in full}
 
 
 def overhead_factors(rows: Sequence[BenchRow]) -> dict[tuple[str, str, int], float]:
@@ -103,16 +191,8 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise FrameworkUnavailable("plots need matplotlib; install it with pip install 'xlainspect[plot]'") from e
-    models = sorted({row.model for row in rows})
-    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(6 * max(len(models), 1), 4.5), squeeze=False)
-    for axis, model in zip(axes[0], models):
+    plt, figure, panels = _panels(rows, 6.0)
+    for axis, model in panels:
         for framework in sorted({row.framework for row in rows}):
             for private in (False, True):
                 points = sorted((r.batch_size, r.median_ms) for r in rows
@@ -127,8 +207,50 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
         axis.set_title(f"{model.upper()}: one training step")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
+    return _save(plt, figure, Path(out_dir), "bench")
+
+
+def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Median step time of every build, one bar per build, one panel per model; writes ``ablation.png``/``.svg``.
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    plt, figure, panels = _panels(rows, 6.5)
+    for axis, model in panels:
+        bars = [r for r in rows if r.model == model]
+        labels = [f"{r.framework}: {r.label}" for r in bars]
+        axis.barh(range(len(bars)), [r.median_ms for r in bars],
+                  color=["tab:blue" if r.framework == "jax" else "tab:orange" for r in bars])
+        axis.set_yticks(range(len(bars)), labels)
+        axis.invert_yaxis()
+        axis.set_xscale("log")
+        axis.set_xlabel("median step time (ms, log scale)")
+        batch = bars[0].batch_size if bars else ""
+        axis.set_title(f"{model.upper()} DP-SGD step, batch {batch}")
+        axis.grid(True, axis="x", which="both", alpha=0.3)
+        for y, r in enumerate(bars):
+            axis.annotate(f" {r.median_ms:.3g}", (r.median_ms, y), va="center", fontsize=8)
+    return _save(plt, figure, Path(out_dir), "ablation")
+
+
+def _panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, Any, list[tuple[Any, str]]]:
+    """pyplot, a figure, and one (axis, model) panel per model, side by side."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise FrameworkUnavailable("plots need matplotlib; install it with pip install 'xlainspect[plot]'") from e
+    models = sorted({row.model for row in rows})
+    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(width * max(len(models), 1), 4.5), squeeze=False)
+    return plt, figure, list(zip(axes[0], models))
+
+
+def _save(plt: Any, figure: Any, out_dir: Path, stem: str) -> list[Path]:
     figure.tight_layout()
-    paths = [Path(out_dir) / "bench.png", Path(out_dir) / "bench.svg"]
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     for path in paths:
         figure.savefig(path)
     plt.close(figure)

@@ -158,9 +158,12 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs after compiling.")
 @click.option("--profile-runs", type=int, default=5, show_default=True,
               help="Runs profiled for per-kernel time (0: none).")
+@click.option("--no-vectorize", is_flag=True,
+              help="Ablation: per-example gradients in a Python loop, not vmap / vectorized_map (DP-SGD only).")
+@click.option("--no-compile", is_flag=True, help="Ablation: no jax.jit (op by op) / no XLA (a plain tf.function).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def time_command(program_name: str, framework: str, backend: str, batch_size: int | None, repeats: int, warmup: int,
-                 profile_runs: int, as_json: bool) -> None:
+                 profile_runs: int, no_vectorize: bool, no_compile: bool, as_json: bool) -> None:
     """Time a program in JAX and TF2+XLA, each in its own process: compile time, step time, time per kernel."""
     import json
 
@@ -170,7 +173,8 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
 
     frameworks = ("jax", "tf") if framework == "all" else (framework,)
     report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs,
-                          progress=lambda line: click.echo(line, err=True))
+                          progress=lambda line: click.echo(line, err=True), vectorize=not no_vectorize,
+                          compiled=not no_compile)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else timing_text(report))
     if report.failures:
         raise CaptureError("; ".join(message for _, message in report.failures))
@@ -183,25 +187,41 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
 @click.option("--repeats", type=int, default=10, show_default=True, help="Timed steady-state runs per configuration.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True)
 @click.option("--force", is_flag=True, help="Replace the results of an earlier run in --out.")
-def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir: str, force: bool) -> None:
+@click.option("--ablation", is_flag=True,
+              help="Add the seed's ablation: DP-SGD with and without vmap/vectorized_map and jit/XLA.")
+@click.option("--ablation-batch-size", type=int, default=128, show_default=True)
+@click.option("--sweep/--no-sweep", default=True, show_default=True,
+              help="Run the batch-size sweep (--no-sweep with --ablation runs the ablation alone).")
+def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir: str, force: bool, ablation: bool,
+          ablation_batch_size: int, sweep: bool) -> None:
     """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
-    from xlainspect.bench import overhead_factors, plot_bench, run_bench
+    from xlainspect.bench import (ablation_slowdowns, overhead_factors, plot_ablation, plot_bench, run_ablation,
+                                  run_bench)
     from xlainspect.errors import InputError
-    from xlainspect.format import bench_text
+    from xlainspect.format import ablation_text, bench_text
 
     try:
         sizes = [int(size) for size in batch_sizes.split(",")]
     except ValueError:
         raise InputError(f"--batch-sizes must be comma-separated integers, got {batch_sizes!r}") from None
+    if not sweep and not ablation:
+        raise InputError("--no-sweep leaves nothing to run; add --ablation")
 
     def progress(done: int, total: int, note: str) -> None:
         filled = 30 * done // max(total, 1)
         click.echo(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {note}", err=True)
 
-    rows = run_bench(out_dir, models.split(","), frameworks.split(","), sizes, repeats, force, progress)
-    paths = plot_bench(rows, out_dir) if rows else []
-    click.echo(bench_text(rows, overhead_factors(rows)))
-    click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
+    if sweep:
+        rows = run_bench(out_dir, models.split(","), frameworks.split(","), sizes, repeats, force, progress)
+        paths = plot_bench(rows, out_dir) if rows else []
+        click.echo(bench_text(rows, overhead_factors(rows)))
+        click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
+    if ablation:
+        ablated = run_ablation(out_dir, models.split(","), frameworks.split(","), ablation_batch_size, repeats, force,
+                               progress)
+        paths = plot_ablation(ablated, out_dir) if ablated else []
+        click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
+        click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
 
 
 @cli.command()

@@ -182,7 +182,8 @@ def _rate(value: float | None, unit: str) -> str:
 def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
     """Both frameworks' step times side by side, their ratio, and the most expensive kernels of each."""
     batch = f", batch {report.batch_size}" if report.batch_size is not None else ""
-    lines = [f"{report.program}{batch}: steady-state step time after warm-up (ms)", "",
+    build = "" if report.variant == "full" else f", ablation build {report.variant}"
+    lines = [f"{report.program}{batch}{build}: steady-state step time after warm-up (ms)", "",
              f"  {'framework':<10}{'compile s':>11}{'median':>10}{'min':>10}{'max':>10}{'IQR':>20}{'runs':>6}"]
     for name, timing in report.frameworks.items():
         q1, q3 = timing.iqr_ms
@@ -220,4 +221,15 @@ def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) ->
         factor = factors.get((model, framework, batch))
         lines.append(f"  {model:<7}{framework:<11}{batch:>6}{'' if sgd is None else f'{sgd:.3f}':>10}"
                      f"{'' if dp is None else f'{dp:.3f}':>11}{'' if factor is None else f'{factor:.2f}x':>8}")
+    return "\n".join(lines)
+
+
+def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float]) -> str:
+    """Median step time of every ablation build, and how many times slower it is than the full build."""
+    lines = [f"  {'model':<7}{'framework':<11}{'build':<34}{'batch':>6}{'median ms':>11}{'compile s':>11}"
+             f"{'vs full':>9}"]
+    for r in rows:
+        slowdown = slowdowns.get((r.model, r.framework, r.build))
+        lines.append(f"  {r.model:<7}{r.framework:<11}{r.label:<34}{r.batch_size:>6}{r.median_ms:>11.3f}"
+                     f"{r.compile_s:>11.2f}{'' if slowdown is None else f'{slowdown:.1f}x':>9}")
     return "\n".join(lines)

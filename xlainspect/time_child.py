@@ -25,11 +25,41 @@ from typing import Any
 EXIT_FRAMEWORK_MISSING = 3
 
 
-def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int) -> dict:
+def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float]]:
+    """Times the first call (what a user waits for before the first step), then ``repeats`` after warm-up."""
+    start = time.perf_counter()
+    run()
+    first_s = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        run()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        runs.append(time.perf_counter() - start)
+    return first_s, runs
+
+
+def _uncompiled_timing(version: str, run: Any, repeats: int, warmup: int, what: str) -> dict:
+    # Nothing is compiled as one module, so there is no HLO to attribute time to: whole-step times only.
+    first_s, runs = _steady_runs(run, repeats, warmup)
+    steady = sorted(runs)[len(runs) // 2]
+    return {"framework_version": version, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
+            "module_name": "", "hlo_text": "", "kernels": {}, "profiled_runs": 0,
+            "note": f"{what}: no module to profile; 'compile' is the first call (tracing, op caches) less one "
+                    "steady run"}
+
+
+def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+                variant: Any) -> dict:
     import jax
 
     args = [jax.device_put(value) for value in inputs.values()]
-    jitted = program.jax_function()
+    if not variant.compiled:
+        eager = program.jax_function(variant)
+        return _uncompiled_timing(jax.__version__, lambda: jax.block_until_ready(eager(*args)), repeats, warmup,
+                                  "no jit, JAX ran op by op")
+    jitted = program.jax_function(variant)
     start = time.perf_counter()
     lowered = jitted.lower(*args)
     compiled = lowered.compile()
@@ -77,26 +107,20 @@ def _kernel_events(trace_dir: str, module_name: str) -> dict[str, list[float]]:
     return kernels
 
 
-def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int) -> dict:
+def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+               variant: Any) -> dict:
     import tensorflow as tf
 
-    function = program.tf_function()
+    function = program.tf_function(variant)
     args = [tf.constant(value) for value in inputs.values()]
 
     def run() -> None:
         for output in tf.nest.flatten(function(*args)):
             output.numpy()  # reading back synchronises
 
-    start = time.perf_counter()
-    run()  # traces, compiles with XLA and runs once
-    first_s = time.perf_counter() - start
-    for _ in range(max(warmup - 1, 0)):
-        run()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        runs.append(time.perf_counter() - start)
+    if not variant.compiled:
+        return _uncompiled_timing(tf.__version__, run, repeats, warmup, "no XLA, TF's own kernels ran the graph")
+    first_s, runs = _steady_runs(run, repeats, warmup)  # the first call traces, compiles with XLA and runs once
     steady = sorted(runs)[len(runs) // 2]
     kernels: dict[str, list[float]] = {}
     module_name = ""
@@ -156,15 +180,14 @@ def main(argv: list[str]) -> int:
     except ImportError as e:
         print(f"MISSING {e}", file=sys.stderr)
         return EXIT_FRAMEWORK_MISSING
-    from synthetic import get_program
+    from synthetic import Variant, get_program
 
     program = get_program(request["program"])
     inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"))
     repeats, warmup = request["repeats"], request["warmup"]
-    if framework == "jax":
-        result = _jax_timing(program, inputs, repeats, warmup, request.get("profile_runs", 0))
-    else:
-        result = _tf_timing(program, inputs, repeats, warmup, request.get("profile_runs", 0))
+    variant = Variant(**request.get("variant", {}))
+    timing = _jax_timing if framework == "jax" else _tf_timing
+    result = timing(program, inputs, repeats, warmup, request.get("profile_runs", 0), variant)
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

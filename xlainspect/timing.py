@@ -87,9 +87,10 @@ class TimingReport:
     batch_size: int | None
     frameworks: dict[str, FrameworkTiming]
     failures: tuple[tuple[str, str], ...] = ()
+    variant: str = "full"  # the ablation build (synthetic.variants.Variant.slug); "full" is the seed's fast one
 
     def to_json(self) -> dict[str, Any]:
-        return {"program": self.program, "batch_size": self.batch_size,
+        return {"program": self.program, "batch_size": self.batch_size, "variant": self.variant,
                 "frameworks": {name: timing.to_json() for name, timing in self.frameworks.items()},
                 "failures": [{"framework": f, "message": m} for f, m in self.failures]}
 
@@ -129,19 +130,29 @@ def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: floa
 
 def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"), batch_size: int | None = None,
                  repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
-                 progress: Callable[[str], None] | None = None) -> TimingReport:
+                 progress: Callable[[str], None] | None = None, vectorize: bool = True,
+                 compiled: bool = True) -> TimingReport:
     """Times a synthetic program in each framework, each in a fresh child process.
 
+    Args:
+        vectorize: False times the seed's ablation build that loops over the examples (DP-SGD programs only).
+        compiled: False times the step without ``jax.jit`` / XLA; there is then no module, so no per-kernel table.
+
     Raises:
-        InputError: unknown program or framework, or a bad count.
+        InputError: unknown program or framework, a bad count, or ``vectorize=False`` for a program without
+            per-example gradients.
     """
-    from synthetic import PROGRAMS
+    from synthetic import PROGRAMS, Variant
 
     if program_name not in PROGRAMS:
         raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)}")
     if repeats < 1 or warmup < 0 or profile_runs < 0:
         raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
     program = PROGRAMS[program_name]
+    variant = Variant(vectorize, compiled)
+    if not vectorize and not program.has_per_example_gradients:
+        raise InputError(f"{program_name} has no per-example gradients, so there is nothing to stop vectorizing; "
+                         "--no-vectorize applies to the DP-SGD programs")
     if batch_size is None:
         batch_size = program.default_batch_size
     report = progress or (lambda line: None)
@@ -151,7 +162,8 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         if framework not in ("jax", "tf"):
             raise InputError(f"unknown framework {framework!r}; choose jax or tf")
         request = {"program": program_name, "framework": framework, "batch_size": batch_size, "repeats": repeats,
-                   "warmup": warmup, "profile_runs": profile_runs}
+                   "warmup": warmup, "profile_runs": profile_runs,
+                   "variant": {"vectorize": vectorize, "compiled": compiled}}
         try:
             result = run_child("xlainspect.time_child", request, framework, report, "timing")
         except ChildFailed as e:
@@ -164,7 +176,7 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
                                              kernels, result["module_name"], result.get("note", ""),
                                              result["hlo_text"])
-    return TimingReport(program_name, batch_size, timings, tuple(failures))
+    return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
 
 
 def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
