@@ -141,8 +141,8 @@ def test_compile_failure_names_the_framework_and_reason(tmp_path, monkeypatch):
     outcome = dump_program("matvec", ("tf",), tmp_path / "dumps")
     assert outcome.dumps == ()
     assert [f.framework for f in outcome.failures] == ["tf"]
-    assert outcome.failures[0].message == ("tf: compiling matvec failed (exit 1): RuntimeError: simulated XLA "
-                                           "failure")
+    assert outcome.failures[0].message == ("tf: compiling and running matvec failed (exit 1): RuntimeError: "
+                                           "simulated XLA failure")
 
 
 def test_unknown_program_is_one_line(capsys, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from xlainspect import parse_hlo, read_hlo
 from xlainspect.census import census
 from xlainspect.cli import main
-from xlainspect.timing import FrameworkTiming, kernel_times, time_program
+from xlainspect.timing import COMMAND_BUFFERS_OFF, FrameworkTiming, command_buffer_calls, kernel_times, time_program
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,3 +142,73 @@ def test_time_cli_uncompiled_build_has_whole_step_times_only(capsys):
 def test_time_cli_refuses_to_unvectorize_a_program_without_per_example_gradients(capsys):
     assert main(["time", "--program", "sgd_mnist", "--no-vectorize"]) == 1
     assert "sgd_mnist has no per-example gradients" in capsys.readouterr().err
+
+
+COMMAND_BUFFER_MODULE = textwrap.dedent("""\
+    HloModule t
+    %fused (p0: s32[], p1: s32[]) -> s32[] {
+      %p0 = s32[] parameter(0)
+      %p1 = s32[] parameter(1)
+      ROOT %add = s32[] add(%p0, %p1)
+    }
+    %command_buffer (param: s32[], param.1: s32[]) -> s32[] {
+      %param = s32[] parameter(0)
+      %param.1 = s32[] parameter(1)
+      ROOT %fusion.1 = s32[] fusion(%param, %param.1), kind=kLoop, calls=%fused
+    }
+    ENTRY %main (a: s32[], b: s32[]) -> s32[] {
+      %a = s32[] parameter(0)
+      %b = s32[] parameter(1)
+      ROOT %call = s32[] call(%a, %b), to_apply=%command_buffer
+    }
+    """)
+
+
+def test_command_buffer_calls_are_found_in_the_entry():
+    assert command_buffer_calls(parse_hlo(COMMAND_BUFFER_MODULE)) == ("call",)
+    assert command_buffer_calls(parse_hlo(MODULE)) == ()
+
+
+def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
+    # No GPU here: stand in for the GPU children, and check what the parent asks of them and keeps.
+    calls = []
+
+    def fake_child(module, request, framework, report, activity, xla_flags="", backend="cpu"):
+        calls.append({"flags": xla_flags, "backend": backend})
+        if not xla_flags:
+            return {"framework_version": "0", "compile_s": 1.0, "runs_s": [0.002, 0.002], "module_name": "t",
+                    "hlo_text": COMMAND_BUFFER_MODULE, "kernels": {"call": [2000.0]}, "profiled_runs": 1}
+        return {"framework_version": "0", "compile_s": 1.0, "runs_s": [0.003], "module_name": "t",
+                "hlo_text": COMMAND_BUFFER_MODULE.replace("to_apply=%command_buffer", "to_apply=%fused"),
+                "kernels": {"fusion.1": [1500.0]}, "profiled_runs": 1}
+
+    monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
+    report = time_program("matvec", ("jax",), repeats=2, profile_runs=1, backend="gpu")
+    assert calls == [{"flags": "", "backend": "gpu"}, {"flags": COMMAND_BUFFERS_OFF, "backend": "gpu"}]
+    timing = report.frameworks["jax"]
+    assert timing.runs_ms == (2.0, 2.0)  # step times of the default build, with command buffers
+    assert [(k.hlo_op, k.total_us) for k in timing.kernels] == [("fusion.1", 1500.0)]  # kernels of the re-run
+    assert COMMAND_BUFFERS_OFF in timing.note
+
+
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_gpu_backend_without_a_gpu_says_so():
+    report = time_program("matvec", ("jax", "tf"), repeats=1, profile_runs=0, backend="gpu")
+    assert report.frameworks == {}
+    messages = dict(report.failures)
+    assert "no GPU is visible to JAX" in messages["jax"]
+    assert "no GPU is visible to TensorFlow" in messages["tf"]
+
+
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_tf_hlo_timed_through_jax_runtime_is_labelled_and_attributed():
+    # The child checks the outputs against the float64 reference and fails when they differ.
+    report = time_program("dpsgd_ffnn", ("tf",), batch_size=8, repeats=3, profile_runs=2, tf_via_jax=True)
+    assert not report.failures, report.failures
+    timing = report.frameworks["tf"]
+    assert timing.module_name.startswith("a_inference_dpsgd_ffnn_step")  # TF's module, not a JAX one
+    assert "JAX's XLA" in timing.note and "not TF's runtime" in timing.note
+    module = parse_hlo(timing.module_text)
+    assert {k.hlo_op for k in timing.kernels} == {k.name for k in census(module).kernels}

@@ -2,7 +2,8 @@
 
 XLA reads ``XLA_FLAGS`` once, when a framework's backend starts, and two frameworks in one process would share
 threads and allocators; so every capture and timing runs in a child process of its own. The child prints one
-``RESULT {json}`` line, and exits with status 3 when its framework is not installed.
+``RESULT {json}`` line, and exits with status 3 when its framework is not installed, 4 when it was asked for a GPU
+and sees none.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 _INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
                                                                                  "(tensorflow-cpu)"}
 _PROGRESS_EVERY_S = 2.0
+EXIT_NO_GPU = 4  # a child asked for the GPU backend found none; its last stderr line says so
 
 
 class ChildFailed(Exception):
@@ -27,8 +29,12 @@ class ChildFailed(Exception):
 
 
 def run_child(child_module: str, request: dict[str, Any], framework: str, report: Callable[[str], None],
-              activity: str, xla_flags: str = "") -> dict[str, Any]:
+              activity: str, xla_flags: str = "", backend: str = "cpu") -> dict[str, Any]:
     """Runs ``python -m child_module REQUEST_JSON`` for one framework and returns its RESULT object.
+
+    Args:
+        backend: ``cpu`` keeps the framework off any GPU the machine has; ``gpu`` leaves the devices visible and
+            the child checks that it got one.
 
     Raises:
         ChildFailed: the framework is missing, the child failed, or it printed no result.
@@ -37,10 +43,11 @@ def run_child(child_module: str, request: dict[str, Any], framework: str, report
     if xla_flags:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + xla_flags).strip()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if framework == "jax":
-        env["JAX_PLATFORMS"] = "cpu"
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU backend: keep TF off any GPU the machine has
+    if backend == "cpu":
+        if framework == "jax":
+            env["JAX_PLATFORMS"] = "cpu"
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ""
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     command = [sys.executable, "-m", child_module, json.dumps(request)]
@@ -65,8 +72,10 @@ def run_child(child_module: str, request: dict[str, Any], framework: str, report
     if child.returncode == 3 and "MISSING" in err:
         raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
                           "(or run 'make install')")
+    if child.returncode == EXIT_NO_GPU:  # the child's last line says why
+        raise ChildFailed(f"{framework}: {([line for line in err.splitlines() if line.strip()] or ['no GPU'])[-1]}")
     if child.returncode != 0:
-        raise ChildFailed(f"{framework}: compiling {request['program']} failed (exit {child.returncode}): "
+        raise ChildFailed(f"{framework}: {activity} {request['program']} failed (exit {child.returncode}): "
                           f"{_last_error_line(err)}")
     for line in out.splitlines():
         if line.startswith("RESULT "):

@@ -152,7 +152,8 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
 @cli.command(name="time")
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
 @click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["cpu"]), default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu needs a visible GPU (and jax's CUDA plugin); command buffers are turned off to profile.")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
 @click.option("--repeats", type=int, default=20, show_default=True, help="Timed steady-state runs.")
 @click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs after compiling.")
@@ -161,9 +162,11 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
 @click.option("--no-vectorize", is_flag=True,
               help="Ablation: per-example gradients in a Python loop, not vmap / vectorized_map (DP-SGD only).")
 @click.option("--no-compile", is_flag=True, help="Ablation: no jax.jit (op by op) / no XLA (a plain tf.function).")
+@click.option("--tf-via-jax", is_flag=True,
+              help="Time TF's HLO compiled and run by JAX's XLA (when TF's profiler gives no per-op times).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def time_command(program_name: str, framework: str, backend: str, batch_size: int | None, repeats: int, warmup: int,
-                 profile_runs: int, no_vectorize: bool, no_compile: bool, as_json: bool) -> None:
+                 profile_runs: int, no_vectorize: bool, no_compile: bool, tf_via_jax: bool, as_json: bool) -> None:
     """Time a program in JAX and TF2+XLA, each in its own process: compile time, step time, time per kernel."""
     import json
 
@@ -174,7 +177,7 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
     frameworks = ("jax", "tf") if framework == "all" else (framework,)
     report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs,
                           progress=lambda line: click.echo(line, err=True), vectorize=not no_vectorize,
-                          compiled=not no_compile)
+                          compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else timing_text(report))
     if report.failures:
         raise CaptureError("; ".join(message for _, message in report.failures))

@@ -183,11 +183,13 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
     """Both frameworks' step times side by side, their ratio, and the most expensive kernels of each."""
     batch = f", batch {report.batch_size}" if report.batch_size is not None else ""
     build = "" if report.variant == "full" else f", ablation build {report.variant}"
+    labels = {name: f"{name} {timing.framework_version}" for name, timing in report.frameworks.items()}
+    width = max([len("framework"), *map(len, labels.values())]) + 1
     lines = [f"{report.program}{batch}{build}: steady-state step time after warm-up (ms)", "",
-             f"  {'framework':<10}{'compile s':>11}{'median':>10}{'min':>10}{'max':>10}{'IQR':>20}{'runs':>6}"]
+             f"  {'framework':<{width}}{'compile s':>11}{'median':>10}{'min':>10}{'max':>10}{'IQR':>20}{'runs':>6}"]
     for name, timing in report.frameworks.items():
         q1, q3 = timing.iqr_ms
-        lines.append(f"  {name + ' ' + timing.framework_version:<10}{timing.compile_s:>11.3f}{timing.median_ms:>10.3f}"
+        lines.append(f"  {labels[name]:<{width}}{timing.compile_s:>11.3f}{timing.median_ms:>10.3f}"
                      f"{min(timing.runs_ms):>10.3f}{max(timing.runs_ms):>10.3f}{f'{q1:.3f}-{q3:.3f}':>20}"
                      f"{len(timing.runs_ms):>6}")
     if len(report.frameworks) == 2:
@@ -207,7 +209,7 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
         if len(timing.kernels) > top_kernels:
             lines.append(f"  ... {len(timing.kernels) - top_kernels} more")
     for framework, message in report.failures:
-        lines.append(f"{framework}: failed: {message}")
+        lines.append(f"failed: {message}")  # the message names the framework
     return "\n".join(line for line in lines if line is not None)
 
 

@@ -169,6 +169,87 @@ def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str
     return module, {op: durations for op, durations in by_module[module].items()}
 
 
+def _export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict:
+    """Writes TF's module before XLA optimizes it (an ``HloModuleProto``): what TF's front end made of the program."""
+    import tensorflow as tf
+
+    function = program.tf_function()
+    args = [tf.constant(value) for value in inputs.values()]
+    proto = function.experimental_get_compiler_ir(*args)(stage="hlo_serialized")
+    with open(path, "wb") as file:
+        file.write(proto)
+    return {"framework_version": tf.__version__, "bytes": len(proto)}
+
+
+def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+                        proto_path: str) -> dict:
+    """Compiles another framework's pre-optimization HLO with JAX's XLA and times it in JAX's runtime.
+
+    The fallback when a framework's own profiler gives no per-HLO-op times: the module is the other front end's,
+    but the compiler, runtime and profiler are JAX's, and the result is labelled so. The outputs are checked
+    against the program's float64 reference, so a module fed the wrong inputs cannot pass as timed.
+    """
+    import jax
+    import numpy as np
+    from jax._src.interpreters import mlir
+    from jax._src.lib import _jax, xla_client
+    from jax._src.lib import mlir as jax_mlir
+
+    with open(proto_path, "rb") as file:
+        stablehlo = _jax.mlir.hlo_to_stablehlo(file.read())
+    device = jax.devices()[0]
+    start = time.perf_counter()
+    with mlir.make_ir_context():
+        module = jax_mlir.ir.Module.parse(stablehlo)
+        executable = device.client.compile_and_load(module, xla_client.DeviceList((device,)),
+                                                    xla_client.CompileOptions())
+    compile_s = time.perf_counter() - start
+    args = [jax.device_put(value, device) for value in inputs.values()]
+
+    def run() -> list[Any]:
+        return jax.block_until_ready(executable.execute(args))
+
+    outputs = run()
+    expected = program.reference(inputs)
+    error = max(float(np.linalg.norm(np.asarray(out, np.float64) - ref) / max(np.linalg.norm(ref), 1e-300))
+                for out, ref in zip(outputs, expected))
+    if not error < 1e-3:
+        raise RuntimeError(f"TF's HLO run by JAX's runtime does not compute {program.name} (relative error "
+                           f"{error:.1e} against the float64 reference): its parameters are not in the program's "
+                           "input order")
+    _, runs = _steady_runs(run, repeats, warmup)
+    hlo_text = executable.hlo_modules()[0].to_string()
+    module_name = _module_name(hlo_text)
+    kernels: dict[str, list[float]] = {}
+    if profile_runs:
+        with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+            with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+                for _ in range(profile_runs):
+                    run()
+            kernels = _kernel_events(trace_dir, module_name)
+    return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
+            "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
+            "profiled_runs": profile_runs if kernels else 0, "max_rel_error": error,
+            "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
+                    f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
+
+
+def _gpu_missing(framework: str) -> str:
+    """Why the GPU backend cannot run here, or "" when a GPU is visible to ``framework``."""
+    if framework == "jax":
+        import jax
+
+        if jax.default_backend() == "gpu":
+            return ""
+        return (f"no GPU is visible to JAX (its backend is {jax.default_backend()}); GPU timing needs a GPU and "
+                "jax's CUDA plugin (pip install 'jax[cuda12]' at the installed jax version)")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return ""
+    return "no GPU is visible to TensorFlow; GPU timing needs a GPU and a CUDA build of tensorflow"
+
+
 def main(argv: list[str]) -> int:
     request = json.loads(argv[0])
     framework = request["framework"]
@@ -181,13 +262,21 @@ def main(argv: list[str]) -> int:
         print(f"MISSING {e}", file=sys.stderr)
         return EXIT_FRAMEWORK_MISSING
     from synthetic import Variant, get_program
+    from xlainspect.children import EXIT_NO_GPU
 
+    if request.get("backend") == "gpu" and (why := _gpu_missing(framework)):
+        print(why, file=sys.stderr)
+        return EXIT_NO_GPU
     program = get_program(request["program"])
     inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"))
-    repeats, warmup = request["repeats"], request["warmup"]
-    variant = Variant(**request.get("variant", {}))
-    timing = _jax_timing if framework == "jax" else _tf_timing
-    result = timing(program, inputs, repeats, warmup, request.get("profile_runs", 0), variant)
+    repeats, warmup, profile_runs = request["repeats"], request["warmup"], request.get("profile_runs", 0)
+    if "export_hlo" in request:
+        result = _export_tf_hlo(program, inputs, request["export_hlo"])
+    elif "hlo_proto" in request:
+        result = _hlo_via_jax_timing(program, inputs, repeats, warmup, profile_runs, request["hlo_proto"])
+    else:
+        timing = _jax_timing if framework == "jax" else _tf_timing
+        result = timing(program, inputs, repeats, warmup, profile_runs, Variant(**request.get("variant", {})))
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

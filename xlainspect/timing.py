@@ -8,7 +8,9 @@ FLOP/s and bytes/s.
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from xlainspect.census import CONTROL_OPCODES, census
 from xlainspect.children import ChildFailed, run_child
 from xlainspect.errors import InputError
+from xlainspect.hlo import HloModule
 from xlainspect.parse import parse_hlo
 
 
@@ -128,19 +131,37 @@ def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: floa
     return tuple(sorted(result, key=lambda k: -k.total_us))
 
 
+COMMAND_BUFFERS_OFF = "--xla_gpu_enable_command_buffer="
+"""XLA flag that turns CUDA-graph command buffers off, so the profiler sees each kernel with its ``hlo_op``."""
+
+
+def command_buffer_calls(module: HloModule) -> tuple[str, ...]:
+    """The entry's ``call`` instructions into XLA:GPU command buffers (computations named ``command_buffer*``).
+
+    XLA:GPU's command-buffer scheduling moves runs of kernels into such computations and launches each as one CUDA
+    graph; the profiler then sees the graph, not the kernels in it, so their ``hlo_op`` times are lost.
+    """
+    return tuple(i.name for i in module.entry.instructions
+                 if i.opcode == "call" and any(c.name.startswith("command_buffer") for c in i.called_computations))
+
+
 def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"), batch_size: int | None = None,
                  repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
                  progress: Callable[[str], None] | None = None, vectorize: bool = True,
-                 compiled: bool = True) -> TimingReport:
+                 compiled: bool = True, backend: str = "cpu", tf_via_jax: bool = False) -> TimingReport:
     """Times a synthetic program in each framework, each in a fresh child process.
 
     Args:
         vectorize: False times the seed's ablation build that loops over the examples (DP-SGD programs only).
         compiled: False times the step without ``jax.jit`` / XLA; there is then no module, so no per-kernel table.
+        backend: ``cpu`` or ``gpu``; on GPU, when command buffers hide per-kernel time, the profiled runs are
+            repeated in a fresh process with them off (the step times stay those of the default build).
+        tf_via_jax: time TF's pre-optimization HLO compiled and run by JAX's XLA instead of TF's runtime: the
+            fallback when TF's profiler attributes no time to HLO ops (labelled as such in the result).
 
     Raises:
-        InputError: unknown program or framework, a bad count, or ``vectorize=False`` for a program without
-            per-example gradients.
+        InputError: unknown program, framework or backend, a bad count, ``vectorize=False`` for a program without
+            per-example gradients, or ``tf_via_jax`` with an ablation build.
     """
     from synthetic import PROGRAMS, Variant
 
@@ -148,24 +169,35 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)}")
     if repeats < 1 or warmup < 0 or profile_runs < 0:
         raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
+    if backend not in ("cpu", "gpu"):
+        raise InputError(f"unknown backend {backend!r}; choose cpu or gpu")
     program = PROGRAMS[program_name]
     variant = Variant(vectorize, compiled)
     if not vectorize and not program.has_per_example_gradients:
         raise InputError(f"{program_name} has no per-example gradients, so there is nothing to stop vectorizing; "
                          "--no-vectorize applies to the DP-SGD programs")
+    if tf_via_jax and variant.slug != "full":
+        raise InputError("--tf-via-jax times TF's compiled module; it cannot be combined with --no-vectorize or "
+                         "--no-compile")
+    for framework in frameworks:
+        if framework not in ("jax", "tf"):
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
     if batch_size is None:
         batch_size = program.default_batch_size
     report = progress or (lambda line: None)
     timings: dict[str, FrameworkTiming] = {}
     failures: list[tuple[str, str]] = []
     for framework in frameworks:
-        if framework not in ("jax", "tf"):
-            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
         request = {"program": program_name, "framework": framework, "batch_size": batch_size, "repeats": repeats,
-                   "warmup": warmup, "profile_runs": profile_runs,
+                   "warmup": warmup, "profile_runs": profile_runs, "backend": backend,
                    "variant": {"vectorize": vectorize, "compiled": compiled}}
         try:
-            result = run_child("xlainspect.time_child", request, framework, report, "timing")
+            if framework == "tf" and tf_via_jax:
+                result = _tf_via_jax(request, report, backend)
+            else:
+                result = run_child("xlainspect.time_child", request, framework, report, "timing", backend=backend)
+                if backend == "gpu":
+                    result = _without_command_buffers(result, request, framework, report)
         except ChildFailed as e:
             failures.append((framework, str(e)))
             continue
@@ -173,10 +205,40 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         step_us = statistics.median(runs_ms) * 1e3
         kernels = kernel_times(result["kernels"], result["profiled_runs"], step_us, result["hlo_text"]) \
             if result["profiled_runs"] else ()
+        note = result.get("note", "")
+        if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
+            note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
+                                                    "--tf-via-jax times TF's HLO in JAX's runtime instead")
         timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
-                                             kernels, result["module_name"], result.get("note", ""),
-                                             result["hlo_text"])
+                                             kernels, result["module_name"], note, result["hlo_text"])
     return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
+
+
+def _tf_via_jax(request: dict[str, Any], report: Callable[[str], None], backend: str) -> dict[str, Any]:
+    """TF's child writes its pre-optimization HLO; a JAX child compiles, runs and profiles it."""
+    with tempfile.TemporaryDirectory(prefix="xlainspect-tf-hlo-") as folder:
+        proto = os.path.join(folder, "tf_before_optimizations.pb")
+        run_child("xlainspect.time_child", {**request, "backend": "cpu", "export_hlo": proto}, "tf", report,
+                  "exporting the HLO of")
+        return run_child("xlainspect.time_child", {**request, "framework": "jax", "hlo_proto": proto}, "jax",
+                         report, "timing TF's HLO of", backend=backend)
+
+
+def _without_command_buffers(result: dict[str, Any], request: dict[str, Any], framework: str,
+                             report: Callable[[str], None]) -> dict[str, Any]:
+    """On GPU: when command buffers hid kernels from the profiler, profile again in a process with them off."""
+    if not request["profile_runs"] or not result["hlo_text"] or \
+            not command_buffer_calls(parse_hlo(result["hlo_text"])):
+        return result
+    report(f"{framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
+           f"{COMMAND_BUFFERS_OFF}")
+    again = run_child("xlainspect.time_child", request, framework, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF,
+                      backend="gpu")
+    note = (f"step times with command buffers on (the default); per-kernel times from a second process with "
+            f"{COMMAND_BUFFERS_OFF}, whose module {again['module_name']} is the one profiled")
+    return {**result, "kernels": again["kernels"], "profiled_runs": again["profiled_runs"],
+            "hlo_text": again["hlo_text"], "module_name": again["module_name"],
+            "note": "; ".join(filter(None, (result.get("note", ""), note)))}
 
 
 def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
