@@ -45,8 +45,9 @@ test: install system-deps  ## set up, then run the whole test suite (PYTEST_ARGS
 demo: install system-deps  ## set up, then compile the seed's MSE gradient and show what XLA made of it
 	$(VPY) -m xlainspect demo
 
-bench: install  ## parser speed against XLA's own parser on a 15 MB module
+bench: install  ## parser speed against XLA's own parser on a 15 MB module; render time of a 100k-instruction module
 	$(VPY) bench/parse_speed.py
+	$(VPY) bench/render_speed.py
 
 clean:  ## remove caches and build leftovers (keeps .venv/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info dumps/demo

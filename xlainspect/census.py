@@ -237,6 +237,20 @@ def _fused_instructions(module: HloModule, fusion: Instruction) -> list[Instruct
     return result
 
 
+def kernel_cost(module: HloModule, instruction: Instruction) -> int:
+    """FLOPs plus bytes read and written by one instruction, fused ops included, without a whole-module census.
+
+    For ranking kernels in modules too big to census quickly (the census also resolves every source location).
+    """
+    computation = module.computation(instruction.computation)
+    moved = instruction.shape.byte_size or 0
+    for operand in instruction.operands:
+        producer = computation.by_name.get(operand)
+        moved += (producer.shape.byte_size or 0) if producer is not None else 0
+    inside = _fused_instructions(module, instruction) if instruction.opcode == "fusion" else [instruction]
+    return moved + sum(_flops(module, op) for op in inside)
+
+
 def _flops(module: HloModule, instruction: Instruction) -> int:
     """2 x multiply-adds of a dot or convolution, from shapes; 0 for other ops or unknown shapes."""
     if instruction.opcode not in ("dot", "convolution"):

@@ -46,17 +46,14 @@ def stats(paths: tuple[str, ...], as_json: bool) -> None:
               help="Which module of a file holding several (from 0).")
 def graph(path: str, fmt: str, output: str, module_index: int) -> None:
     """Write the instruction graph of an HLO module: nodes, operand edges, call edges into called computations."""
-    from xlainspect.errors import InputError
+    from xlainspect.files import hlo_module_at
     from xlainspect.graph import to_networkx, write_graph
-    from xlainspect.parse import read_hlo
 
-    modules = read_hlo(path)
-    if not 0 <= module_index < len(modules):
-        raise InputError(f"{path}: has {len(modules)} module(s); --module must be 0 to {len(modules) - 1}")
-    module_graph = to_networkx(modules[module_index])
+    module = hlo_module_at(path, module_index)
+    module_graph = to_networkx(module)
     write_graph(module_graph, output, fmt)
     click.echo(f"wrote {output}: {module_graph.number_of_nodes()} nodes, {module_graph.number_of_edges()} edges "
-               f"({fmt}, module {modules[module_index].name})")
+               f"({fmt}, module {module.name})")
 
 
 @cli.command()
@@ -225,6 +222,38 @@ def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir:
         paths = plot_ablation(ablated, out_dir) if ablated else []
         click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
         click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="SVG file to write.")
+@click.option("--module", "module_index", type=int, default=0, show_default=True,
+              help="Which module of a file that holds several.")
+@click.option("--computation", default=None, help="Draw this computation (a loop body, say) instead of the entry.")
+@click.option("--fusion", default=None, help="Draw the fused ops of this fusion instruction.")
+@click.option("--color", type=click.Choice(["kind", "time"]), default="kind", show_default=True)
+@click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON from 'xlainspect time --json': kernels show their time (with --color time, coloured by it).")
+@click.option("--max-nodes", type=int, default=300, show_default=True,
+              help="Above this, fusions collapse and the graph is cut to a neighbourhood.")
+@click.option("--around", default=None, help="Cut to the neighbourhood of this instruction.")
+@click.option("--radius", type=int, default=2, show_default=True, help="Hops from --around.")
+def render(path: str, output: str, module_index: int, computation: str | None, fusion: str | None, color: str,
+           timing_file: str | None, max_nodes: int, around: str | None, radius: int) -> None:
+    """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges."""
+    from xlainspect.files import atomic_write_text, hlo_module_at
+    from xlainspect.render import RenderOptions, render_svg
+    from xlainspect.timing import kernel_times_for_module
+
+    module = hlo_module_at(path, module_index)
+    times = kernel_times_for_module(timing_file, module.name) if timing_file else {}
+    options = RenderOptions(computation=computation, fusion=fusion, color=color, kernel_times=times,
+                            max_nodes=max_nodes, around=around, radius=radius)
+    svg, rendering = render_svg(module, options)
+    atomic_write_text(output, svg)
+    click.echo(f"wrote {output}: {len(rendering.nodes)} of {rendering.total_nodes} nodes of {rendering.computation}")
+    for note in rendering.left_out:
+        click.echo(f"  not shown: {note}")
 
 
 @cli.command()

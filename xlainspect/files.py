@@ -6,8 +6,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
+
+if TYPE_CHECKING:
+    from xlainspect.hlo import HloModule
 
 # What an HLO text starts with, after comments: a module header, an ENTRY, or a computation header.
 _HLO_START_RE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:HloModule\b|ENTRY\b|%?[A-Za-z_][\w.\-]*\s*(?:\(|\{))", re.S)
@@ -65,6 +69,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would have
         os.replace(temporary, target)
     except OSError as e:
         Path(temporary).unlink(missing_ok=True)
@@ -72,3 +77,29 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def hlo_module_at(path: str | os.PathLike[str], index: int = 0) -> HloModule:
+    """Module ``index`` of an HLO file, or of a dump folder's ``after_optimizations.txt``.
+
+    Raises:
+        InputError: no such file, or no module ``index`` in it.
+        HloParseError: the text is not HLO.
+    """
+    from xlainspect.parse import read_hlo  # parse imports this module
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "after_optimizations.txt"
+    if not file.is_file():
+        raise InputError(f"{file}: no such file; give an HLO file or a dump folder (with after_optimizations.txt)")
+    modules = read_hlo(file)
+    if not 0 <= index < len(modules):
+        raise InputError(f"{file}: has {len(modules)} module(s); --module must be 0 to {len(modules) - 1}")
+    return modules[index]

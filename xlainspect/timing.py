@@ -261,3 +261,29 @@ def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
     if not kernels:
         raise InputError(f"{path}: no per-kernel times for {framework!r}; time with --profile-runs above 0")
     return {str(kernel["hlo_op"]): float(kernel["total_us"]) for kernel in kernels}
+
+
+def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:
+    """Per-step time (µs) by instruction name for the framework whose timed module is ``module_name``.
+
+    ``xlainspect time --json`` names the module each framework ran; a picture of that module takes its times.
+
+    Raises:
+        InputError: the file cannot be read, or no framework in it ran ``module_name``.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            frameworks = json.load(file)["frameworks"]
+        ran = {name: str(timing.get("module", "")) for name, timing in frameworks.items()}
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InputError(f"{path}: not the output of 'xlainspect time --json'") from None
+    for framework, name in ran.items():
+        if name == module_name:
+            return kernel_times_by_name(path, framework)
+    listed = ", ".join(f"{f}: {n or 'none'}" for f, n in ran.items()) or "none"
+    raise InputError(f"{path}: no framework there ran module {module_name} (it timed {listed}); time the same "
+                     "program and batch size that the dump holds")
