@@ -12,7 +12,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install system-deps test demo bench clean distclean
+.PHONY: help venv install system-deps test-deps test demo bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -29,17 +29,26 @@ $(STAMP): setup.cfg pyproject.toml | $(VPY)
 
 install: $(STAMP)  ## create .venv/ and install xlainspect with jax, tensorflow-cpu and test tools
 
-system-deps:  ## install Debian's graphviz (the dot program) if it is missing
-	@if ! command -v dot >/dev/null 2>&1; then \
+# $(call apt_install,PROGRAM,PACKAGE,WHY): install Debian's PACKAGE when PROGRAM is missing (as root, or with sudo),
+# or stop with one line that says what to run.
+define apt_install
+	@if ! command -v $(1) >/dev/null 2>&1; then \
 	  sudo=""; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo=sudo; fi; \
-	  echo "xlainspect: installing Debian's graphviz (dot)"; \
-	  if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends graphviz >/dev/null; }; then \
-	    echo "xlainspect: could not install Debian's graphviz (the 'dot' program); install it with 'sudo apt-get install graphviz' and re-run" >&2; \
+	  echo "xlainspect: installing Debian's $(2) ($(3))"; \
+	  if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $(2) >/dev/null; }; then \
+	    echo "xlainspect: could not install Debian's $(2) ($(3)); install it with 'sudo apt-get install $(2)' and re-run" >&2; \
 	    exit 1; \
 	  fi; \
 	fi
+endef
 
-test: install system-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
+system-deps:  ## install Debian's graphviz (the dot program) if it is missing
+	$(call apt_install,dot,graphviz,the 'dot' program that draws kernel graphs)
+
+test-deps: system-deps  ## also Debian's chromium, which the HTML report's headless-browser test opens pages in
+	$(call apt_install,chromium,chromium,a headless browser for the report test)
+
+test: install test-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: install system-deps  ## set up, then compile the seed's MSE gradient and show what XLA made of it

@@ -25,6 +25,7 @@ _MARKERS = {
     "requires_jax": "needs jax (and jaxlib) installed; skipped otherwise",
     "requires_tf": "needs tensorflow installed; skipped otherwise",
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
+    "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
     "slow": "takes more than a minute",
 }
 
@@ -55,6 +56,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("jax is not installed: pip install jax")
     if item.get_closest_marker("requires_tf") and not _importable("tensorflow"):
         pytest.skip("tensorflow is not installed: pip install tensorflow-cpu")
+    if item.get_closest_marker("requires_chromium") and shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed: sudo apt-get install chromium (make test does it)")
     if item.get_closest_marker("gpu") and not _gpu_visible():
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
 
@@ -144,3 +147,19 @@ def jax_dumps(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     if not dumps:
         pytest.fail(f"make_dumps.py wrote no HLO texts to {outdir}:\n{result.stdout}")
     return dumps
+
+
+@pytest.fixture(scope="session")
+def linear_grad_pass_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dumps folder holding ``linear_grad`` of both frameworks made with ``--pass-dumps``, captured once a session.
+
+    Read-only for the tests that share it (pass timelines, the HTML report).
+    """
+    if not (_importable("jax") and _importable("tensorflow")):
+        pytest.skip("needs jax and tensorflow: pip install jax tensorflow-cpu")
+    from xlainspect.capture import dump_program
+
+    folder = tmp_path_factory.mktemp("linear_grad_pass_dumps")
+    outcome = dump_program("linear_grad", ("jax", "tf"), folder, pass_dumps=True)
+    assert outcome.failures == (), outcome.failures
+    return folder

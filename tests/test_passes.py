@@ -372,11 +372,10 @@ def test_long_timelines_with_repeated_passes_align():
 
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
-def test_linear_grad_pass_dumps(tmp_path, capsys):
-    from xlainspect.capture import dump_directory, dump_program
+def test_linear_grad_pass_dumps(linear_grad_pass_dumps, capsys):
+    from xlainspect.capture import dump_directory
 
-    outcome = dump_program("linear_grad", ("jax", "tf"), tmp_path, pass_dumps=True)
-    assert outcome.failures == (), outcome.failures
+    tmp_path = linear_grad_pass_dumps  # read only: the report tests share it
     timelines = {}
     for framework in ("jax", "tf"):
         folder = dump_directory(tmp_path, "cpu", "linear_grad", framework)

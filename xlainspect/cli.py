@@ -257,6 +257,23 @@ def render(path: str, output: str, module_index: int, computation: str | None, f
 
 
 @cli.command()
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
+@click.option("--backend", default="cpu", show_default=True)
+@click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+def report(program_name: str, dumps_dir: str, backend: str, timing_file: str | None, output: str) -> None:
+    """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline."""
+    from xlainspect.files import atomic_write_text
+    from xlainspect.report import build_report
+
+    page = build_report(program_name, dumps_dir, backend, timing_file)
+    atomic_write_text(output, page)
+    click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
+
+
+@cli.command()
 @click.argument("folder", type=click.Path())
 @click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")

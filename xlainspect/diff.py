@@ -47,16 +47,16 @@ class CensusDiff:
         """Whether every kernel has an exact counterpart on the other side."""
         return not self.only_a and not self.only_b and all(pair.exact for pair in self.matched)
 
-    def verdict(self) -> str:
-        """One line saying what differs."""
+    def verdict(self, label_a: str = "A", label_b: str = "B") -> str:
+        """One line saying what differs, naming the sides ``label_a`` and ``label_b``."""
         a, b = self.a, self.b
         if self.same_structure:
             return f"same kernels: {a.kernel_count} on each side, all structurally identical"
         exact = sum(pair.exact for pair in self.matched)
         partial = len(self.matched) - exact
-        text = (f"A has {a.kernel_count} kernels ({a.launches} launches), B has {b.kernel_count} ({b.launches} "
-                f"launches): {exact} identical, {partial} similar, {len(self.only_a)} only in A, "
-                f"{len(self.only_b)} only in B")
+        text = (f"{label_a} has {a.kernel_count} kernels ({a.launches} launches), {label_b} has {b.kernel_count} "
+                f"({b.launches} launches): {exact} identical, {partial} similar, {len(self.only_a)} only in "
+                f"{label_a}, {len(self.only_b)} only in {label_b}")
         if self.compiler_a and self.compiler_b and self.compiler_a != self.compiler_b:
             text += f"; compiled by different XLA versions ({self.compiler_a} vs {self.compiler_b})"
         return text

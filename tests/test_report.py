@@ -1,0 +1,160 @@
+"""Tests for ``xlainspect report``: the page's content, its independence from any network, and a real browser.
+
+The browser test opens the page in headless Chromium (Debian's package, which ``make test`` installs), checks that
+the page logged nothing to the console, that the DOM holds both kernel graphs with every top-level kernel, and that
+the screenshot shows the graphs' fusion colours.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xlainspect import read_hlo
+from xlainspect.census import census
+from xlainspect.cli import main
+from xlainspect.errors import InputError
+from xlainspect.render import KIND_COLOURS
+from xlainspect.report import build_report
+
+REPO = Path(__file__).resolve().parents[1]
+DUMPS = REPO / "dumps"
+
+
+class _Collector(HTMLParser):
+    """Tags, attributes and <title> texts of a page; fails on nothing, so it also shows what is there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str]] = []
+        self.titles: set[str] = set()
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes += [(name, value or "") for name, value in attrs]
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag):
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.titles.add(data.strip())
+
+
+def collect(page: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(page)
+    return collector
+
+
+def top_level_kernels(program: str, framework: str, dumps: Path = DUMPS) -> set[str]:
+    module = read_hlo(dumps / "cpu" / program / framework / "after_optimizations.txt")[0]
+    return {k.name for k in census(module).kernels if k.computation == module.entry.name}
+
+
+def test_page_holds_versions_censuses_diff_and_both_graphs():
+    page = build_report("dpsgd_ffnn", str(DUMPS))
+    seen = collect(page)
+    assert seen.tags.count("svg") == 2
+    for framework in ("jax", "tf"):
+        assert top_level_kernels("dpsgd_ffnn", framework) <= seen.titles, framework
+        manifest = json.loads((DUMPS / "cpu/dpsgd_ffnn" / framework / "manifest.json").read_text())
+        assert manifest["framework_version"] in page and manifest["module_name"] in page
+    for heading in ("Census", "Kernels", "Kernel graphs", "Pass timeline"):
+        assert f"<h2>{heading}</h2>" in page
+    kernels = census(read_hlo(DUMPS / "cpu/dpsgd_ffnn/jax/after_optimizations.txt")[0]).kernel_count
+    assert f"jax has {kernels} kernels" in page  # the verdict names the frameworks, not A and B
+    assert "no pass dumps; make them with" in page
+
+
+def test_page_needs_no_network_and_no_scripts():
+    page = build_report("linear_grad", str(DUMPS))
+    seen = collect(page)
+    assert "script" not in seen.tags and "link" not in seen.tags and "img" not in seen.tags
+    assert not [value for name, value in seen.attributes if name in ("src", "href", "xlink:href")]
+    assert "@import" not in page and "url(" not in page
+
+
+def test_timing_adds_step_and_kernel_times(tmp_path):
+    jax_kernels = sorted(top_level_kernels("linear_grad", "jax"))
+    timing = {"program": "linear_grad", "batch_size": None, "frameworks": {
+        "jax": {"framework_version": "0.10.2", "compile_s": 0.1, "median_ms": 0.05, "min_ms": 0.04, "max_ms": 0.09,
+                "runs": 5, "note": "", "kernels": [{"hlo_op": jax_kernels[0], "calls": 1, "total_us": 12.5,
+                                                    "share": 0.25}]}}}
+    path = tmp_path / "time.json"
+    path.write_text(json.dumps(timing))
+    page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
+    assert "<h2>Timing</h2>" in page and "12.5" in page and "25.0%" in page
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(InputError, match="not the output of 'xlainspect time"):
+        build_report("linear_grad", str(DUMPS), timing_file=str(bad))
+
+
+def test_pass_timeline_section(linear_grad_pass_dumps):
+    page = build_report("linear_grad", str(linear_grad_pass_dumps))
+    assert "first divergence: after fusion (" in page
+    assert re.search(r"jax: \d+ passes changed the module", page)
+
+
+def test_missing_dump_says_how_to_make_it(tmp_path, capsys):
+    assert main(["report", "--program", "matvec", "--dumps", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "xlainspect dump --program matvec" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+# -- in a real browser -------------------------------------------------------------------------------------------
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.requires_chromium
+def test_console_detector_catches_errors(tmp_path):
+    # The detector the next test relies on must see a page's console errors, or its silence proves nothing.
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); undefined_function();</script></body></html>")
+    messages = console_messages(chromium("--dump-dom", page.as_uri()).stderr)
+    assert any("boom" in m for m in messages) and any("undefined_function" in m for m in messages)
+
+
+@pytest.mark.requires_chromium
+def test_report_in_headless_chromium(tmp_path, capsys):
+    import matplotlib.image
+
+    out = tmp_path / "report.html"
+    assert main(["report", "--program", "linear_grad", "-o", str(out)]) == 0
+    loaded = chromium("--dump-dom", out.as_uri())
+    assert loaded.returncode == 0, loaded.stderr[-500:]
+    assert console_messages(loaded.stderr) == []
+    dom = collect(loaded.stdout)
+    assert dom.tags.count("svg") == 2
+    for framework in ("jax", "tf"):
+        assert top_level_kernels("linear_grad", framework) <= dom.titles, framework
+
+    shot = tmp_path / "shot.png"
+    taken = chromium("--window-size=1400,2400", f"--screenshot={shot}", out.as_uri())
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-500:]
+    assert console_messages(taken.stderr) == []
+    pixels = (matplotlib.image.imread(str(shot))[..., :3] * 255).round().astype(int)
+    assert pixels.shape[:2] == (2400, 1400)
+    assert (pixels.min(axis=2) < 200).mean() > 0.01  # text and drawings, not a blank page
+    loop_fill = np.array([int(KIND_COLOURS["kLoop"][i:i + 2], 16) for i in (1, 3, 5)])
+    assert (np.abs(pixels - loop_fill).max(axis=2) <= 2).sum() > 500  # the kLoop fusion boxes were painted
