@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -118,8 +119,14 @@ def test_missing_dump_says_how_to_make_it(tmp_path, capsys):
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)
+    # A fresh profile and no background networking: the page must load from disk alone, and this machine's closed
+    # network would otherwise refuse Chromium's own connections.
+    with tempfile.TemporaryDirectory(prefix="xlainspect-chromium-") as profile:
+        return subprocess.run([shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox",
+                               "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                               "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                               "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True,
+                              timeout=120)
 
 
 def console_messages(stderr: str) -> list[str]:
