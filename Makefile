@@ -12,7 +12,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install system-deps test-deps test demo bench clean distclean
+.PHONY: help venv install install-gpu system-deps test-deps test demo bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -28,6 +28,15 @@ $(STAMP): setup.cfg pyproject.toml | $(VPY)
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv/ and install xlainspect with jax, tensorflow-cpu and test tools
+
+GPU_STAMP := $(VENV)/.installed-gpu
+
+$(GPU_STAMP): $(STAMP)
+	@echo "xlainspect: installing jax's CUDA plugin for deviceless GPU compilation (about 4.4 GB of wheels)"
+	$(VPY) -m pip install --quiet -e '.[gpu]'
+	touch $(GPU_STAMP)
+
+install-gpu: $(GPU_STAMP)  ## also install the [gpu] extra: XLA's GPU compiler, to compile for an H100 without one
 
 # $(call apt_install,PROGRAM,PACKAGE,WHY): install Debian's PACKAGE when PROGRAM is missing (as root, or with sudo),
 # or stop with one line that says what to run.
@@ -48,7 +57,7 @@ system-deps:  ## install Debian's graphviz (the dot program) if it is missing
 test-deps: system-deps  ## also Debian's chromium, which the HTML report's headless-browser test opens pages in
 	$(call apt_install,chromium,chromium,a headless browser for the report test)
 
-test: install test-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
+test: install install-gpu test-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 demo: install system-deps  ## set up, then compile the seed's MSE gradient and show what XLA made of it

@@ -26,6 +26,7 @@ _MARKERS = {
     "requires_tf": "needs tensorflow installed; skipped otherwise",
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
     "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
+    "requires_jax_cuda": "needs jax's CUDA plugin (the [gpu] extra) for deviceless GPU compiles; skipped otherwise",
     "slow": "takes more than a minute",
 }
 
@@ -34,6 +35,10 @@ _SEPARATOR_RE = re.compile(r"^// -----$", re.MULTILINE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # With jax's CUDA plugin installed (the [gpu] extra) but no GPU, every in-process jax start logs a cuInit
+    # failure before falling back to the CPU. Deviceless GPU compiles run in children that set their own platform.
+    if not _gpu_visible():
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
     declared = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
     for name, description in _MARKERS.items():
         if name not in declared:
@@ -56,6 +61,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("jax is not installed: pip install jax")
     if item.get_closest_marker("requires_tf") and not _importable("tensorflow"):
         pytest.skip("tensorflow is not installed: pip install tensorflow-cpu")
+    if item.get_closest_marker("requires_jax_cuda") and not _importable("jax_plugins.xla_cuda12"):
+        pytest.skip("jax's CUDA plugin is not installed: make install-gpu (pip install 'xlainspect[gpu]')")
     if item.get_closest_marker("requires_chromium") and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed: sudo apt-get install chromium (make test does it)")
     if item.get_closest_marker("gpu") and not _gpu_visible():

@@ -15,6 +15,7 @@ from xlainspect.cli import main
 from xlainspect.diff import diff_census
 
 REPO = Path(__file__).resolve().parents[1]
+REFERENCE_BACKENDS = ("cpu", "gpu-h100")  # the committed dumps: CPU, and deviceless for an H100
 
 MODULE = textwrap.dedent("""\
     HloModule m
@@ -124,16 +125,19 @@ def _independent_top_level_fusions(text: str) -> int:
     return count
 
 
+@pytest.mark.parametrize("backend", REFERENCE_BACKENDS)
 @pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
-def test_fusion_counts_match_an_independent_count(program):
+def test_fusion_counts_match_an_independent_count(program, backend):
     for framework in ("jax", "tf"):
-        path = REPO / "dumps" / "cpu" / program / framework / "after_optimizations.txt"
+        path = REPO / "dumps" / backend / program / framework / "after_optimizations.txt"
         assert census(read_hlo(path)[0]).fusion_count == _independent_top_level_fusions(path.read_text())
 
 
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
 @pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
-def test_diff_cli_works_for_every_program(capsys, program):
-    status = main(["diff", "jax", "tf", "--program", program, "--dumps", str(REPO / "dumps"), "--json"])
+def test_diff_cli_works_for_every_program(capsys, program, backend):
+    status = main(["diff", "jax", "tf", "--program", program, "--dumps", str(REPO / "dumps"), "--backend", backend,
+                   "--json"])
     data = json.loads(capsys.readouterr().out)
     assert status == 0
     for side in ("a", "b"):
@@ -159,12 +163,13 @@ def test_diff_needs_a_program_for_framework_names(capsys):
                                        "(dumps/cpu/<program>/jax/), or give a path\n")
 
 
+@pytest.mark.parametrize("backend", REFERENCE_BACKENDS)
 @pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
-def test_census_fusions_count_as_stats_does(program):
+def test_census_fusions_count_as_stats_does(program, backend):
     from xlainspect.stats import module_stats
 
     for framework in ("jax", "tf"):
-        module = read_hlo(REPO / "dumps" / "cpu" / program / framework / "after_optimizations.txt")[0]
+        module = read_hlo(REPO / "dumps" / backend / program / framework / "after_optimizations.txt")[0]
         stats, result = module_stats(module), census(module)
         assert result.fusions_by_kind == stats.fusions_by_kind
         assert result.custom_calls == stats.custom_calls
@@ -214,7 +219,7 @@ def _xla_kernel_count(summary: dict) -> int:
 def test_kernel_counts_match_a_count_on_xlas_own_parse():
     from xla_oracle import xla_summaries
 
-    paths = [REPO / "dumps" / "cpu" / p / f / "after_optimizations.txt"
+    paths = [REPO / "dumps" / b / p / f / "after_optimizations.txt" for b in REFERENCE_BACKENDS
              for p in ("matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist")
              for f in ("jax", "tf")]
     results = xla_summaries([path.read_text() for path in paths])

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,9 @@ from xlainspect.children import ChildFailed, run_child
 from xlainspect.errors import InputError
 
 FRAMEWORKS = ("jax", "tf")
-BACKENDS = ("cpu",)
+BACKENDS = ("cpu", "gpu")
+COMPILERS = ("native", "jax")
+TF_VIA_JAX = "tf_via_jax"  # the folder of TF's module compiled by JAX's XLA (--compiler jax on a real device)
 # module_0004.jit_f.before_optimizations.txt, module_0004.jit_f.cpu_after_optimizations.txt (or gpu_, sm_9.0a_gpu_).
 # Module names may hold dots (TF's end in ".1"), so the backend prefix is matched by its known forms.
 _MAIN_DUMP_RE = re.compile(
@@ -59,8 +62,53 @@ class DumpOutcome:
 
 
 def dump_directory(out_dir: str | os.PathLike[str], backend: str, program: str, framework: str) -> Path:
-    """Where a framework's dump of a program is filed."""
+    """Where a framework's dump of a program is filed; ``backend`` is the folder name (``cpu``, ``gpu-h100``)."""
     return Path(out_dir) / backend / program / framework
+
+
+def gpu_visible() -> bool:
+    """Whether this machine has an NVIDIA GPU the frameworks could run on (``nvidia-smi -L`` lists one)."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return listed.returncode == 0 and "GPU" in listed.stdout
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How one framework's module gets compiled, and where it is filed.
+
+    Attributes:
+        backend_folder: ``cpu``, ``gpu`` (compiled on this machine's GPU) or ``gpu-<target>`` (deviceless).
+        framework_folder: ``jax``, ``tf`` or ``tf_via_jax``.
+        via_jax: TF's front end, JAX's XLA: a TF child exports the module, a JAX child compiles it.
+        target: the GPU target for a deviceless compile, else None.
+        compiler: one line for the manifest saying which front end and which compiler made the module.
+    """
+
+    backend_folder: str
+    framework_folder: str
+    via_jax: bool
+    target: Any
+    compiler: str
+
+
+def _route(framework: str, backend: str, target: Any, compiler: str, on_gpu: bool) -> _Route:
+    if backend == "cpu" or on_gpu:
+        via_jax = framework == "tf" and compiler == "jax"
+        where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
+        front = "JAX front end" if framework == "jax" else "TF front end"
+        whose = "TF's own XLA" if framework == "tf" and not via_jax else "JAX's XLA"
+        return _Route(backend, TF_VIA_JAX if via_jax else framework, via_jax, None,
+                      f"{front}, {whose} ({{xla}}), on {where}")
+    via_jax = framework == "tf"  # TF cannot compile for a GPU it does not see
+    front = "TF front end" if via_jax else "JAX front end"
+    return _Route(f"gpu-{target.name}", framework, via_jax, target,
+                  f"{front}, XLA GPU compiler from {{xla}}, deviceless, target {target.name} "
+                  f"({target.description}, sm_{target.compute_capability})")
 
 
 def dump_program(
@@ -73,6 +121,8 @@ def dump_program(
     pass_dumps: bool = False,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    target: str = "h100",
+    compiler: str = "native",
 ) -> DumpOutcome:
     """Compiles a synthetic program in each framework in a child process and files its HLO.
 
@@ -80,12 +130,16 @@ def dump_program(
         program_name: a name from ``synthetic.PROGRAMS``.
         frameworks: any of ``"jax"``, ``"tf"``.
         out_dir: the dumps folder.
-        backend: ``"cpu"``.
+        backend: ``"cpu"``, or ``"gpu"``: on this machine's GPU when it has one, else deviceless for ``target``
+            (filed under ``gpu-<target>``; TF's module is then compiled by JAX's XLA, as the manifest says).
         batch_size: the program's batch size; None for its default.
         dtype: element type of parameters and data.
         pass_dumps: also keep XLA's dump after every pass, under ``passes/``.
         force: replace existing dumps.
         progress: called with short status lines while children run.
+        target: the GPU to compile for without one: ``h100``, ``a100`` or a target description's path.
+        compiler: ``jax`` compiles TF's module with JAX's XLA (filed as ``tf_via_jax``), separating what TF's
+            front end emitted from what TF's own XLA version did with it.
 
     Raises:
         InputError: an unknown program, framework or backend, or a dump that exists without ``force``; nothing is
@@ -101,6 +155,13 @@ def dump_program(
     for framework in frameworks:
         if framework not in FRAMEWORKS:
             raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+    if compiler not in COMPILERS:
+        raise InputError(f"unknown compiler {compiler!r}; choose native or jax")
+    from xlainspect.gpu_targets import gpu_target
+
+    gpu_target_ = gpu_target(target) if backend == "gpu" else None
+    on_gpu = backend == "gpu" and gpu_visible()
+    routes = {f: _route(f, backend, gpu_target_, compiler, on_gpu) for f in frameworks}
     program = PROGRAMS[program_name]
     if batch_size is None:
         batch_size = program.default_batch_size
@@ -109,17 +170,17 @@ def dump_program(
     elif batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     if not force:
-        for framework in frameworks:
-            target = dump_directory(out_dir, backend, program_name, framework)
-            if target.exists():
-                raise InputError(f"{target}: a dump is already there; add --force to replace it")
+        for route in routes.values():
+            existing = dump_directory(out_dir, route.backend_folder, program_name, route.framework_folder)
+            if existing.exists():
+                raise InputError(f"{existing}: a dump is already there; add --force to replace it")
     report = progress or (lambda line: None)
     dumps: list[FrameworkDump] = []
     failures: list[DumpFailure] = []
     for framework in frameworks:
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
-                                      report))
+                                      report, routes[framework], target, compiler))
         except (_CaptureFailed, ChildFailed) as e:
             failures.append(DumpFailure(framework, str(e)))
             report(f"{framework}: failed")
@@ -138,15 +199,30 @@ def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
 
 
 def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
-                 pass_dumps: bool, report: Callable[[str], None]) -> FrameworkDump:
-    target = dump_directory(out_dir, backend, program.name, framework)
+                 pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
+                 compiler: str) -> FrameworkDump:
+    target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
     with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
         raw_dir = Path(scratch) / "xla_dump"
         flags = _dump_flags(raw_dir, pass_dumps)
-        request = {"program": program.name, "framework": framework, "batch_size": batch_size, "dtype": dtype}
+        request: dict[str, Any] = {"program": program.name, "framework": framework, "batch_size": batch_size,
+                                   "dtype": dtype}
         started = time.perf_counter()
-        result = run_child("xlainspect.compile_child", request, framework, report, "compiling and running",
-                           xla_flags=flags)
+        front_end = ""
+        if route.via_jax:
+            proto = str(Path(scratch) / "tf_before_optimizations.pb")
+            exported = run_child("xlainspect.compile_child", {**request, "export_hlo": proto}, "tf", report,
+                                 "exporting TF's module of")
+            front_end = f"tensorflow {exported['framework_version']}"
+            request = {**request, "framework": "jax", "hlo_proto": proto,
+                       "function_name": exported["function_name"]}
+        if route.target is not None:
+            request["target_config"] = route.target.config
+        child_framework = request["framework"]
+        child_backend = "gpu" if backend == "gpu" and route.target is None else "cpu"
+        result = run_child("xlainspect.compile_child", request, child_framework, report,
+                           "compiling" if route.via_jax or route.target is not None else "compiling and running",
+                           xla_flags=flags, backend=child_backend)
         elapsed = time.perf_counter() - started
         before, after, module_name = _select_module(raw_dir, result.get("function_name", ""), framework)
         manifest = {
@@ -155,9 +231,13 @@ def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batc
             "parameters": {"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
             "shapes": {name: list(shape) for name, shape in program.shapes(batch_size).items()},
             "framework": framework,
-            "framework_version": result["framework_version"],
+            "framework_version": front_end.split()[-1] if front_end else result["framework_version"],
             "xla_version": result["xla_version"],
+            "compiler": route.compiler.format(xla=result["xla_version"]),
             "backend": backend,
+            "backend_folder": route.backend_folder,
+            "deviceless": route.target is not None,
+            "target": route.target.name if route.target is not None else None,
             "device": result["device"],
             "host_cpu": result["host_cpu"],
             "xla_flags": flags.replace(str(raw_dir), "<dump dir>"),
@@ -169,7 +249,8 @@ def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batc
             "xlainspect_version": __version__,
             "python": result["python"],
             "platform": result["platform"],
-            "regenerate": _regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps),
+            "regenerate": _regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
+                                              target_name if backend == "gpu" else None, compiler),
         }
         _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
@@ -177,8 +258,12 @@ def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batc
 
 
 def _regenerate_command(program: Any, framework: str, backend: str, batch_size: int | None, dtype: str,
-                        pass_dumps: bool) -> str:
+                        pass_dumps: bool, target: str | None = None, compiler: str = "native") -> str:
     parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
+    if target is not None:
+        parts += ["--target", target]
+    if compiler != "native":
+        parts += ["--compiler", compiler]
     if batch_size is not None:
         parts += ["--batch-size", str(batch_size)]
     if dtype != "float32":

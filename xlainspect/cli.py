@@ -69,24 +69,31 @@ def programs(as_json: bool) -> None:
 @cli.command()
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
 @click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["cpu"]), default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: on this machine's GPU, or without one deviceless for --target (needs the [gpu] extra).")
+@click.option("--target", default="h100", show_default=True,
+              help="GPU to compile for without one: h100, a100, or a GpuTargetConfigProto text file.")
+@click.option("--compiler", type=click.Choice(["native", "jax"]), default="native", show_default=True,
+              help="jax: compile TF's module with JAX's XLA too (filed as tf_via_jax), to separate front end from "
+                   "XLA version.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps", show_default=True,
-              help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/.")
+              help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/ (backend gpu-<target> when "
+                   "deviceless).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--pass-dumps", is_flag=True, help="Also keep XLA's module after every pass, under passes/.")
 @click.option("--force", is_flag=True, help="Replace existing dumps.")
-def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_size: int | None, dtype: str,
-         pass_dumps: bool, force: bool) -> None:
+def dump(program_name: str, framework: str, backend: str, target: str, compiler: str, out_dir: str,
+         batch_size: int | None, dtype: str, pass_dumps: bool, force: bool) -> None:
     """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
     from xlainspect.capture import FRAMEWORKS, dump_program
     from xlainspect.errors import CaptureError
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
-                           progress=lambda line: click.echo(line, err=True))
+                           progress=lambda line: click.echo(line, err=True), target=target, compiler=compiler)
     for item in outcome.dumps:
-        click.echo(f"{item.framework}: {item.directory} ({item.module_name})")
+        click.echo(f"{item.framework}: {item.directory} ({item.module_name}; {item.manifest['compiler']})")
     if outcome.failures:
         raise CaptureError("; ".join(failure.message for failure in outcome.failures))
 
@@ -96,14 +103,16 @@ def dump(program_name: str, framework: str, backend: str, out_dir: str, batch_si
 @click.argument("b")
 @click.option("--program", "program_name", default=None, help="Program whose dumps A and B name (jax, tf).")
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", default="cpu", show_default=True)
+@click.option("--backend", default="cpu", show_default=True,
+              help="cpu or gpu (gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones).")
+@click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--fail-on-diff", is_flag=True, help="Exit 3 when the kernel structure differs (for CI).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
-def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, as_json: bool,
+def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, target: str | None, as_json: bool,
          fail_on_diff: bool, timing_file: str | None, with_passes: bool) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     import json
@@ -114,8 +123,8 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
     from xlainspect.parse import read_hlo
     from xlainspect.sides import resolve_side
 
-    side_a = resolve_side(a, program_name, dumps_dir, backend)
-    side_b = resolve_side(b, program_name, dumps_dir, backend)
+    side_a = resolve_side(a, program_name, dumps_dir, backend, target)
+    side_b = resolve_side(b, program_name, dumps_dir, backend, target)
     result = diff_census(census(read_hlo(side_a.path)[0]), census(read_hlo(side_b.path)[0]), side_a.compiler,
                          side_b.compiler)
     divergence = None

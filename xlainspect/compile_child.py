@@ -57,6 +57,51 @@ def _tf_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _jax_deviceless(program: Any, inputs: dict[str, Any], target_config: str, proto_path: str | None,
+                    function_name: str) -> dict[str, Any]:
+    """Compiles for a GPU that is not there: the program's JAX function, or (with ``proto_path``) TF's module."""
+    import jax
+    import jaxlib
+
+    from xlainspect.jax_compile import compile_hlo_proto, compile_program_for, deviceless_gpu
+
+    device = deviceless_gpu(target_config)
+    start = time.perf_counter()
+    if proto_path is None:
+        compile_program_for(device, program, inputs)
+        function_name = program.jax_function().__name__
+    else:
+        with open(proto_path, "rb") as file:
+            compile_hlo_proto(file.read(), device, load=False)
+    return {
+        "framework_version": jax.__version__,
+        "xla_version": f"jaxlib {jaxlib.__version__}",
+        "device": f"{getattr(device, 'device_kind', 'GPU')} (deviceless: compiled, never run)",
+        "first_call_s": time.perf_counter() - start,
+        "function_name": function_name,
+    }
+
+
+def _jax_compiles_tf(proto_path: str, function_name: str) -> dict[str, Any]:
+    """Compiles TF's pre-optimization module with JAX's XLA on this machine's CPU, and runs nothing."""
+    import jax
+    import jaxlib
+
+    from xlainspect.jax_compile import compile_hlo_proto
+
+    device = jax.devices()[0]
+    start = time.perf_counter()
+    with open(proto_path, "rb") as file:
+        compile_hlo_proto(file.read(), device, load=True)
+    return {
+        "framework_version": jax.__version__,
+        "xla_version": f"jaxlib {jaxlib.__version__}",
+        "device": f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
+        "first_call_s": time.perf_counter() - start,
+        "function_name": function_name,
+    }
+
+
 def _host_cpu() -> str:
     """The processor model, which the frameworks' device strings ("CPU", "cpu") leave out."""
     try:
@@ -85,7 +130,17 @@ def main(argv: list[str]) -> int:
     program = get_program(request["program"])
     inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"),
                             seed=request.get("seed", 0))
-    result = (_jax_run if framework == "jax" else _tf_run)(program, inputs)
+    if "export_hlo" in request:
+        from xlainspect.jax_compile import export_tf_hlo
+
+        result = export_tf_hlo(program, inputs, request["export_hlo"])
+    elif request.get("target_config"):
+        result = _jax_deviceless(program, inputs, request["target_config"], request.get("hlo_proto"),
+                                 request.get("function_name", ""))
+    elif request.get("hlo_proto"):
+        result = _jax_compiles_tf(request["hlo_proto"], request.get("function_name", ""))
+    else:
+        result = (_jax_run if framework == "jax" else _tf_run)(program, inputs)
     result["host_cpu"] = _host_cpu()
     result["python"] = platform.python_version()
     result["platform"] = platform.platform()

@@ -145,16 +145,17 @@ def _summary(program: str, sides: Sequence[_Side], diff: CensusDiff, backend: st
     from xlainspect import __version__
 
     description = next((s.manifest.get("description") for s in sides if s.manifest.get("description")), "")
-    rows = [(s.framework, s.manifest.get("framework_version", "?"), s.manifest.get("xla_version", "?"),
-             s.manifest.get("device", backend), s.manifest.get("host_cpu", ""), s.census.module,
-             s.manifest.get("created_utc", ""), str(s.side.path)) for s in sides]
+    rows = [(s.framework, s.manifest.get("framework_version", "?"),
+             s.manifest.get("compiler") or s.manifest.get("xla_version", "?"), s.manifest.get("device", backend),
+             s.manifest.get("host_cpu", ""), s.census.module, s.manifest.get("created_utc", ""), str(s.side.path))
+            for s in sides]
     parameters = next((s.manifest.get("parameters") for s in sides if s.manifest.get("parameters")), {})
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<h1>{_e(program)}: JAX against TF2+XLA</h1><p>{_e(description)}</p>"
             f"<p class=\"muted\">backend {_e(backend)}; parameters {_e(json.dumps(parameters))}; made by "
             f"xlainspect {_e(__version__)} on {_e(now)}</p>"
             f"<p class=\"verdict\">{_e(diff.verdict(sides[0].framework, sides[1].framework))}</p>"
-            + _table(["framework", "version", "XLA", "device", "host CPU", "module", "dumped", "file"], rows))
+            + _table(["framework", "version", "compiled by", "device", "host CPU", "module", "dumped", "file"], rows))
 
 
 def _census_table(diff: CensusDiff) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xlainspect.errors import InputError
 
-FRAMEWORK_NAMES = ("jax", "tf")
+FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax")
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,24 @@ class Side:
     compiler: str = ""
 
 
-def resolve_side(spec: str, program: str | None, dumps: str, backend: str) -> Side:
-    """Turns ``jax``/``tf`` (with a program), a dump folder or an HLO file into the file to read.
+def backend_folder(dumps: str, backend: str, program: str, target: str | None = None) -> str:
+    """The folder under ``dumps`` that holds a backend's dumps of ``program``.
+
+    ``gpu`` means the dumps compiled on a GPU when there are some, else the deviceless ones (``gpu-<target>``,
+    ``gpu-h100`` first); ``target`` picks a deviceless folder explicitly.
+    """
+    if backend != "gpu":
+        return backend
+    if target is not None:
+        return f"gpu-{Path(target).stem}"
+    if (Path(dumps) / "gpu" / program).is_dir():
+        return "gpu"
+    found = sorted(path.parent.name for path in Path(dumps).glob(f"gpu-*/{program}"))
+    return "gpu-h100" if "gpu-h100" in found or not found else found[0]
+
+
+def resolve_side(spec: str, program: str | None, dumps: str, backend: str, target: str | None = None) -> Side:
+    """Turns ``jax``/``tf``/``tf_via_jax`` (with a program), a dump folder or an HLO file into the file to read.
 
     Raises:
         InputError: a framework name without ``--program``, or a path that does not exist or holds no
@@ -31,10 +47,13 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str) -> Si
         if program is None:
             raise InputError(f"'{spec}' names a framework; add --program NAME to pick the dump "
                              f"({dumps}/{backend}/<program>/{spec}/), or give a path")
-        path = Path(dumps) / backend / program / spec / "after_optimizations.txt"
+        folder = backend_folder(dumps, backend, program, target)
+        path = Path(dumps) / folder / program / spec / "after_optimizations.txt"
         if not path.is_file():
+            framework = "tf --compiler jax" if spec == "tf_via_jax" else spec
+            where = f" --target {folder[4:]}" if folder.startswith("gpu-") else ""
             raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {program} "
-                             f"--framework {spec} --backend {backend} --out {dumps}'")
+                             f"--framework {framework} --backend {backend}{where} --out {dumps}'")
     else:
         path = Path(spec)
         if path.is_dir():

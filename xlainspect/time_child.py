@@ -169,18 +169,6 @@ def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str
     return module, {op: durations for op, durations in by_module[module].items()}
 
 
-def _export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict:
-    """Writes TF's module before XLA optimizes it (an ``HloModuleProto``): what TF's front end made of the program."""
-    import tensorflow as tf
-
-    function = program.tf_function()
-    args = [tf.constant(value) for value in inputs.values()]
-    proto = function.experimental_get_compiler_ir(*args)(stage="hlo_serialized")
-    with open(path, "wb") as file:
-        file.write(proto)
-    return {"framework_version": tf.__version__, "bytes": len(proto)}
-
-
 def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
                         proto_path: str) -> dict:
     """Compiles another framework's pre-optimization HLO with JAX's XLA and times it in JAX's runtime.
@@ -191,18 +179,14 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
     """
     import jax
     import numpy as np
-    from jax._src.interpreters import mlir
-    from jax._src.lib import _jax, xla_client
-    from jax._src.lib import mlir as jax_mlir
+
+    from xlainspect.jax_compile import compile_hlo_proto
 
     with open(proto_path, "rb") as file:
-        stablehlo = _jax.mlir.hlo_to_stablehlo(file.read())
+        proto = file.read()
     device = jax.devices()[0]
     start = time.perf_counter()
-    with mlir.make_ir_context():
-        module = jax_mlir.ir.Module.parse(stablehlo)
-        executable = device.client.compile_and_load(module, xla_client.DeviceList((device,)),
-                                                    xla_client.CompileOptions())
+    executable = compile_hlo_proto(proto, device, load=True)
     compile_s = time.perf_counter() - start
     args = [jax.device_put(value, device) for value in inputs.values()]
 
@@ -271,7 +255,9 @@ def main(argv: list[str]) -> int:
     inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"))
     repeats, warmup, profile_runs = request["repeats"], request["warmup"], request.get("profile_runs", 0)
     if "export_hlo" in request:
-        result = _export_tf_hlo(program, inputs, request["export_hlo"])
+        from xlainspect.jax_compile import export_tf_hlo
+
+        result = export_tf_hlo(program, inputs, request["export_hlo"])
     elif "hlo_proto" in request:
         result = _hlo_via_jax_timing(program, inputs, repeats, warmup, profile_runs, request["hlo_proto"])
     else:

@@ -1,0 +1,71 @@
+"""Compiling with JAX's XLA from a child process: for a GPU that is not there, and for modules TF's front end made.
+
+Two routes that NOTES describes and that jax 0.10.2 supports:
+
+* Deviceless GPU: a compile-only CUDA device from ``jax.experimental.topologies.get_topology_desc`` with a target
+  description, inputs as ``ShapeDtypeStruct`` placed on it, then ``lower(...).compile()``. XLA runs its full GPU
+  pipeline (fusion, Triton and cuBLAS choices, ``ptxas``) without a GPU; no autotuning runs, so GEMM choices are the
+  heuristic defaults. JAX must stay on the CPU platform (``JAX_PLATFORMS=cpu``) or it fails at ``cuInit``.
+* Another front end's module: TF's pre-optimization ``HloModuleProto`` converted to StableHLO and compiled by JAX's
+  client (the compile-only GPU one, or the CPU one, whose executable can also run). This separates what TF's front
+  end emitted from what TF's older XLA did with it.
+
+Only children import this module; it loads jax (or tensorflow) when a function is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def deviceless_gpu(target_config: str) -> Any:
+    """The compile-only CUDA device of a one-GPU topology described by ``target_config``."""
+    from jax.experimental import topologies
+
+    topology = topologies.get_topology_desc(platform="cuda", target_config=target_config, topology="1x1x1")
+    return topology.devices[0]
+
+
+def compile_program_for(device: Any, program: Any, inputs: dict[str, Any]) -> Any:
+    """``program``'s JAX function compiled for ``device`` (e.g. a deviceless GPU), from input shapes only."""
+    import jax
+    import numpy as np
+
+    mesh = jax.sharding.Mesh(np.array([device]), ("d",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    specs = [jax.ShapeDtypeStruct(np.shape(value), np.asarray(value).dtype, sharding=sharding)
+             for value in inputs.values()]
+    return program.jax_function().lower(*specs).compile()
+
+
+def compile_hlo_proto(proto: bytes, device: Any, load: bool) -> Any:
+    """A serialized ``HloModuleProto`` compiled by JAX's XLA for ``device``.
+
+    Args:
+        load: True for a device that can run it (the result has ``execute``); False for a compile-only device.
+    """
+    from jax._src.interpreters import mlir
+    from jax._src.lib import _jax, xla_client
+    from jax._src.lib import mlir as jax_mlir
+
+    stablehlo = _jax.mlir.hlo_to_stablehlo(proto)
+    with mlir.make_ir_context():
+        module = jax_mlir.ir.Module.parse(stablehlo)
+        devices = xla_client.DeviceList((device,))
+        options = xla_client.CompileOptions()
+        if load:
+            return device.client.compile_and_load(module, devices, options)
+        return device.client.compile(module, devices, options)
+
+
+def export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict[str, Any]:
+    """Writes TF's module before XLA optimizes it (an ``HloModuleProto``): what TF's front end made of ``program``."""
+    import tensorflow as tf
+
+    function = program.tf_function()
+    args = [tf.constant(value) for value in inputs.values()]
+    proto = function.experimental_get_compiler_ir(*args)(stage="hlo_serialized")
+    with open(path, "wb") as file:
+        file.write(proto)
+    return {"framework_version": tf.__version__, "bytes": len(proto),
+            "function_name": getattr(getattr(function, "python_function", None), "__name__", "")}
