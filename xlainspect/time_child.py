@@ -40,6 +40,16 @@ def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float
     return first_s, runs
 
 
+def _timed(run: Any, times: int) -> list[float]:
+    """Wall seconds of each of ``times`` runs: the step time while the profiler watched, to compare kernels with."""
+    seconds = []
+    for _ in range(times):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def _uncompiled_timing(version: str, run: Any, repeats: int, warmup: int, what: str) -> dict:
     # Nothing is compiled as one module, so there is no HLO to attribute time to: whole-step times only.
     first_s, runs = _steady_runs(run, repeats, warmup)
@@ -73,15 +83,15 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - start)
     kernels: dict[str, list[float]] = defaultdict(list)
+    profiled: list[float] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-                for _ in range(profile_runs):
-                    jax.block_until_ready(compiled(*args))
+                profiled = _timed(lambda: jax.block_until_ready(compiled(*args)), profile_runs)
             kernels = _kernel_events(trace_dir, module_name)
     return {"framework_version": jax.__version__, "compile_s": compile_s, "runs_s": runs, "module_name": module_name,
             "hlo_text": compiled.as_text(), "kernels": {op: durations for op, durations in kernels.items()},
-            "profiled_runs": profile_runs}
+            "profiled_runs": profile_runs, "profiled_runs_s": profiled}
 
 
 def _module_name(hlo_text: str) -> str:
@@ -124,12 +134,12 @@ def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, 
     steady = sorted(runs)[len(runs) // 2]
     kernels: dict[str, list[float]] = {}
     module_name = ""
+    profiled: list[float] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             tf.profiler.experimental.start(trace_dir)
             try:
-                for _ in range(profile_runs):
-                    run()
+                profiled = _timed(run, profile_runs)
             finally:
                 tf.profiler.experimental.stop()
             name = getattr(getattr(function, "python_function", None), "__name__", "")
@@ -137,7 +147,7 @@ def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, 
     hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
     return {"framework_version": tf.__version__, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
             "module_name": module_name or _module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
-            "profiled_runs": profile_runs if kernels else 0,
+            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled,
             "note": "compile time is the first call (trace, XLA compile, run) less one steady run"}
 
 
@@ -205,15 +215,15 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
     hlo_text = executable.hlo_modules()[0].to_string()
     module_name = _module_name(hlo_text)
     kernels: dict[str, list[float]] = {}
+    profiled: list[float] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-                for _ in range(profile_runs):
-                    run()
+                profiled = _timed(run, profile_runs)
             kernels = _kernel_events(trace_dir, module_name)
     return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
             "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
-            "profiled_runs": profile_runs if kernels else 0, "max_rel_error": error,
+            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled, "max_rel_error": error,
             "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
                     f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
 

@@ -50,6 +50,7 @@ class FrameworkTiming:
     module_name: str = ""
     note: str = ""
     module_text: str = field(default="", repr=False)  # the optimized module that ran, when the framework gives it
+    profiled_step_ms: float | None = None  # median wall time of the profiled runs, to compare kernel times with
 
     @property
     def median_ms(self) -> float:
@@ -75,6 +76,7 @@ class FrameworkTiming:
             "q3_ms": round(q3, 4),
             "runs": len(self.runs_ms),
             "module": self.module_name,
+            "profiled_step_ms": None if self.profiled_step_ms is None else round(self.profiled_step_ms, 4),
             "kernels": [{"hlo_op": k.hlo_op, "calls": k.calls, "total_us": round(k.total_us, 3),
                          "mean_us": round(k.mean_us, 3), "share": round(k.share, 4),
                          "flops_per_s": k.flops_per_s, "bytes_per_s": k.bytes_per_s} for k in self.kernels],
@@ -209,8 +211,10 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
             note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
                                                     "--tf-via-jax times TF's HLO in JAX's runtime instead")
+        profiled = result.get("profiled_runs_s") or []
         timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
-                                             kernels, result["module_name"], note, result["hlo_text"])
+                                             kernels, result["module_name"], note, result["hlo_text"],
+                                             statistics.median(profiled) * 1e3 if profiled else None)
     return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
 
 
