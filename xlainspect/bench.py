@@ -191,7 +191,7 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
-    plt, figure, panels = _panels(rows, 6.0)
+    plt, figure, panels = figure_panels(rows, 6.0)
     for axis, model in panels:
         for framework in sorted({row.framework for row in rows}):
             for private in (False, True):
@@ -216,7 +216,7 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
-    plt, figure, panels = _panels(rows, 6.5)
+    plt, figure, panels = figure_panels(rows, 6.5)
     for axis, model in panels:
         bars = [r for r in rows if r.model == model]
         labels = [f"{r.framework}: {r.label}" for r in bars]
@@ -234,7 +234,7 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
     return _save(plt, figure, Path(out_dir), "ablation")
 
 
-def _panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, Any, list[tuple[Any, str]]]:
+def figure_panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, Any, list[tuple[Any, str]]]:
     """pyplot, a figure, and one (axis, model) panel per model, side by side."""
     try:
         import matplotlib

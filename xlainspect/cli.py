@@ -7,6 +7,7 @@ message on stderr and the error's exit code, never a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -283,6 +284,85 @@ def report(program_name: str, dumps_dir: str, backend: str, timing_file: str | N
 
 
 @cli.command()
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="gpu: this machine's GPU, or deviceless for --target without one.")
+@click.option("--target", default=None, help="GPU target (h100, a100 or a description file): compile deviceless.")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
+@click.option("--max-batch", "find_max", is_flag=True, help="Bisect on the batch size for the largest that fits.")
+@click.option("--device-memory", default=None,
+              help="With --max-batch: the memory to fit, e.g. 80GiB (default: the --target's own memory).")
+@click.option("--start", type=int, default=16, show_default=True, help="With --max-batch: the first batch tried.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", show_default=True,
+              help="With --max-batch: where the curve's CSV and plots go.")
+@click.option("--force", is_flag=True, help="With --max-batch: replace an earlier curve in --out.")
+@click.option("--check-peak", default=None, metavar="BATCHES",
+              help="Run JAX steps at these batch sizes (e.g. 256,1024) and compare resident memory with the figures.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def memory(program_name: str, framework: str, backend: str, target: str | None, batch_size: int | None,
+           find_max: bool, device_memory: str | None, start: int, out_dir: str, force: bool, check_peak: str | None,
+           as_json: bool) -> None:
+    """Compile-time memory of a program in JAX and TF: bytes, largest temporaries and owners, largest batch."""
+    import dataclasses
+    import json
+
+    from xlainspect.errors import CaptureError, InputError
+    from xlainspect.format import max_batch_text, memory_text
+    from xlainspect.memory import max_batch, memory_report, parse_size, plot_curve, write_curve
+
+    frameworks = ("jax", "tf") if framework == "all" else (framework,)
+    progress = lambda line: click.echo(line, err=True)  # noqa: E731
+    failures: list[str] = []
+    if check_peak is not None:
+        from xlainspect.format import peak_check_text
+        from xlainspect.memory import check_peaks
+
+        try:
+            sizes = [int(size) for size in check_peak.split(",")]
+        except ValueError:
+            raise InputError(f"--check-peak must be comma-separated batch sizes, got {check_peak!r}") from None
+        checks = check_peaks(program_name, sizes, progress=progress)
+        click.echo(json.dumps([{**dataclasses.asdict(c), "error": round(c.error, 4)} for c in checks], indent=2)
+                   if as_json else peak_check_text(checks))
+    elif not find_max:
+        results, failures = memory_report(program_name, frameworks, backend, batch_size, target,
+                                          progress=progress)
+        if as_json:
+            click.echo(json.dumps({"program": program_name, "frameworks": {
+                r.framework: {**dataclasses.asdict(r), "peak": r.figures.peak} for r in results},
+                "failures": failures}, indent=2))
+        else:
+            click.echo(memory_text(results, failures))
+    else:
+        from xlainspect.gpu_targets import gpu_target
+
+        if device_memory is None and target is None:
+            raise InputError("--max-batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME")
+        limit = parse_size(device_memory) if device_memory else gpu_target(target).memory_bytes or 0
+        stem = Path(out_dir) / f"{program_name}-{backend}{'-' + Path(target).stem if target else ''}"
+        if stem.with_suffix(".csv").exists() and not force:
+            raise InputError(f"{stem.with_suffix('.csv')}: a curve from an earlier run is there; add --force or "
+                             "give --out")
+        results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=progress)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        written = [write_curve(results, stem.with_suffix(".csv"))]
+        written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
+        if as_json:
+            click.echo(json.dumps({"program": program_name, "limit": limit, "frameworks": {
+                r.framework: {"max_batch": r.max_batch, "exact": r.exact, "route": r.route,
+                              "curve": [{**dataclasses.asdict(p), "peak": p.peak} for p in r.curve]}
+                for r in results}, "failures": failures}, indent=2))
+        else:
+            click.echo(max_batch_text(results))
+            click.echo("wrote " + ", ".join(str(p) for p in written))
+            for message in failures:
+                click.echo(f"failed: {message}")
+    if failures:
+        raise CaptureError("; ".join(failures))
+
+
+@cli.command()
 @click.argument("folder", type=click.Path())
 @click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")
@@ -297,9 +377,9 @@ def passes(folder: str, module: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps/demo", show_default=True,
-              help="Folder for the demo's HLO and graph files.")
+              help="The demo's own folder: dumps, kernel graphs and the report.")
 def demo(out_dir: str) -> None:
-    """Compile the seed's MSE gradient in JAX, then show what XLA made of it."""
+    """The main job on the seed's MSE gradient: dump JAX and TF, diff their kernels, draw them, write the report."""
     from xlainspect.demo import run_demo
 
     for line in run_demo(out_dir):

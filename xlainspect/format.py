@@ -82,6 +82,14 @@ def _size(value: int) -> str:
     return str(value)
 
 
+def _bytes(value: int) -> str:
+    """Memory sizes in binary units, as devices and allocators count them."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return f"{value}B"
+
+
 def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: str = "", path_b: str = "",
               times_a: Mapping[str, float] | None = None, times_b: Mapping[str, float] | None = None) -> str:
     """Two censuses side by side with deltas, matched and unmatched kernels with their source ops, and a verdict.
@@ -234,4 +242,50 @@ def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float
         slowdown = slowdowns.get((r.model, r.framework, r.build))
         lines.append(f"  {r.model:<7}{r.framework:<11}{r.label:<34}{r.batch_size:>6}{r.median_ms:>11.3f}"
                      f"{r.compile_s:>11.2f}{'' if slowdown is None else f'{slowdown:.1f}x':>9}")
+    return "\n".join(lines)
+
+
+def memory_text(results: Sequence, failures: Sequence[str]) -> str:
+    """Each framework's compile-time bytes, the largest temporaries and who owns them, per-example gradients."""
+    lines = []
+    for r in results:
+        f = r.figures
+        batch = f", batch {f.batch_size}" if f.batch_size is not None else ""
+        lines += [f"{r.framework}{batch}: {r.module} ({r.route}; device {r.device})",
+                  f"  arguments {_bytes(f.argument)}, outputs {_bytes(f.output)}, aliased {_bytes(f.alias)}, "
+                  f"temporaries {_bytes(f.temp)}, generated code {_bytes(f.generated_code)}",
+                  f"  peak (arguments + outputs - aliased + temporaries): {_bytes(f.peak)}"]
+        if r.per_example_bytes is not None:
+            share = r.per_example_bytes / f.temp if f.temp else 0.0
+            lines.append(f"  per-example weight gradients: {_bytes(r.per_example_bytes)} of the temporaries ({share:.0%}) "
+                         + ("are materialised" if r.per_example_bytes else "- none materialised: XLA fused them away"))
+        if r.largest:
+            lines.append("  largest temporaries:")
+            for b in r.largest:
+                mark = "  [per-example gradient]" if b.per_example_gradient else ""
+                lines.append(f"    {_bytes(b.size):>9}  {b.shape:<24} {b.instruction:<36} {b.op_name[:70]}{mark}")
+        lines.append("")
+    lines += [f"failed: {message}" for message in failures]
+    return "\n".join(lines).rstrip()
+
+
+def max_batch_text(results: Sequence) -> str:
+    """The largest batch per framework, with the peak at that batch and at the first batch that does not fit."""
+    lines = [f"  {'framework':<10}{'largest batch':>15}{'peak there':>13}{'limit':>12}  how"]
+    for r in results:
+        fitting = [p for p in r.curve if p.batch_size == r.max_batch]
+        peak = _bytes(fitting[0].peak) if fitting else ""
+        exact = "" if r.exact else " (search stopped early: a lower bound)"
+        lines.append(f"  {r.framework:<10}{r.max_batch:>15,}{peak:>13}{_bytes(r.limit):>12}  {r.route}{exact}")
+    return "\n".join(lines)
+
+
+def peak_check_text(checks: Sequence) -> str:
+    """Predicted against measured resident memory per batch size."""
+    lines = [f"  {'framework':<10}{'batch':>7}{'predicted':>12}{'measured':>12}{'error':>8}"]
+    for c in checks:
+        lines.append(f"  {c.framework:<10}{c.batch_size:>7}{_bytes(c.predicted):>12}{_bytes(c.measured):>12}"
+                     f"{c.error:>+8.0%}")
+    lines.append("  predicted: temporaries + outputs - aliased (XLA's buffer assignment); measured: the peak resident "
+                 "memory one warm step added (VmHWM)")
     return "\n".join(lines)

@@ -38,6 +38,12 @@ class GpuTarget:
         return match.group(1) if match else self.name
 
     @property
+    def memory_bytes(self) -> int | None:
+        """The device memory the description gives (``device_memory_size``), or None."""
+        match = re.search(r"device_memory_size:\s*(\d+)", self.config)
+        return int(match.group(1)) if match else None
+
+    @property
     def compute_capability(self) -> str:
         """``9.0`` for an H100."""
         block = re.search(r"cuda_compute_capability\s*\{([^}]*)\}", self.config)
