@@ -1,8 +1,8 @@
-"""``xlainspect demo``: the seed paper's smallest case, end to end, on this machine.
+"""``xlainspect demo``: the main job, end to end, on the seed's smallest case.
 
-It compiles the gradient of ``mean((W @ x + b - y) ** 2)`` with respect to W and b (5x5, float32) with JAX, saves
-the HLO before and after XLA's optimizations, and shows what XLA made of it: module statistics and the fused kernels,
-plus the instruction graph as GraphML. Later commands (dump, diff) build on the same files.
+It compiles the gradient of ``mean((W @ x + b - y) ** 2)`` with respect to W and b (5x5, float32) in JAX and in
+TF2+XLA, each in its own process with XLA's dump flags; diffs the kernels the two compilers launched; draws both
+kernel graphs; and writes the one-page HTML report. Every file lands in one folder that the demo owns.
 """
 
 from __future__ import annotations
@@ -10,69 +10,58 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from xlainspect.errors import FrameworkUnavailable, InputError
-from xlainspect.files import atomic_write_text
-from xlainspect.format import stats_text
-from xlainspect.graph import to_networkx, write_graph
-from xlainspect.parse import parse_hlo
-from xlainspect.stats import fusion_kind_label, module_stats, top_level_instructions
+from xlainspect.errors import CaptureError, InputError
 
-
-def _linear_grad_hlo() -> tuple[str, str, str]:
-    """Before- and after-optimization HLO of the MSE gradient, and the jax version that compiled it."""
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError as e:
-        raise FrameworkUnavailable("the demo compiles with JAX, which is not installed; run 'make install' or "
-                                   "'pip install xlainspect[jax]'") from e
-
-    def loss(w, b, x, y):
-        return jnp.mean((w @ x + b - y) ** 2)
-
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    args = (jnp.ones((5, 5), jnp.float32), jnp.ones(5, jnp.float32), jnp.ones(5, jnp.float32),
-            jnp.ones(5, jnp.float32))
-    lowered = grad.lower(*args)
-    return lowered.as_text(dialect="hlo"), lowered.compile().as_text(), jax.__version__
+PROGRAM = "linear_grad"
+_MARKER = ".xlainspect-demo"  # says the folder is the demo's own, so a re-run may replace what is in it
 
 
 def run_demo(out_dir: str) -> Iterator[str]:
     """Runs the demo, yielding the lines to show.
 
     Raises:
-        FrameworkUnavailable: JAX is not installed.
-        InputError: the output folder cannot be written.
+        InputError: the folder exists and is not the demo's (the demo never replaces a user's dumps), or cannot be
+            written.
+        CaptureError: a framework failed to compile the program (the message says which and what to do).
     """
+    from xlainspect.capture import dump_program
+    from xlainspect.census import census
+    from xlainspect.diff import diff_census
+    from xlainspect.files import atomic_write_text
+    from xlainspect.format import diff_text
+    from xlainspect.parse import read_hlo
+    from xlainspect.render import render_svg
+    from xlainspect.report import build_report
+
     out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():
+        raise InputError(f"{out}: exists and is not a demo folder; give another --out (the demo replaces only "
+                         "its own files)")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        (out / _MARKER).write_text("made by xlainspect demo; a re-run replaces this folder's dumps\n")
     except OSError as e:
         raise InputError(f"{out}: cannot create the demo folder: {e.strerror}") from None
-    before, after, version = _linear_grad_hlo()
-    yield f"Compiled grad(mean((W @ x + b - y)**2)) w.r.t. W, b (W 5x5, float32) with JAX {version} on CPU."
-    for stage, text in (("before_optimizations", before), ("after_optimizations", after)):
-        path = out / f"linear_grad.jax.{stage}.txt"
-        atomic_write_text(path, text)
-        module = parse_hlo(text, str(path))
-        yield ""
-        yield stats_text([module_stats(module)])
-    module = parse_hlo(after, str(out / "linear_grad.jax.after_optimizations.txt"))
+    yield f"Compiling {PROGRAM}: grad of mean((W @ x + b - y)**2) w.r.t. W (5x5) and b, in JAX and in TF2+XLA ..."
+    outcome = dump_program(PROGRAM, ("jax", "tf"), out, force=True)
+    if outcome.failures:
+        raise CaptureError("; ".join(failure.message for failure in outcome.failures))
+    for item in outcome.dumps:
+        yield f"  {item.framework}: {item.directory} ({item.manifest['compiler']})"
+    sides = {item.framework: item.directory / "after_optimizations.txt" for item in outcome.dumps}
+    censuses = {name: census(read_hlo(path)[0]) for name, path in sides.items()}
+    manifests = {item.framework: item.manifest for item in outcome.dumps}
+    result = diff_census(censuses["jax"], censuses["tf"], manifests["jax"]["xla_version"],
+                         manifests["tf"]["xla_version"])
     yield ""
-    yield "Kernels XLA launches (top-level fusions and unfused compute ops of the entry computation):"
-    free = {"parameter", "constant", "tuple", "get-tuple-element", "bitcast"}
-    for instruction in top_level_instructions(module):
-        if instruction.opcode in free:
-            continue
-        kind = f" {fusion_kind_label(instruction)}" if instruction.opcode == "fusion" else ""
-        ops = ""
-        if instruction.opcode == "fusion":
-            body = module.computation(instruction.called_computations[0].name)
-            ops = " fusing " + ", ".join(sorted({i.opcode for i in body.instructions} - {"parameter"}))
-        yield f"  {instruction.name:<32} {instruction.opcode}{kind} -> {instruction.shape}{ops}"
-    graph_path = out / "linear_grad.jax.after_optimizations.graphml"
-    graph = to_networkx(module)
-    write_graph(graph, str(graph_path), "graphml")
+    yield diff_text(result, "jax", "tf", str(sides["jax"]), str(sides["tf"]))
     yield ""
-    yield f"Wrote {out}/: HLO before and after optimization, and {graph_path.name} ({graph.number_of_nodes()} " \
-          f"nodes, {graph.number_of_edges()} edges)."
+    for name, path in sides.items():
+        svg, _ = render_svg(read_hlo(path)[0])
+        atomic_write_text(out / f"{PROGRAM}-{name}.svg", svg)
+    report = out / f"{PROGRAM}-report.html"
+    atomic_write_text(report, build_report(PROGRAM, str(out), "cpu"))
+    yield (f"Wrote the kernel graphs {out}/{PROGRAM}-jax.svg and {PROGRAM}-tf.svg, and the report {report} "
+           "(open it in any browser).")
+    yield ("Next: 'xlainspect dump --program dpsgd_mnist', 'xlainspect diff jax tf --program dpsgd_mnist', "
+           "'xlainspect time --program dpsgd_mnist', 'xlainspect memory --program dpsgd_mnist'.")
