@@ -60,7 +60,7 @@ test-deps: system-deps  ## also Debian's chromium, which the HTML report's headl
 test: install install-gpu test-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
-demo: install system-deps  ## set up, then compile the seed's MSE gradient and show what XLA made of it
+demo: install system-deps  ## set up, then dump linear_grad from JAX and TF, diff, draw and report (dumps/demo/)
 	$(VPY) -m xlainspect demo
 
 bench: install  ## parser speed against XLA's own parser on a 15 MB module; render time of a 100k-instruction module

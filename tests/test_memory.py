@@ -129,3 +129,12 @@ def test_deviceless_h100_figures():
     assert result.route == "JAX, deviceless for h100 (NVIDIA H100 80GB HBM3)"
     assert result.figures.temp > 0 and result.largest
     assert result.per_example_bytes is not None and result.per_example_bytes <= result.figures.temp
+
+
+@pytest.mark.requires_jax
+def test_max_batch_stops_at_the_32_bit_batch_limit_and_says_it_is_a_lower_bound():
+    (result,), failures = max_batch("dpsgd_ffnn", 2**40, ("jax",))
+    assert failures == []
+    assert result.capped and not result.exact
+    assert result.max_batch == (2**31 - 1) // 104  # x holds 104 features per example
+    assert max(p.batch_size for p in result.curve) == result.max_batch

@@ -276,6 +276,8 @@ def max_batch_text(results: Sequence) -> str:
         fitting = [p for p in r.curve if p.batch_size == r.max_batch]
         peak = _bytes(fitting[0].peak) if fitting else ""
         exact = "" if r.exact else " (search stopped early: a lower bound)"
+        if r.capped:
+            exact = " (still fits at the 32-bit indexing limit on the batch: a lower bound)"
         lines.append(f"  {r.framework:<10}{r.max_batch:>15,}{peak:>13}{_bytes(r.limit):>12}  {r.route}{exact}")
     return "\n".join(lines)
 

@@ -216,6 +216,7 @@ class MaxBatch:
     max_batch: int
     exact: bool
     curve: tuple[MemoryFigures, ...]
+    capped: bool = False  # the batch reached the 32-bit indexing limit and still fit: a lower bound
 
 
 def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
@@ -245,7 +246,7 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
         curve = tuple(MemoryFigures(p["batch_size"], p["argument"], p["output"], p["alias"], p["temp"],
                                     p["generated_code"]) for p in result["curve"])
         results.append(MaxBatch(framework, _route(framework, backend, gpu), device_memory, result["max_batch"],
-                                bool(result["exact"]), curve))
+                                bool(result["exact"]), curve, bool(result.get("capped"))))
     return results, failures
 
 
@@ -266,6 +267,8 @@ def plot_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str], title:
     """Peak bytes against batch size per framework, the limit and each largest batch marked (PNG and SVG)."""
     from xlainspect.bench import figure_panels
 
+    if not results:
+        return []
     plt, figure, _ = figure_panels([], 7.0)
     axis = figure.axes[0]
     for result in results:

@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+
 EXIT_FRAMEWORK_MISSING = 3
 _FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
            "generated_code_size_in_bytes")
@@ -40,7 +42,6 @@ def _device(target_config: str | None) -> Any:
 def _compile(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool) -> tuple[Any, str]:
     """Compiled memory statistics and the compiled module's name."""
     import jax
-    import numpy as np
 
     specs = program.input_specs(batch)
     if framework == "jax":
@@ -88,8 +89,12 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
     start and then bisecting would take twenty or more.
     """
     curve: dict[int, dict[str, Any]] = {}
+    # Both frameworks index a batched array with 32-bit integers: beyond this many examples the step does not
+    # trace at all, so the search stops there and says the answer is a lower bound.
+    cap = (2**31 - 1) // max(int(np.prod(s.shape[1:])) for s in program.input_specs(start) if s.role != "parameter")
 
     def fits(batch: int) -> bool:
+        batch = min(batch, cap)
         if batch not in curve:
             figures = _analyse(program, framework, batch, device, deviceless, None)
             figures["peak"] = _peak(figures)
@@ -105,19 +110,24 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
     if fits(start):
         fits(2 * start)
         slope = max((curve[2 * start]["peak"] - curve[start]["peak"]) / start, 1.0)
-        guess = max(start + 1, int(start + (limit - curve[start]["peak"]) / slope))
+        guess = min(cap, max(start + 1, int(start + (limit - curve[start]["peak"]) / slope)))
         step = max(1, guess // 100)
         if fits(guess):
-            while fits(guess + step) and len(curve) < max_probes:
+            while guess < cap and fits(guess + step) and len(curve) < max_probes:
+                if guess + step >= cap:
+                    break
                 step *= 2
         else:
             while guess - step > start and not fits(guess - step) and len(curve) < max_probes:
                 step *= 2
     low, high = bracket()
+    if high is None and low >= cap:
+        return {"max_batch": cap, "upper": None, "curve": [curve[b] for b in sorted(curve)], "exact": False,
+                "capped": True}
     if high is None:
-        high = max(curve) * 2
+        high = min(max(curve) * 2, cap + 1)
     while high - low > max(1, low // 1000) and len(curve) < max_probes:
-        middle = (low + high) // 2
+        middle = min((low + high) // 2, cap)
         if fits(middle):
             low = middle
         else:
