@@ -130,6 +130,23 @@ def test_generated_dumps_match_xla(jax_dumps, dump_oracle):
     assert not problems, _format(problems)
 
 
+@pytest.mark.requires_jax
+def test_reference_dumps_match_xla():
+    """Every committed dump, before and after optimization: CPU, TF through JAX's XLA, and XLA:GPU for an H100."""
+    repo = Path(__file__).resolve().parents[1]
+    paths = sorted((repo / "dumps").glob("*/*/*/*_optimizations.txt"))
+    assert {p.parts[-4] for p in paths} >= {"cpu", "gpu-h100"}
+    results = xla_oracle.xla_summaries([path.read_text() for path in paths])
+    problems = []
+    for path, result in zip(paths, results, strict=True):
+        if not result.ok:
+            problems.append(f"{path}: XLA cannot parse its own dump: {result.error or result.crash}")
+            continue
+        problems.extend(f"{path}: {d}" for d in xla_oracle.compare(parse_hlo(path.read_text(), str(path)),
+                                                                   result.summary))
+    assert not problems, _format(problems)
+
+
 # -- any other corpus -----------------------------------------------------------------------------------------------
 
 
