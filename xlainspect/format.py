@@ -107,8 +107,11 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
         return "" if value is None else f"{value:.1f}us"
 
     a, b = diff.a, diff.b
-    lines = [f"A = {label_a}: {path_a} ({a.module}{'; ' + diff.compiler_a if diff.compiler_a else ''})",
-             f"B = {label_b}: {path_b} ({b.module}{'; ' + diff.compiler_b if diff.compiler_b else ''})", ""]
+    def named(label: str, path: str) -> str:
+        return label if not path or path == label else f"{label}: {path}"
+
+    lines = [f"A = {named(label_a, path_a)} ({a.module}{'; ' + diff.compiler_a if diff.compiler_a else ''})",
+             f"B = {named(label_b, path_b)} ({b.module}{'; ' + diff.compiler_b if diff.compiler_b else ''})", ""]
 
     def row(name: str, x: int, y: int, size: bool = False) -> str:
         show = _size if size else str
