@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -76,12 +77,17 @@ def test_jax_kernel_times_match_the_module_that_ran():
     profiled = {kernel.hlo_op for kernel in timing.kernels}
     # Every hlo_op the profiler reported exists as a kernel of the module that ran, and every kernel ran.
     assert profiled == kernels
-    # Stated tolerance: the kernels add up to between 50% and 125% of the step time measured during the same
-    # profiled runs (not the earlier steady runs: a machine whose load changes in between would skew the ratio).
-    # Below 100%: dispatch and argument handling between kernels; above: thunks the CPU runtime runs concurrently.
-    assert timing.profiled_step_ms is not None
-    covered = sum(kernel.total_us for kernel in timing.kernels) / (timing.profiled_step_ms * 1e3)
-    assert 0.5 <= covered <= 1.25, covered
+    # Stated tolerance, against the step time of the same profiled runs (a machine whose load changes between the
+    # steady and the profiled runs would skew any other ratio):
+    # - busy time (some op of the module running) covers 50% to 105% of the step: below 100% is dispatch and
+    #   argument handling between ops; it cannot exceed the step, beyond clock granularity.
+    # - the kernels' summed time is at least the busy time and at most one step per core: XLA:CPU runs independent
+    #   thunks at once on its thread pool (seen: 78% to 258% of the step on this 2-core machine).
+    assert timing.profiled_step_ms is not None and timing.busy_ms is not None
+    busy = timing.busy_ms / timing.profiled_step_ms
+    assert 0.5 <= busy <= 1.05, busy
+    summed = sum(kernel.total_us for kernel in timing.kernels) / 1e3
+    assert timing.busy_ms * 0.999 <= summed <= timing.profiled_step_ms * ((os.cpu_count() or 1) + 0.25), summed
     assert timing.compile_s > 0 and min(timing.runs_ms) > 0
 
 

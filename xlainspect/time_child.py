@@ -84,14 +84,16 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
         runs.append(time.perf_counter() - start)
     kernels: dict[str, list[float]] = defaultdict(list)
     profiled: list[float] = []
+    busy = 0.0
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
                 profiled = _timed(lambda: jax.block_until_ready(compiled(*args)), profile_runs)
-            kernels = _kernel_events(trace_dir, module_name)
+            kernels, busy = _kernel_events(trace_dir, module_name)
     return {"framework_version": jax.__version__, "compile_s": compile_s, "runs_s": runs, "module_name": module_name,
             "hlo_text": compiled.as_text(), "kernels": {op: durations for op, durations in kernels.items()},
-            "profiled_runs": profile_runs, "profiled_runs_s": profiled}
+            "profiled_runs": profile_runs, "profiled_runs_s": profiled,
+            "busy_us_per_run": busy / profile_runs if profile_runs else None}
 
 
 def _module_name(hlo_text: str) -> str:
@@ -99,11 +101,11 @@ def _module_name(hlo_text: str) -> str:
     return first.split()[1].rstrip(",") if first.startswith("HloModule ") else ""
 
 
-def _kernel_events(trace_dir: str, module_name: str) -> dict[str, list[float]]:
-    """Durations (µs) per ``hlo_op`` of the events of ``module_name``, ``end:`` markers dropped."""
+def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
+    """(hlo_op, start µs, duration µs) of every event of ``module_name``, ``end:`` markers dropped."""
     paths = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True) or \
         glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
-    kernels: dict[str, list[float]] = defaultdict(list)
+    found = []
     for path in paths:
         with gzip.open(path, "rt", encoding="utf-8") as file:
             events = json.load(file).get("traceEvents", [])
@@ -111,10 +113,28 @@ def _kernel_events(trace_dir: str, module_name: str) -> dict[str, list[float]]:
             args = event.get("args") or {}
             if event.get("ph") != "X" or "hlo_op" not in args or str(event.get("name", "")).startswith("end:"):
                 continue
-            if args.get("hlo_module") != module_name:
-                continue
-            kernels[args["hlo_op"]].append(float(event.get("dur", 0.0)))
-    return kernels
+            if args.get("hlo_module") == module_name:
+                found.append((args["hlo_op"], float(event.get("ts", 0.0)), float(event.get("dur", 0.0))))
+    return found
+
+
+def _kernel_events(trace_dir: str, module_name: str) -> tuple[dict[str, list[float]], float]:
+    """Durations (µs) per ``hlo_op``, and the busy time: how long at least one of the module's ops was running.
+
+    Kernel times add up to more than the wall time when the runtime runs independent ops at once (XLA:CPU does, on
+    its thread pool); the busy time, the union of the events' intervals, never does.
+    """
+    kernels: dict[str, list[float]] = defaultdict(list)
+    intervals = []
+    for op, start, duration in _module_events(trace_dir, module_name):
+        kernels[op].append(duration)
+        intervals.append((start, start + duration))
+    busy, end = 0.0, float("-inf")
+    for low, high in sorted(intervals):
+        if high > end:
+            busy += high - max(low, end)
+            end = high
+    return kernels, busy
 
 
 def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
@@ -216,14 +236,16 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
     module_name = _module_name(hlo_text)
     kernels: dict[str, list[float]] = {}
     profiled: list[float] = []
+    busy = 0.0
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
                 profiled = _timed(run, profile_runs)
-            kernels = _kernel_events(trace_dir, module_name)
+            kernels, busy = _kernel_events(trace_dir, module_name)
     return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
             "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
             "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled, "max_rel_error": error,
+            "busy_us_per_run": busy / profile_runs if profile_runs else None,
             "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
                     f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
 

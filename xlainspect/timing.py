@@ -51,6 +51,7 @@ class FrameworkTiming:
     note: str = ""
     module_text: str = field(default="", repr=False)  # the optimized module that ran, when the framework gives it
     profiled_step_ms: float | None = None  # median wall time of the profiled runs, to compare kernel times with
+    busy_ms: float | None = None  # per profiled run, time at least one op of the module ran (JAX's profiler)
 
     @property
     def median_ms(self) -> float:
@@ -77,6 +78,7 @@ class FrameworkTiming:
             "runs": len(self.runs_ms),
             "module": self.module_name,
             "profiled_step_ms": None if self.profiled_step_ms is None else round(self.profiled_step_ms, 4),
+            "busy_ms": None if self.busy_ms is None else round(self.busy_ms, 4),
             "kernels": [{"hlo_op": k.hlo_op, "calls": k.calls, "total_us": round(k.total_us, 3),
                          "mean_us": round(k.mean_us, 3), "share": round(k.share, 4),
                          "flops_per_s": k.flops_per_s, "bytes_per_s": k.bytes_per_s} for k in self.kernels],
@@ -214,7 +216,9 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         profiled = result.get("profiled_runs_s") or []
         timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
                                              kernels, result["module_name"], note, result["hlo_text"],
-                                             statistics.median(profiled) * 1e3 if profiled else None)
+                                             statistics.median(profiled) * 1e3 if profiled else None,
+                                             result["busy_us_per_run"] / 1e3 if result.get("busy_us_per_run")
+                                             else None)
     return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
 
 
