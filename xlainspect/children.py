@@ -8,6 +8,7 @@ and sees none.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -21,7 +22,35 @@ from typing import Any
 _INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
                                                                                  "(tensorflow-cpu)"}
 _PROGRESS_EVERY_S = 2.0
+EXIT_FRAMEWORK_MISSING = 3  # a child could not import its framework; its stderr holds a MISSING line
 EXIT_NO_GPU = 4  # a child asked for the GPU backend found none; its last stderr line says so
+_RESULT = "RESULT "
+
+
+# -- the child's side -------------------------------------------------------------------------------------------
+
+
+def missing_framework(*modules: str) -> bool:
+    """In a child: imports ``modules`` and, when one is not installed, prints the line the parent looks for.
+
+    Returns:
+        True when a module is missing; the child should then exit with :data:`EXIT_FRAMEWORK_MISSING`.
+    """
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError as e:
+        print(f"MISSING {e}", file=sys.stderr)
+        return True
+    return False
+
+
+def print_result(result: dict[str, Any]) -> None:
+    """In a child: prints the one line the parent reads back."""
+    print(_RESULT + json.dumps(result), flush=True)
+
+
+# -- the parent's side ------------------------------------------------------------------------------------------
 
 
 class ChildFailed(Exception):
@@ -69,7 +98,7 @@ def run_child(child_module: str, request: dict[str, Any], framework: str, report
         stdout.seek(0)
         stderr.seek(0)
         out, err = stdout.read(), stderr.read()
-    if child.returncode == 3 and "MISSING" in err:
+    if child.returncode == EXIT_FRAMEWORK_MISSING and "MISSING" in err:
         raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
                           "(or run 'make install')")
     if child.returncode == EXIT_NO_GPU:  # the child's last line says why
@@ -78,8 +107,8 @@ def run_child(child_module: str, request: dict[str, Any], framework: str, report
         raise ChildFailed(f"{framework}: {activity} {request['program']} failed (exit {child.returncode}): "
                           f"{_last_error_line(err)}")
     for line in out.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+        if line.startswith(_RESULT):
+            return json.loads(line[len(_RESULT):])
     raise ChildFailed(f"{framework}: the child process printed no result; its output ended with: "
                       f"{_last_error_line(err or out)}")
 

@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Any
 
-EXIT_FRAMEWORK_MISSING = 3
+from xlainspect.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+
 
 
 def _jax_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -117,13 +118,7 @@ def _host_cpu() -> str:
 def main(argv: list[str]) -> int:
     request = json.loads(argv[0])
     framework = request["framework"]
-    try:
-        if framework == "jax":
-            import jax  # noqa: F401  (imported only to report a missing package as such)
-        else:
-            import tensorflow  # noqa: F401
-    except ImportError as e:
-        print(f"MISSING {e}", file=sys.stderr)
+    if missing_framework("jax" if framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
     from synthetic import get_program
 
@@ -144,7 +139,7 @@ def main(argv: list[str]) -> int:
     result["host_cpu"] = _host_cpu()
     result["python"] = platform.python_version()
     result["platform"] = platform.platform()
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
     return 0
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-EXIT_FRAMEWORK_MISSING = 3
+from xlainspect.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+
 _FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
            "generated_code_size_in_bytes")
 
@@ -191,13 +192,7 @@ def main(argv: list[str]) -> int:
     framework = request["framework"]
     if not request.get("on_gpu"):
         os.environ["JAX_PLATFORMS"] = "cpu"  # CPU, or a deviceless GPU: jax must not try to start CUDA
-    try:
-        import jax  # noqa: F401  (every route compiles with JAX's XLA)
-
-        if framework == "tf":
-            import tensorflow  # noqa: F401
-    except ImportError as e:
-        print(f"MISSING {e}", file=sys.stderr)
+    if missing_framework("jax", *(("tensorflow",) if framework == "tf" else ())):  # every route uses JAX's XLA
         return EXIT_FRAMEWORK_MISSING
     import jaxlib
 
@@ -217,7 +212,7 @@ def main(argv: list[str]) -> int:
                           request.get("dump_dir"))
     result["xla_version"] = f"jaxlib {jaxlib.__version__}"
     result["device"] = getattr(device, "device_kind", device.platform)
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
     return 0
 
 

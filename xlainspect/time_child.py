@@ -22,7 +22,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-EXIT_FRAMEWORK_MISSING = 3
+from xlainspect.children import EXIT_FRAMEWORK_MISSING, EXIT_NO_GPU, missing_framework, print_result
+
 
 
 def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float]]:
@@ -269,16 +270,9 @@ def _gpu_missing(framework: str) -> str:
 def main(argv: list[str]) -> int:
     request = json.loads(argv[0])
     framework = request["framework"]
-    try:
-        if framework == "jax":
-            import jax  # noqa: F401  (imported only to report a missing package as such)
-        else:
-            import tensorflow  # noqa: F401
-    except ImportError as e:
-        print(f"MISSING {e}", file=sys.stderr)
+    if missing_framework("jax" if framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
     from synthetic import Variant, get_program
-    from xlainspect.children import EXIT_NO_GPU
 
     if request.get("backend") == "gpu" and (why := _gpu_missing(framework)):
         print(why, file=sys.stderr)
@@ -295,7 +289,7 @@ def main(argv: list[str]) -> int:
     else:
         timing = _jax_timing if framework == "jax" else _tf_timing
         result = timing(program, inputs, repeats, warmup, profile_runs, Variant(**request.get("variant", {})))
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
     return 0
 
 
