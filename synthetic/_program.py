@@ -138,6 +138,19 @@ class Program:
             arrays[spec.name] = value if spec.role == "label" else value.astype(dtype)
         return arrays
 
+    def input_types(self, batch_size: int | None = None, dtype: str = "float32") -> dict[str, tuple[tuple[int, ...],
+                                                                                                str]]:
+        """Input name -> (shape, element type), as :meth:`inputs` would make them, without making any data.
+
+        For compiling at batch sizes too large to hold in memory: labels are int32, everything else ``dtype``.
+
+        Raises:
+            ValueError: as :meth:`inputs`.
+        """
+        dtype = self._dtype(dtype)
+        return {spec.name: (spec.shape, "int32" if spec.role == "label" else dtype)
+                for spec in self.input_specs(batch_size)}
+
     def jax_function(self, variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
         """The program as a ``jax.jit`` function of the inputs' values, positionally; returns a tuple of arrays.
 

@@ -459,3 +459,12 @@ def test_sgd_step_is_the_mean_gradient_step(name, model, run_jax, run_tf):
     for framework, outputs in (("JAX", run_jax(program, inputs)), ("TF", run_tf(program, inputs))):
         for output, new, p, e in zip(program.output_names, outputs, old, expected):
             assert relative_error(new - p, e) < TOLERANCE["float32"], f"{name}.{output}: {framework}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_types_describe_the_inputs_without_making_them(name):
+    program = get_program(name)
+    batch = SMALL_BATCH.get(name)
+    for dtype in program.dtypes:
+        made = program.inputs(batch_size=batch, dtype=dtype)
+        assert program.input_types(batch, dtype) == {k: (v.shape, v.dtype.name) for k, v in made.items()}

@@ -63,13 +63,14 @@ def _jax_deviceless(program: Any, inputs: dict[str, Any], target_config: str, pr
     """Compiles for a GPU that is not there: the program's JAX function, or (with ``proto_path``) TF's module."""
     import jax
     import jaxlib
+    import numpy as np
 
     from xlainspect.jax_compile import compile_hlo_proto, compile_program_for, deviceless_gpu
 
     device = deviceless_gpu(target_config)
     start = time.perf_counter()
     if proto_path is None:
-        compile_program_for(device, program, inputs)
+        compile_program_for(device, program, [(np.shape(v), np.asarray(v).dtype) for v in inputs.values()])
         function_name = program.jax_function().__name__
     else:
         with open(proto_path, "rb") as file:

@@ -15,6 +15,7 @@ Only children import this module; it loads jax (or tensorflow) when a function i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -26,15 +27,14 @@ def deviceless_gpu(target_config: str) -> Any:
     return topology.devices[0]
 
 
-def compile_program_for(device: Any, program: Any, inputs: dict[str, Any]) -> Any:
-    """``program``'s JAX function compiled for ``device`` (e.g. a deviceless GPU), from input shapes only."""
+def compile_program_for(device: Any, program: Any, types: Sequence[tuple[tuple[int, ...], Any]]) -> Any:
+    """``program``'s JAX function compiled for ``device`` (e.g. a deviceless GPU) from input (shape, dtype) only."""
     import jax
     import numpy as np
 
     mesh = jax.sharding.Mesh(np.array([device]), ("d",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    specs = [jax.ShapeDtypeStruct(np.shape(value), np.asarray(value).dtype, sharding=sharding)
-             for value in inputs.values()]
+    specs = [jax.ShapeDtypeStruct(shape, dtype, sharding=sharding) for shape, dtype in types]
     return program.jax_function().lower(*specs).compile()
 
 
@@ -58,14 +58,26 @@ def compile_hlo_proto(proto: bytes, device: Any, load: bool) -> Any:
         return device.client.compile(module, devices, options)
 
 
-def export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict[str, Any]:
-    """Writes TF's module before XLA optimizes it (an ``HloModuleProto``): what TF's front end made of ``program``."""
+def tf_hlo_proto(program: Any, types: Sequence[tuple[tuple[int, ...], Any]]) -> bytes:
+    """TF's module before XLA optimizes it (an ``HloModuleProto``), traced from input (shape, dtype) only."""
     import tensorflow as tf
 
-    function = program.tf_function()
-    args = [tf.constant(value) for value in inputs.values()]
-    proto = function.experimental_get_compiler_ir(*args)(stage="hlo_serialized")
+    specs = [tf.TensorSpec(shape, tf.as_dtype(dtype)) for shape, dtype in types]
+    return program.tf_function().experimental_get_compiler_ir(*specs)(stage="hlo_serialized")
+
+
+def export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict[str, Any]:
+    """Writes :func:`tf_hlo_proto` for ``inputs``' shapes: what TF's front end made of ``program``."""
+    import numpy as np
+    import tensorflow as tf
+
+    proto = tf_hlo_proto(program, [(np.shape(value), np.asarray(value).dtype) for value in inputs.values()])
     with open(path, "wb") as file:
         file.write(proto)
-    return {"framework_version": tf.__version__, "bytes": len(proto),
-            "function_name": getattr(getattr(function, "python_function", None), "__name__", "")}
+    return {"framework_version": tf.__version__, "bytes": len(proto), "function_name": program.function_name}
+
+
+def hlo_module_name(hlo_text: str) -> str:
+    """The name in an HLO text's ``HloModule`` line, or "" when it has none."""
+    first = hlo_text.split("\n", 1)[0]
+    return first.split()[1].rstrip(",") if first.startswith("HloModule ") else ""

@@ -42,26 +42,15 @@ def _device(target_config: str | None) -> Any:
 
 def _compile(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool) -> tuple[Any, str]:
     """Compiled memory statistics and the compiled module's name."""
-    import jax
+    from xlainspect.jax_compile import compile_hlo_proto, compile_program_for, hlo_module_name, tf_hlo_proto
 
-    specs = program.input_specs(batch)
+    types = list(program.input_types(batch).values())
     if framework == "jax":
-        mesh = jax.sharding.Mesh(np.array([device]), ("d",))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        args = [jax.ShapeDtypeStruct(s.shape, np.int32 if s.role == "label" else np.float32, sharding=sharding)
-                for s in specs]
-        compiled = program.jax_function().lower(*args).compile()
-        return compiled.memory_analysis(), compiled.as_text().split("\n", 1)[0].split()[1].rstrip(",")
-    import tensorflow as tf
-
-    from xlainspect.jax_compile import compile_hlo_proto
-
-    function = program.tf_function()
-    tensor_specs = [tf.TensorSpec(s.shape, tf.int32 if s.role == "label" else tf.float32) for s in specs]
-    proto = function.experimental_get_compiler_ir(*tensor_specs)(stage="hlo_serialized")
-    executable = compile_hlo_proto(proto, device, load=not deviceless)
+        compiled = compile_program_for(device, program, types)
+        return compiled.memory_analysis(), hlo_module_name(compiled.as_text())
+    executable = compile_hlo_proto(tf_hlo_proto(program, types), device, load=not deviceless)
     text = executable.hlo_modules()[0].to_string() if hasattr(executable, "hlo_modules") else ""
-    return executable.get_compiled_memory_stats(), text.split("\n", 1)[0].split()[1].rstrip(",") if text else ""
+    return executable.get_compiled_memory_stats(), hlo_module_name(text)
 
 
 def _analyse(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool,

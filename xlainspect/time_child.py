@@ -23,6 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from xlainspect.children import EXIT_FRAMEWORK_MISSING, EXIT_NO_GPU, missing_framework, print_result
+from xlainspect.jax_compile import hlo_module_name
 
 
 
@@ -75,7 +76,7 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
     lowered = jitted.lower(*args)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - start
-    module_name = _module_name(compiled.as_text())
+    module_name = hlo_module_name(compiled.as_text())
     for _ in range(warmup):
         jax.block_until_ready(compiled(*args))
     runs = []
@@ -95,11 +96,6 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
             "hlo_text": compiled.as_text(), "kernels": {op: durations for op, durations in kernels.items()},
             "profiled_runs": profile_runs, "profiled_runs_s": profiled,
             "busy_us_per_run": busy / profile_runs if profile_runs else None}
-
-
-def _module_name(hlo_text: str) -> str:
-    first = hlo_text.split("\n", 1)[0]
-    return first.split()[1].rstrip(",") if first.startswith("HloModule ") else ""
 
 
 def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
@@ -167,7 +163,7 @@ def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, 
             module_name, kernels = _tf_kernel_events(trace_dir, name)
     hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
     return {"framework_version": tf.__version__, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
-            "module_name": module_name or _module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
+            "module_name": module_name or hlo_module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
             "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled,
             "note": "compile time is the first call (trace, XLA compile, run) less one steady run"}
 
@@ -234,7 +230,7 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
                            "input order")
     _, runs = _steady_runs(run, repeats, warmup)
     hlo_text = executable.hlo_modules()[0].to_string()
-    module_name = _module_name(hlo_text)
+    module_name = hlo_module_name(hlo_text)
     kernels: dict[str, list[float]] = {}
     profiled: list[float] = []
     busy = 0.0
