@@ -12,6 +12,7 @@ from synthetic import get_program
 from xlainspect.buffers import largest_temporaries, parse_buffer_assignment
 from xlainspect.cli import main
 from xlainspect.errors import InputError
+from xlainspect.intervals import union_length
 from xlainspect.memory import check_peaks, max_batch, memory_report, parse_size
 
 ASSIGNMENT = textwrap.dedent("""\
@@ -37,6 +38,12 @@ def test_buffer_assignment_parse_and_temporaries():
         (0, 400, False), (1, 64, False), (2, 1000, True), (3, 4, False)]
     largest = largest_temporaries(allocations)
     assert [(v.instruction, v.index, v.size) for v in largest] == [("fusion.1", "", 600), ("fusion.2", "{1}", 400)]
+
+
+def test_union_length_counts_overlaps_once():
+    assert union_length([(5, 15), (0, 10), (20, 25)]) == 20
+    assert union_length([(0, 10), (2, 3)]) == 10
+    assert union_length([]) == 0
 
 
 def test_parse_size():

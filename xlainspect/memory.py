@@ -23,6 +23,7 @@ from typing import Any
 from xlainspect.buffers import BufferValue, largest_temporaries, parse_buffer_assignment
 from xlainspect.children import ChildFailed, run_child
 from xlainspect.errors import InputError
+from xlainspect.intervals import union_length
 
 _SIZE_RE = re.compile(r"^\s*([0-9.]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 
@@ -169,24 +170,15 @@ def _owners(program: Any, batch: int | None, assignment: str, module_text: str,
     if program.has_per_example_gradients:
         # Values in one allocation reuse its bytes over time: count the bytes that ever hold a per-example
         # gradient (the union of their ranges), so the figure never exceeds the temporaries it is part of.
-        per_example = sum(_union_length([(v.offset, v.offset + v.size) for v in a.values
+        per_example = int(sum(union_length([(v.offset, v.offset + v.size) for v in a.values
                                          if _dims(v) in gradient_shapes and not v.shape.startswith("(")])
-                          for a in allocations if a.is_temporary)
+                          for a in allocations if a.is_temporary))
 
     def owned(value: BufferValue) -> OwnedBuffer:
         return OwnedBuffer(value.instruction + value.index, value.shape.split("{")[0], value.size,
                            op_names.get(value.instruction, ""), _dims(value) in gradient_shapes)
 
     return tuple(owned(v) for v in largest_temporaries(allocations, most)), per_example
-
-
-def _union_length(ranges: list[tuple[int, int]]) -> int:
-    total, end = 0, -1
-    for low, high in sorted(ranges):
-        if high > end:
-            total += high - max(low, end)
-            end = high
-    return total
 
 
 def _dims(value: BufferValue) -> tuple[int, ...]:

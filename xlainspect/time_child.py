@@ -23,6 +23,7 @@ from collections import defaultdict
 from typing import Any
 
 from xlainspect.children import EXIT_FRAMEWORK_MISSING, EXIT_NO_GPU, missing_framework, print_result
+from xlainspect.intervals import union_length
 from xlainspect.jax_compile import hlo_module_name
 
 
@@ -84,18 +85,11 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - start)
-    kernels: dict[str, list[float]] = defaultdict(list)
-    profiled: list[float] = []
-    busy = 0.0
-    if profile_runs:
-        with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
-            with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-                profiled = _timed(lambda: jax.block_until_ready(compiled(*args)), profile_runs)
-            kernels, busy = _kernel_events(trace_dir, module_name)
+    kernels, profiled, busy = _jax_profile(lambda: jax.block_until_ready(compiled(*args)), profile_runs,
+                                           module_name) if profile_runs else ({}, [], None)
     return {"framework_version": jax.__version__, "compile_s": compile_s, "runs_s": runs, "module_name": module_name,
-            "hlo_text": compiled.as_text(), "kernels": {op: durations for op, durations in kernels.items()},
-            "profiled_runs": profile_runs, "profiled_runs_s": profiled,
-            "busy_us_per_run": busy / profile_runs if profile_runs else None}
+            "hlo_text": compiled.as_text(), "kernels": dict(kernels), "profiled_runs": profile_runs,
+            "profiled_runs_s": profiled, "busy_us_per_run": busy}
 
 
 def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
@@ -126,12 +120,19 @@ def _kernel_events(trace_dir: str, module_name: str) -> tuple[dict[str, list[flo
     for op, start, duration in _module_events(trace_dir, module_name):
         kernels[op].append(duration)
         intervals.append((start, start + duration))
-    busy, end = 0.0, float("-inf")
-    for low, high in sorted(intervals):
-        if high > end:
-            busy += high - max(low, end)
-            end = high
-    return kernels, busy
+    return kernels, union_length(intervals)
+
+
+def _jax_profile(run: Any, profile_runs: int, module_name: str) -> tuple[dict[str, list[float]], list[float], float]:
+    """Profiles ``profile_runs`` runs with JAX's profiler: durations by ``hlo_op``, each run's wall seconds, and the
+    busy µs per run."""
+    import jax
+
+    with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            profiled = _timed(run, profile_runs)
+        kernels, busy = _kernel_events(trace_dir, module_name)
+    return kernels, profiled, busy / profile_runs
 
 
 def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
@@ -231,18 +232,11 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
     _, runs = _steady_runs(run, repeats, warmup)
     hlo_text = executable.hlo_modules()[0].to_string()
     module_name = hlo_module_name(hlo_text)
-    kernels: dict[str, list[float]] = {}
-    profiled: list[float] = []
-    busy = 0.0
-    if profile_runs:
-        with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
-            with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-                profiled = _timed(run, profile_runs)
-            kernels, busy = _kernel_events(trace_dir, module_name)
+    kernels, profiled, busy = _jax_profile(run, profile_runs, module_name) if profile_runs else ({}, [], None)
     return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
             "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
             "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled, "max_rel_error": error,
-            "busy_us_per_run": busy / profile_runs if profile_runs else None,
+            "busy_us_per_run": busy,
             "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
                     f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
 
