@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from xlainspect.census import Census, Kernel, census
@@ -22,6 +21,7 @@ from xlainspect.errors import InputError
 from xlainspect.parse import read_hlo
 from xlainspect.render import RenderOptions, render_svg
 from xlainspect.sides import Side, resolve_side
+from xlainspect.timing import read_timing_json, timed_frameworks
 
 FRAMEWORKS = ("jax", "tf")
 
@@ -63,7 +63,9 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
     Raises:
         InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
     """
-    timing = _read_timing(timing_file) if timing_file else None
+    timing = read_timing_json(timing_file) if timing_file else None
+    if timing is not None:
+        timed_frameworks(timing_file, timing)  # one line naming the file when it is not `time --json` output
     sides = [_side(framework, program, dumps_dir, backend, timing) for framework in FRAMEWORKS]
     a, b = sides
     diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
@@ -93,17 +95,6 @@ def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: Ma
     svg, rendering = render_svg(module, RenderOptions(kernel_times=times))
     return _Side(framework, side, manifest, census(module), _inline_svg(svg), rendering.left_out, times,
                  framework_timing)
-
-
-def _read_timing(path: str) -> Mapping[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        data["frameworks"].items()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'") from None
-    return data
 
 
 def _divergence(a: _Side, b: _Side) -> Any:

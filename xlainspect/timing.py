@@ -249,21 +249,53 @@ def _without_command_buffers(result: dict[str, Any], request: dict[str, Any], fr
             "note": "; ".join(filter(None, (result.get("note", ""), note)))}
 
 
-def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
-    """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
+def read_timing_json(path: str) -> dict[str, Any]:
+    """The object ``xlainspect time --json`` printed, read from ``path``.
 
     Raises:
-        InputError: the file is missing, not that JSON, or has no per-kernel times for ``framework``.
+        InputError: the file cannot be read or holds no JSON object.
     """
     import json
 
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
-        kernels = data["frameworks"][framework]["kernels"]
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
+    return data
+
+
+def timed_frameworks(path: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Framework name -> its timing object, from ``xlainspect time --json`` output.
+
+    Args:
+        data: the file's object when the caller has read it already.
+
+    Raises:
+        InputError: as :func:`read_timing_json`, or the object has no ``frameworks`` mapping.
+    """
+    frameworks = (data if data is not None else read_timing_json(path)).get("frameworks")
+    if not isinstance(frameworks, dict) or not all(isinstance(t, dict) for t in frameworks.values()):
+        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
+    return frameworks
+
+
+def kernel_times_by_name(path: str, framework: str, data: dict[str, Any] | None = None) -> dict[str, float]:
+    """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
+
+    Args:
+        data: the file's object when the caller has read it already.
+
+    Raises:
+        InputError: the file is missing, not that JSON, or has no per-kernel times for ``framework``.
+    """
+    try:
+        kernels = (data if data is not None else read_timing_json(path))["frameworks"][framework]["kernels"]
+    except (KeyError, TypeError):
         raise InputError(f"{path}: no per-kernel times for {framework!r}; give the output of 'xlainspect time "
                          "--program P --json' (A and B must be framework names)") from None
     if not kernels:
@@ -279,19 +311,11 @@ def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:
     Raises:
         InputError: the file cannot be read, or no framework in it ran ``module_name``.
     """
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as file:
-            frameworks = json.load(file)["frameworks"]
-        ran = {name: str(timing.get("module", "")) for name, timing in frameworks.items()}
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise InputError(f"{path}: not the output of 'xlainspect time --json'") from None
+    frameworks = timed_frameworks(path)
+    ran = {name: str(timing.get("module", "")) for name, timing in frameworks.items()}
     for framework, name in ran.items():
         if name == module_name:
-            return kernel_times_by_name(path, framework)
+            return kernel_times_by_name(path, framework, {"frameworks": frameworks})
     listed = ", ".join(f"{f}: {n or 'none'}" for f, n in ran.items()) or "none"
     raise InputError(f"{path}: no framework there ran module {module_name} (it timed {listed}); time the same "
                      "program and batch size that the dump holds")
