@@ -145,3 +145,21 @@ def test_max_batch_stops_at_the_32_bit_batch_limit_and_says_it_is_a_lower_bound(
     assert result.capped and not result.exact
     assert result.max_batch == (2**31 - 1) // 104  # x holds 104 features per example
     assert max(p.batch_size for p in result.curve) == result.max_batch
+
+
+@pytest.mark.requires_jax
+def test_max_batch_cli_writes_the_curve_and_keeps_an_earlier_one(tmp_path, capsys):
+    args = ["memory", "--program", "dpsgd_ffnn", "--framework", "jax", "--max-batch", "--device-memory", "64MiB",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    csv_path = tmp_path / "dpsgd_ffnn-cpu.csv"
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "framework,batch_size,argument,output,alias,temp,peak,fits" and len(rows) > 3
+    assert (tmp_path / "dpsgd_ffnn-cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in (tmp_path / "dpsgd_ffnn-cpu.svg").read_text()
+    largest = max(int(r.split(",")[1]) for r in rows[1:] if r.endswith(",1"))
+    assert f"{largest:,}" in out
+    assert main(args) == 1  # an earlier curve stays unless --force
+    assert "a curve from an earlier run is there; add --force" in capsys.readouterr().err
+    assert csv_path.read_text().splitlines() == rows

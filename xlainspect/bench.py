@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from xlainspect.errors import FrameworkUnavailable, InputError
+from xlainspect.errors import InputError
+from xlainspect.plots import pyplot, save_figure
 from xlainspect.timing import FrameworkTiming, time_program
 
 MODELS = ("ffnn", "mnist")
@@ -191,7 +192,7 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
-    plt, figure, panels = figure_panels(rows, 6.0)
+    figure, panels = figure_panels(rows, 6.0)
     for axis, model in panels:
         for framework in sorted({row.framework for row in rows}):
             for private in (False, True):
@@ -207,7 +208,7 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
         axis.set_title(f"{model.upper()}: one training step")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
-    return _save(plt, figure, Path(out_dir), "bench")
+    return save_figure(figure, Path(out_dir) / "bench")
 
 
 def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -216,7 +217,7 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
-    plt, figure, panels = figure_panels(rows, 6.5)
+    figure, panels = figure_panels(rows, 6.5)
     for axis, model in panels:
         bars = [r for r in rows if r.model == model]
         labels = [f"{r.framework}: {r.label}" for r in bars]
@@ -231,27 +232,12 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
         axis.grid(True, axis="x", which="both", alpha=0.3)
         for y, r in enumerate(bars):
             axis.annotate(f" {r.median_ms:.3g}", (r.median_ms, y), va="center", fontsize=8)
-    return _save(plt, figure, Path(out_dir), "ablation")
+    return save_figure(figure, Path(out_dir) / "ablation")
 
 
-def figure_panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, Any, list[tuple[Any, str]]]:
-    """pyplot, a figure, and one (axis, model) panel per model, side by side."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise FrameworkUnavailable("plots need matplotlib; install it with pip install 'xlainspect[plot]'") from e
+def figure_panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, list[tuple[Any, str]]]:
+    """A figure and one (axis, model) panel per model, side by side."""
     models = sorted({row.model for row in rows})
-    figure, axes = plt.subplots(1, max(len(models), 1), figsize=(width * max(len(models), 1), 4.5), squeeze=False)
-    return plt, figure, list(zip(axes[0], models))
-
-
-def _save(plt: Any, figure: Any, out_dir: Path, stem: str) -> list[Path]:
-    figure.tight_layout()
-    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
-    for path in paths:
-        figure.savefig(path)
-    plt.close(figure)
-    return paths
+    figure, axes = pyplot().subplots(1, max(len(models), 1), figsize=(width * max(len(models), 1), 4.5),
+                                     squeeze=False)
+    return figure, list(zip(axes[0], models))

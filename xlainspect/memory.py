@@ -11,7 +11,6 @@ allocator's caching and fragmentation, the code, other live arrays), which the C
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import tempfile
@@ -256,18 +255,20 @@ def write_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str]) -> Pa
 
 
 def plot_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str], title: str) -> list[Path]:
-    """Peak bytes against batch size per framework, the limit and each largest batch marked (PNG and SVG)."""
-    from xlainspect.bench import figure_panels
+    """Peak bytes against batch size per framework, the limit and each largest batch marked (PNG and SVG).
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    from xlainspect.plots import pyplot, save_figure
 
     if not results:
         return []
-    plt, figure, _ = figure_panels([], 7.0)
-    axis = figure.axes[0]
+    figure, axis = pyplot().subplots(figsize=(7.0, 4.5))
     for result in results:
         points = sorted((p.batch_size, p.peak / 2**30) for p in result.curve)
         axis.plot(*zip(*points), marker="o", label=f"{result.framework}: largest batch {result.max_batch:,}")
-    if results:
-        axis.axhline(results[0].limit / 2**30, color="grey", linestyle="--", label="device memory")
+    axis.axhline(results[0].limit / 2**30, color="grey", linestyle="--", label="device memory")
     axis.set_xscale("log", base=2)
     axis.set_yscale("log")
     axis.set_xlabel("batch size")
@@ -275,19 +276,7 @@ def plot_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str], title:
     axis.set_title(title)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
-    base = Path(path)
-    figure.tight_layout()
-    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    for out in paths:
-        figure.savefig(out)
-    plt.close(figure)
-    return paths
-
-
-def read_curve(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    """Rows of a curve CSV (for tests and reports)."""
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
+    return save_figure(figure, Path(path))
 
 
 @dataclass(frozen=True)
