@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from xlainspect.capture import gpu_visible
+
 TESTS_DIR = Path(__file__).resolve().parent
 MAKE_DUMPS = TESTS_DIR / "programs" / "make_dumps.py"
 
@@ -37,7 +39,7 @@ _SEPARATOR_RE = re.compile(r"^// -----$", re.MULTILINE)
 def pytest_configure(config: pytest.Config) -> None:
     # With jax's CUDA plugin installed (the [gpu] extra) but no GPU, every in-process jax start logs a cuInit
     # failure before falling back to the CPU. Deviceless GPU compiles run in children that set their own platform.
-    if not _gpu_visible():
+    if not gpu_visible():
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     declared = {line.split(":", 1)[0].strip() for line in config.getini("markers")}
     for name, description in _MARKERS.items():
@@ -49,13 +51,6 @@ def _importable(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def _gpu_visible() -> bool:
-    if shutil.which("nvidia-smi") is None:
-        return False
-    result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    return result.returncode == 0 and "GPU" in result.stdout
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("requires_jax") and not _importable("jax"):
         pytest.skip("jax is not installed: pip install jax")
@@ -65,7 +60,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("jax's CUDA plugin is not installed: make install-gpu (pip install 'xlainspect[gpu]')")
     if item.get_closest_marker("requires_chromium") and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed: sudo apt-get install chromium (make test does it)")
-    if item.get_closest_marker("gpu") and not _gpu_visible():
+    if item.get_closest_marker("gpu") and not gpu_visible():
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
 
 
