@@ -7,7 +7,6 @@ message on stderr and the error's exit code, never a traceback.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -309,7 +308,7 @@ def memory(program_name: str, framework: str, backend: str, target: str | None, 
 
     from xlainspect.errors import CaptureError, InputError
     from xlainspect.format import max_batch_text, memory_text
-    from xlainspect.memory import max_batch, memory_report, parse_size, plot_curve, write_curve
+    from xlainspect.memory import max_batch, memory_report, plot_curve, write_curve
 
     frameworks = ("jax", "tf") if framework == "all" else (framework,)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
@@ -335,18 +334,12 @@ def memory(program_name: str, framework: str, backend: str, target: str | None, 
         else:
             click.echo(memory_text(results, failures))
     else:
-        from xlainspect.gpu_targets import gpu_target
+        from xlainspect.memory import curve_stem, device_limit
 
-        if device_memory is None and target is None:
-            raise InputError("--max-batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME")
-        limit = parse_size(device_memory) if device_memory else gpu_target(target).memory_bytes or 0
-        stem = Path(out_dir) / f"{program_name}-{backend}{'-' + Path(target).stem if target else ''}"
-        if stem.with_suffix(".csv").exists() and not force:
-            raise InputError(f"{stem.with_suffix('.csv')}: a curve from an earlier run is there; add --force or "
-                             "give --out")
+        limit = device_limit(device_memory, target)
+        stem = curve_stem(out_dir, program_name, backend, target, force)
         results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=progress)
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        written = [write_curve(results, stem.with_suffix(".csv"))]
+        written = [write_curve(results, stem.with_name(stem.name + ".csv"))]
         written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
         if as_json:
             click.echo(json.dumps({"program": program_name, "limit": limit, "frameworks": {

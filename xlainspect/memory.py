@@ -241,6 +241,42 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
     return results, failures
 
 
+def device_limit(device_memory: str | None, target: str | None) -> int:
+    """The bytes ``--max-batch`` must fit: ``--device-memory`` when given, else the ``--target``'s own memory.
+
+    Raises:
+        InputError: neither is given, the size is not one, or the target gives no memory size.
+    """
+    from xlainspect.gpu_targets import gpu_target
+
+    if device_memory is not None:
+        return parse_size(device_memory)
+    if target is None:
+        raise InputError("--max-batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME")
+    memory = gpu_target(target).memory_bytes
+    if not memory:
+        raise InputError(f"GPU target {target!r} gives no device_memory_size; add --device-memory SIZE")
+    return memory
+
+
+def curve_stem(out_dir: str | os.PathLike[str], program: str, backend: str, target: str | None,
+               force: bool) -> Path:
+    """Where a max-batch curve goes (``<stem>.csv``, ``.png``, ``.svg``), the folder made and an earlier curve kept.
+
+    Raises:
+        InputError: an earlier curve is there and ``force`` is not set, or the folder cannot be made.
+    """
+    stem = Path(out_dir) / f"{program}-{backend}{'-' + Path(target).stem if target else ''}"
+    csv_path = stem.with_name(stem.name + ".csv")
+    if csv_path.exists() and not force:
+        raise InputError(f"{csv_path}: a curve from an earlier run is there; add --force or give --out")
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{stem.parent}: cannot create the results folder: {e.strerror}") from None
+    return stem
+
+
 def write_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str]) -> Path:
     """The bytes-against-batch curve of every framework as CSV, written atomically."""
     from xlainspect.files import atomic_write_text
