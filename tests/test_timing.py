@@ -68,6 +68,21 @@ def test_statistics():
     assert set(data) >= {"compile_s", "median_ms", "min_ms", "max_ms", "runs", "kernels"}
 
 
+def test_profiled_step_is_the_mean_of_the_runs_the_busy_time_averages(monkeypatch):
+    # One slow profiled run (as on a loaded CI machine) must not put the per-run mean busy time above the step it is
+    # compared with: 2 ms + 2 ms + 11 ms of wall time, 4 ms busy per run on average, is a 5 ms mean step.
+    def fake_child(*args, **kwargs):
+        return {"framework_version": "0", "compile_s": 0.1, "runs_s": [0.002] * 5, "module_name": "m",
+                "hlo_text": MODULE, "kernels": {"d": [3000.0, 3000.0, 6000.0]}, "profiled_runs": 3,
+                "profiled_runs_s": [0.002, 0.002, 0.011], "busy_us_per_run": 4000.0}
+
+    monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
+    timing = time_program("matvec", ("jax",), repeats=5, profile_runs=3).frameworks["jax"]
+    assert timing.profiled_step_ms == pytest.approx(5.0)
+    assert timing.busy_ms <= timing.profiled_step_ms
+    assert timing.to_json()["profiled_step_ms"] == pytest.approx(5.0)
+
+
 @pytest.mark.requires_jax
 def test_jax_kernel_times_match_the_module_that_ran():
     report = time_program("dpsgd_mnist", ("jax",), batch_size=32, repeats=5, warmup=2, profile_runs=3)

@@ -50,7 +50,9 @@ class FrameworkTiming:
     module_name: str = ""
     note: str = ""
     module_text: str = field(default="", repr=False)  # the optimized module that ran, when the framework gives it
-    profiled_step_ms: float | None = None  # median wall time of the profiled runs, to compare kernel times with
+    # Mean wall time of the profiled runs: kernel totals and busy time are per-run means over the same runs, so only
+    # the mean bounds them (one slow run lifts the mean busy time above the median step).
+    profiled_step_ms: float | None = None
     busy_ms: float | None = None  # per profiled run, time at least one op of the module ran (JAX's profiler)
 
     @property
@@ -216,7 +218,7 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         profiled = result.get("profiled_runs_s") or []
         timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
                                              kernels, result["module_name"], note, result["hlo_text"],
-                                             statistics.median(profiled) * 1e3 if profiled else None,
+                                             statistics.fmean(profiled) * 1e3 if profiled else None,
                                              result["busy_us_per_run"] / 1e3 if result.get("busy_us_per_run")
                                              else None)
     return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
