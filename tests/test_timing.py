@@ -68,13 +68,19 @@ def test_statistics():
     assert set(data) >= {"compile_s", "median_ms", "min_ms", "max_ms", "runs", "kernels"}
 
 
+def child_result(module_name: str, hlo_text: str, runs_s: list[float], kernels: dict[str, list[float]],
+                 profiled_runs: int = 1, **extra: object) -> dict:
+    """What a stand-in timing child hands back, as ``xlainspect.time_child`` would."""
+    return {"framework_version": "0", "compile_s": 1.0, "runs_s": runs_s, "module_name": module_name,
+            "hlo_text": hlo_text, "kernels": kernels, "profiled_runs": profiled_runs, **extra}
+
+
 def test_profiled_step_is_the_mean_of_the_runs_the_busy_time_averages(monkeypatch):
     # One slow profiled run (as on a loaded CI machine) must not put the per-run mean busy time above the step it is
     # compared with: 2 ms + 2 ms + 11 ms of wall time, 4 ms busy per run on average, is a 5 ms mean step.
     def fake_child(*args, **kwargs):
-        return {"framework_version": "0", "compile_s": 0.1, "runs_s": [0.002] * 5, "module_name": "m",
-                "hlo_text": MODULE, "kernels": {"d": [3000.0, 3000.0, 6000.0]}, "profiled_runs": 3,
-                "profiled_runs_s": [0.002, 0.002, 0.011], "busy_us_per_run": 4000.0}
+        return child_result("m", MODULE, [0.002] * 5, {"d": [3000.0, 3000.0, 6000.0]}, profiled_runs=3,
+                            profiled_runs_s=[0.002, 0.002, 0.011], busy_us_per_run=4000.0)
 
     monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
     timing = time_program("matvec", ("jax",), repeats=5, profile_runs=3).frameworks["jax"]
@@ -199,11 +205,9 @@ def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
     def fake_child(module, request, framework, report, activity, xla_flags="", backend="cpu"):
         calls.append({"flags": xla_flags, "backend": backend})
         if not xla_flags:
-            return {"framework_version": "0", "compile_s": 1.0, "runs_s": [0.002, 0.002], "module_name": "t",
-                    "hlo_text": COMMAND_BUFFER_MODULE, "kernels": {"call": [2000.0]}, "profiled_runs": 1}
-        return {"framework_version": "0", "compile_s": 1.0, "runs_s": [0.003], "module_name": "t",
-                "hlo_text": COMMAND_BUFFER_MODULE.replace("to_apply=%command_buffer", "to_apply=%fused"),
-                "kernels": {"fusion.1": [1500.0]}, "profiled_runs": 1}
+            return child_result("t", COMMAND_BUFFER_MODULE, [0.002, 0.002], {"call": [2000.0]})
+        return child_result("t", COMMAND_BUFFER_MODULE.replace("to_apply=%command_buffer", "to_apply=%fused"),
+                            [0.003], {"fusion.1": [1500.0]})
 
     monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
     report = time_program("matvec", ("jax",), repeats=2, profile_runs=1, backend="gpu")
