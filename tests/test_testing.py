@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xlainspect import read_hlo
+from xlainspect import parse_hlo, read_hlo
 from xlainspect.testing import assert_kernel_count, assert_same_kernels
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +39,27 @@ def test_assert_kernel_count_rejects_a_plain_function():
 def test_assert_same_kernels():
     jax_module = read_hlo(REPO / "dumps/cpu/linear_grad/jax/after_optimizations.txt")[0]
     tf_module = read_hlo(REPO / "dumps/cpu/linear_grad/tf/after_optimizations.txt")[0]
-    assert_same_kernels(jax_module, jax_module)
+    # TF's front end compiled by JAX's XLA: another module from another framework, the same kernels.
+    tf_via_jax_module = read_hlo(REPO / "dumps/cpu/linear_grad/tf_via_jax/after_optimizations.txt")[0]
+    assert jax_module.name != tf_via_jax_module.name
+    assert_same_kernels(jax_module, tf_via_jax_module)
     with pytest.raises(AssertionError) as info:
         assert_same_kernels(jax_module, tf_module)
     assert str(info.value).startswith("kernels differ\n")
     assert "verdict: A has 3 kernels" in str(info.value)
+
+
+LAYOUT_A = """\
+ENTRY %main (p: f32[4,4]) -> f32[4,4] {
+  %p = f32[4,4]{1,0} parameter(0)
+  ROOT %n = f32[4,4]{1,0} negate(%p)
+}
+"""
+
+
+def test_assert_same_kernels_on_layouts():
+    a = parse_hlo(LAYOUT_A)
+    b = parse_hlo(LAYOUT_A.replace("ROOT %n = f32[4,4]{1,0}", "ROOT %n = f32[4,4]{0,1}"))
+    with pytest.raises(AssertionError, match="same math, different layout"):
+        assert_same_kernels(a, b)
+    assert_same_kernels(a, b, ignore_layout=True)

@@ -130,24 +130,32 @@ def test_time_cli_json_both_frameworks(capsys):
 
 
 def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, capsys):
-    jax_kernels = {k.name for k in census(read_hlo(REPO / "dumps/cpu/matvec/jax/after_optimizations.txt")[0]).kernels}
-    tf_kernels = {k.name for k in census(read_hlo(REPO / "dumps/cpu/matvec/tf/after_optimizations.txt")[0]).kernels}
-    assert (jax_kernels, tf_kernels) == ({"dot", "bitcast_add_fusion"}, {"dot_add_fusion"})
+    dumps = REPO / "dumps/cpu/linear_grad"
+    jax_kernels = {k.name for k in census(read_hlo(dumps / "jax/after_optimizations.txt")[0]).kernels}
+    tf_kernels = {k.name for k in census(read_hlo(dumps / "tf/after_optimizations.txt")[0]).kernels}
+    assert (jax_kernels, tf_kernels) == ({"dot.2", "broadcast_multiply_fusion", "broadcast_multiply_fusion.1"},
+                                         {"dot_add_fusion", "broadcast_multiply_fusion", "subtract_multiply_fusion"})
     timing = {"frameworks": {
-        "jax": {"kernels": [{"hlo_op": "dot", "total_us": 3.0}, {"hlo_op": "bitcast_add_fusion", "total_us": 2.0}]},
-        "tf": {"kernels": [{"hlo_op": "dot_add_fusion", "total_us": 4.0}]}}}
+        "jax": {"kernels": [{"hlo_op": "dot.2", "total_us": 3.0}, {"hlo_op": "broadcast_multiply_fusion",
+                                                                   "total_us": 2.0},
+                            {"hlo_op": "broadcast_multiply_fusion.1", "total_us": 1.0}]},
+        "tf": {"kernels": [{"hlo_op": "dot_add_fusion", "total_us": 4.0}, {"hlo_op": "broadcast_multiply_fusion",
+                                                                            "total_us": 2.5},
+                           {"hlo_op": "subtract_multiply_fusion", "total_us": 0.5}]}}}
     path = tmp_path / "timing.json"
     path.write_text(json.dumps(timing))
-    args = ["diff", "jax", "tf", "--program", "matvec", "--dumps", str(REPO / "dumps"), "--timing", str(path)]
+    args = ["diff", "jax", "tf", "--program", "linear_grad", "--dumps", str(REPO / "dumps"), "--timing", str(path)]
     assert main(args + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [(m["a"], m["b"], m["a_us"], m["b_us"], m["delta_us"]) for m in data["matched"]] == [
-        ("dot", "dot_add_fusion", 3.0, 4.0, 1.0)]
-    assert data["only_a_us"] == {"bitcast_add_fusion": 2.0}
-    assert data["time_split_us"] == {"matched_a": 3.0, "matched_b": 4.0, "only_a": 2.0, "only_b": 0.0}
+    assert sorted((m["a"], m["b"], m["a_us"], m["b_us"], m["delta_us"]) for m in data["matched"]) == [
+        ("broadcast_multiply_fusion", "broadcast_multiply_fusion", 2.0, 2.5, 0.5),
+        ("broadcast_multiply_fusion.1", "subtract_multiply_fusion", 1.0, 0.5, -0.5)]
+    assert data["only_a_us"] == {"dot.2": 3.0}
+    assert data["only_b_us"] == {"dot_add_fusion": 4.0}
+    assert data["time_split_us"] == {"matched_a": 3.0, "matched_b": 3.0, "only_a": 3.0, "only_b": 4.0}
     assert main(args) == 0
-    assert ("kernel time per step: A 5.0us, B 4.0us (B-A -1.0us): matched kernels +1.0us, kernels only in A 2.0us, "
-            "only in B 0.0us") in capsys.readouterr().out
+    assert ("kernel time per step: A 6.0us, B 7.0us (B-A +1.0us): matched kernels +0.0us, kernels only in A 3.0us, "
+            "only in B 4.0us") in capsys.readouterr().out
     path.write_text("{}")
     assert main(args) == 1
     assert capsys.readouterr().err == (f"xlainspect: {path}: no per-kernel times for 'jax'; give the output of "

@@ -14,11 +14,12 @@ kernels of their own. Loop bodies are walked with their trip count when ``backen
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from xlainspect.fingerprint import Fingerprints
+from xlainspect.gcpause import paused_gc
 from xlainspect.hlo import Computation, HloModule, Instruction
 from xlainspect.stats import fusion_kind_label
 
@@ -64,7 +65,13 @@ class Kernel:
         sources: the framework ops it came from (its own metadata and its fused instructions'), deduplicated.
         trips: how many times it runs per execution of the module (loop trip counts multiplied); 1 outside loops.
         trips_known: False when an enclosing loop's trip count is unknown (then ``trips`` counts that loop once).
-        fingerprint: a structural hash that ignores names, used to pair kernels across modules.
+        fingerprint: what the kernel computes, as a hash that ignores names and layouts
+            (:mod:`xlainspect.fingerprint`); equal fingerprints mean the same values from the same inputs.
+        layout_fingerprint: the same with every layout included: equal math but different layouts means the same
+            values computed with different memory layouts.
+        producers: names of the kernels whose results it reads (through tuples, bitcasts and the like), in operand
+            order; kernels outside its computation (a loop's inputs) are not followed.
+        position: its place in the census order (entry order, loop bodies walked where they run).
     """
 
     name: str
@@ -80,6 +87,23 @@ class Kernel:
     trips: int = 1
     trips_known: bool = True
     fingerprint: str = field(default="", compare=False)
+    layout_fingerprint: str = field(default="", compare=False)
+    producers: tuple[str, ...] = field(default=(), compare=False)
+    position: int = field(default=0, compare=False)
+
+    @property
+    def kernel_class(self) -> str:
+        """What kind of kernel this is, for pairing: only kernels of one class can be similar.
+
+        Loop, input and output fusions are one class (XLA versions move work between them); a ``kCustom`` fusion
+        pairs only with one of the same backend kind (``__triton_gemm``...), a custom-call only with the same
+        target, an unfused op only with the same opcode.
+        """
+        if self.opcode == "fusion":
+            return "fusion" if self.kind in ("kLoop", "kInput", "kOutput") else f"fusion:{self.kind}"
+        if self.opcode == "custom-call":
+            return f"custom-call:{self.kind}"
+        return f"op:{self.opcode}"
 
     @property
     def fused_op_counts(self) -> Counter[str]:
@@ -148,8 +172,9 @@ class Census:
 def census(module: HloModule) -> Census:
     """Lists the kernels of a module, walking into loop bodies and branches from the entry computation."""
     kernels: list[Kernel] = []
-    fingerprints = _Fingerprints(module)
-    _walk(module, module.entry, 1, True, kernels, fingerprints, set())
+    fingerprints = Fingerprints(module)
+    with paused_gc():
+        _walk(module, module.entry, 1, True, kernels, fingerprints, set())
     return Census(module.name, tuple(kernels))
 
 
@@ -163,12 +188,20 @@ def _trip_count(instruction: Instruction) -> int | None:
 
 
 def _walk(module: HloModule, computation: Computation, trips: int, known: bool, kernels: list[Kernel],
-          fingerprints: _Fingerprints, active: set[str]) -> None:
+          fingerprints: Fingerprints, active: set[str]) -> None:
     if computation.name in active:  # a malformed module could call itself; XLA forbids recursion
         return
     active.add(computation.name)
+    # Which kernels each value of this computation comes from, looking through free ops and control flow.
+    producers: dict[str, tuple[str, ...]] = {}
     for instruction in computation.instructions:
         opcode = instruction.opcode
+        is_kernel = not (opcode in CONTROL_OPCODES or opcode in FREE_OPCODES or opcode.endswith("-done")
+                         or opcode.endswith("-update") or (opcode.endswith("-start") and
+                                                            _is_async_shorthand(instruction)))
+        inputs = tuple(dict.fromkeys(name for operand in instruction.operands
+                                     for name in producers.get(operand, ())))
+        producers[instruction.name] = (instruction.name,) if is_kernel else inputs
         if opcode in CONTROL_OPCODES or (opcode.endswith("-start") and _is_async_shorthand(instruction)):
             body_trips, body_known = trips, known
             if opcode == "while":
@@ -181,7 +214,7 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
             continue
         if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
             continue
-        kernels.append(_kernel(module, instruction, trips, known, fingerprints))
+        kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels)))
     active.discard(computation.name)
 
 
@@ -189,8 +222,8 @@ def _is_async_shorthand(instruction: Instruction) -> bool:
     return any(called.role == "async_wrapped" for called in instruction.called_computations)
 
 
-def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool,
-            fingerprints: _Fingerprints) -> Kernel:
+def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool, fingerprints: Fingerprints,
+            producers: tuple[str, ...], position: int) -> Kernel:
     computation = module.computation(instruction.computation)
     if instruction.opcode == "fusion":
         body = [i for i in _fused_instructions(module, instruction) if i.opcode != "parameter"]
@@ -208,6 +241,7 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
         if metadata is not None and (metadata.op_name or metadata.op_type):
             location = str(metadata.source) if metadata.source is not None else ""
             sources[SourceOp(metadata.op_name, metadata.op_type, location)] = None
+    math, layout = fingerprints.kernel(instruction)
     return Kernel(
         name=instruction.name,
         computation=instruction.computation,
@@ -221,7 +255,10 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
         sources=tuple(sources),
         trips=trips,
         trips_known=known,
-        fingerprint=fingerprints.of_kernel(instruction),
+        fingerprint=math,
+        layout_fingerprint=layout,
+        producers=producers,
+        position=position,
     )
 
 
@@ -274,63 +311,3 @@ def _flops(module: HloModule, instruction: Instruction) -> int:
         return 0
     output_features = rhs.dims[kernel_labels.index("o")] or 1
     return 2 * output * (kernel_elements // output_features)
-
-
-class _Fingerprints:
-    """Structural hashes of kernels: opcodes, shapes (without layouts) and edges, never names.
-
-    Two kernels with the same fingerprint compute the same thing on the same shapes, whatever the framework named
-    them (``a_inference_*`` against ``jit_*``, ``fusion.12`` against ``loop_add_fusion``).
-    """
-
-    def __init__(self, module: HloModule) -> None:
-        self.module = module
-        self.memo: dict[tuple[str, str], str] = {}
-
-    def of_kernel(self, instruction: Instruction) -> str:
-        if instruction.opcode == "fusion":
-            body = self.module.computation(instruction.called_computations[0].name)
-            inner = self.of_value(body, body.root.name)
-            return _digest(f"fusion|{fusion_kind_label(instruction)}|{inner}")
-        computation = self.module.computation(instruction.computation)
-        operand_shapes = ",".join(_shape_key(computation.by_name[o]) for o in instruction.operands)
-        return _digest(f"{instruction.opcode}|{instruction.custom_call_target or ''}|{_shape_key(instruction)}|"
-                       f"{operand_shapes}")
-
-    def of_value(self, computation: Computation, name: str) -> str:
-        """The hash of a value and everything it is computed from, in post-order without recursion (fusion bodies
-        can be chains of thousands of instructions)."""
-        memo = self.memo
-        stack = [name]
-        while stack:
-            current = stack[-1]
-            key = (computation.name, current)
-            if key in memo:
-                stack.pop()
-                continue
-            instruction = computation.by_name[current]
-            pending = [o for o in instruction.operands if (computation.name, o) not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if instruction.opcode == "parameter":
-                text = f"param{instruction.parameter_number}|{_shape_key(instruction)}"
-            else:
-                parts = [instruction.opcode, _shape_key(instruction)]
-                if instruction.opcode == "fusion":
-                    parts.append(self.of_kernel(instruction))
-                parts.extend(memo[(computation.name, operand)] for operand in instruction.operands)
-                text = "|".join(parts)
-            memo[key] = _digest(text)
-        return memo[(computation.name, name)]
-
-
-def _shape_key(instruction: Instruction) -> str:
-    shape = instruction.shape
-    return ";".join(f"{leaf.element_type}{list(leaf.dims)}" for leaf in shape.leaves()) if shape.is_tuple else \
-        f"{shape.element_type}{list(shape.dims)}"
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

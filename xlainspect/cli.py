@@ -107,13 +107,16 @@ def dump(program_name: str, framework: str, backend: str, target: str, compiler:
               help="cpu or gpu (gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones).")
 @click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--fail-on-diff", is_flag=True, help="Exit 3 when the kernel structure differs (for CI).")
+@click.option("--fail-on-diff", is_flag=True,
+              help="Exit 3 unless both sides launch the same kernels: the same math and layouts, as often (for CI).")
+@click.option("--ignore-layout", is_flag=True,
+              help="With --fail-on-diff: accept kernels that compute the same values with different memory layouts.")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
 def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, target: str | None, as_json: bool,
-         fail_on_diff: bool, timing_file: str | None, with_passes: bool) -> None:
+         fail_on_diff: bool, ignore_layout: bool, timing_file: str | None, with_passes: bool) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     import json
 
@@ -151,7 +154,7 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
         if with_passes:
             click.echo("first divergence: " + (divergence.description if divergence is not None else
                                                "none: the two sides' fusions never differ after any pass"))
-    if fail_on_diff and not result.same_structure:
+    if fail_on_diff and not (result.same_math if ignore_layout else result.same_structure):
         raise click.exceptions.Exit(3)
 
 

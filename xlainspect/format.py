@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from xlainspect.stats import ModuleStats
 
 if TYPE_CHECKING:
+    from xlainspect.census import Kernel
     from xlainspect.diff import CensusDiff
     from xlainspect.passes import PassStep
     from xlainspect.timing import TimingReport
@@ -131,24 +132,59 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append(row("bytes written", a.bytes_written, b.bytes_written, size=True))
     lines.append(row("FLOPs (dots, convs)", a.flops, b.flops, size=True))
     lines.append("")
-    lines.append(f"matched kernels ({len(diff.matched)}): = identical structure, ~ similar (score)")
+    lines.append(f"matched kernels ({len(diff.matched)} pairs): = identical, L same math with a different layout, "
+                 "~ similar (score); xN runs N times per step")
+    grouped = {id(kernel): (kernel, partners, side) for kernel, partners, side in diff.groups()}
+    partner_a = {pair.a.name: pair.b.name for pair in diff.matched}
+    partner_b = {pair.b.name: pair.a.name for pair in diff.matched}
+    shown: set[int] = set()
+
+    def trips(kernel: Kernel) -> str:
+        return f" x{kernel.trips}" if kernel.trips != 1 else ""
+
     for pair in diff.matched:
-        mark = "=" if pair.exact else f"~ {pair.score:.2f}"
+        mark = {"identical": "=", "layout": "L"}.get(pair.relation, f"~ {pair.score:.2f}")
+        group = grouped.get(id(pair.a)) or grouped.get(id(pair.b))
+        if group is not None:
+            kernel, partners, side = group
+            if id(kernel) in shown:
+                continue
+            shown.add(id(kernel))
+            names = _name_range([k.name for k in partners])
+            own = [p for p in diff.matched if (p.a if side == "a" else p.b) is kernel]
+            launches = sum(p.launches_a if side == "a" else p.launches_b for p in own)
+            text = f"{kernel.name}{trips(kernel)} = {len(partners)} kernels {names}"
+            if any(p.stacked for p in own):
+                text += " (stacked: one launch does the work of several)"
+            left = kernel.trips - launches
+            if left:
+                text += f" ({_launch_count(left)} of its launches unmatched)"
+            label = "A" if side == "a" else "B"
+            lines.append(f"  {mark:<7}{label}: {text}: {fused_op_summary(kernel)}")
+            continue
         timing = ""
         if timed:
             a_us, b_us = times_a.get(pair.a.name), times_b.get(pair.b.name)
             delta = "" if a_us is None or b_us is None else f" ({b_us - a_us:+.1f}us)"
             timing = f"{us(a_us):>10} {us(b_us):>10}{delta:<12} "
-        lines.append(f"  {mark:<7}{pair.a.name:<34} {pair.b.name:<34} {timing}{fused_op_summary(pair.a)}")
+        name_a, name_b = pair.a.name + trips(pair.a), pair.b.name + trips(pair.b)
+        if pair.a.trips > pair.launches_a:
+            name_a += f" ({_launch_count(pair.a.trips - pair.launches_a)} of its launches unmatched)"
+        if pair.b.trips > pair.launches_b:
+            name_b += f" ({_launch_count(pair.b.trips - pair.launches_b)} of its launches unmatched)"
+        lines.append(f"  {mark:<7}{name_a:<34} {name_b:<34} {timing}{fused_op_summary(pair.a)}")
     for title, kernels in ((f"only in A ({len(diff.only_a)})", diff.only_a), (f"only in B ({len(diff.only_b)})",
                                                                                diff.only_b)):
         lines.append("")
         lines.append(title + ":")
         side_times = times_a if kernels is diff.only_a else times_b
         for kernel in kernels:
-            trips = f" x{kernel.trips}" if kernel.trips != 1 else ""
             timing = f" {us(side_times.get(kernel.name))}" if timed else ""
-            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips}{timing}: {fused_op_summary(kernel)}")
+            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips(kernel)}{timing}: {fused_op_summary(kernel)}")
+            where = _where(kernel, partner_a if kernels is diff.only_a else partner_b,
+                           "B" if kernels is diff.only_a else "A")
+            if where:
+                lines.append(f"      at {where}")
             for source in kernel.sources[:3]:
                 lines.append(f"      from {source}")
             if len(kernel.sources) > 3:
@@ -162,6 +198,25 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append("")
     lines.append("verdict: " + diff.verdict())
     return "\n".join(lines)
+
+
+def _launch_count(value: object) -> str:
+    """A number of launches, whole or (for stacked kernels) with one decimal."""
+    number = float(value)  # type: ignore[arg-type]
+    return str(int(number)) if number == int(number) else f"{number:.1f}"
+
+
+def _name_range(names: Sequence[str]) -> str:
+    """``fusion.301``, ``fusion.301, fusion.302`` or ``fusion.301 ... fusion.2277``: names of a group, shortly."""
+    return ", ".join(names) if len(names) <= 2 else f"{names[0]} ... {names[-1]}"
+
+
+def _where(kernel: Kernel, partner: Mapping[str, str], other: str) -> str:
+    """Where an unmatched kernel sits, by the first kernel it reads that is paired: "after X (paired with Y in B)"."""
+    for producer in kernel.producers:
+        if producer in partner:
+            return f"after {producer} (paired with {partner[producer]} in {other})"
+    return ""
 
 
 def timeline_text(steps: Sequence[PassStep], missing: Sequence[int] = ()) -> str:

@@ -57,6 +57,9 @@ class StackFrames:
     function_names: Mapping[int, str] = field(default_factory=dict)
     file_locations: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
     frames: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # id -> (file_location_id, parent id or 0)
+    # Metadata parsed so far, by its text: unrolled layers repeat the same op names and frames thousands of times.
+    metadata_cache: dict[str, OpMetadata] = field(default_factory=dict, repr=False, compare=False)
+    stack_cache: dict[int, tuple[SourceLocation, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def location(self, frame_id: int) -> SourceLocation | None:
         """The innermost source location of a frame, or None if the tables do not resolve it."""
@@ -77,6 +80,12 @@ class StackFrames:
 
     def stack(self, frame_id: int) -> tuple[SourceLocation, ...]:
         """The call stack of a frame, innermost first; stops at a cycle or an unresolvable frame."""
+        known = self.stack_cache.get(frame_id)
+        if known is None:
+            known = self.stack_cache[frame_id] = self._stack(frame_id)
+        return known
+
+    def _stack(self, frame_id: int) -> tuple[SourceLocation, ...]:
         result: list[SourceLocation] = []
         seen: set[int] = set()
         while frame_id and frame_id not in seen:
@@ -112,7 +121,21 @@ class OpMetadata:
 _NO_FRAMES = StackFrames()
 
 
+_METADATA_CACHE_LIMIT = 200_000
+
+
 def _metadata_from_text(text: str, frames: StackFrames) -> OpMetadata:
+    cache = frames.metadata_cache
+    known = cache.get(text)
+    if known is not None:
+        return known
+    if len(cache) >= _METADATA_CACHE_LIMIT:  # the shared empty StackFrames serves every module without tables
+        cache.clear()
+    cache[text] = metadata = _parse_metadata(text, frames)
+    return metadata
+
+
+def _parse_metadata(text: str, frames: StackFrames) -> OpMetadata:
     fields = parse_key_values(text)
     source: SourceLocation | None = None
     stack: tuple[SourceLocation, ...] = ()
