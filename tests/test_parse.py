@@ -730,11 +730,11 @@ def test_a_real_optimized_dump():
     ("a {\n  p = f32[] parameter(0)\n}\na {\n  q = f32[] parameter(0)\n}\n",
      "x.hlo:4:1: computation 'a' defined twice"),
     ("e {\n  p = f32[] parameter(0)\n  ROOT n = f32[] negate(q)\n}\n",
-     "x.hlo:3:1: instruction 'n' uses operand 'q', which computation 'e' does not define"),
+     "x.hlo:3:25: instruction 'n' uses operand 'q', which computation 'e' does not define"),
     ("e {\n  p = f32[] parameter(0)\n  ROOT n = f32[] call(p), to_apply=missing\n}\n",
-     "x.hlo:3:1: instruction 'n' calls computation 'missing' (to_apply=), which the module does not define"),
+     "x.hlo:3:36: instruction 'n' calls computation 'missing' (to_apply=), which the module does not define"),
     ("e {\n  p = f32[] parameter(0)\n  ROOT n = f32[] negate(p), control-predecessors={zz}\n}\n",
-     "x.hlo:3:1: instruction 'n' names control predecessor 'zz', which computation 'e' does not define"),
+     "x.hlo:3:51: instruction 'n' names control predecessor 'zz', which computation 'e' does not define"),
     ("e {\n  p = f32[] parameter(x)\n}\n", "x.hlo:2:23: expected a parameter number in parameter(x)"),
     ("e {\n  p = f32[] parameter(0)\n  ROOT c = f32[] custom-call(p), backend_config={{]\n}\n",
      "x.hlo:3:51: unbalanced brackets: found ']' where '}' closes the '{' at 3:50"),
@@ -755,11 +755,11 @@ def test_a_real_optimized_dump():
     ("e {\n  p = f32[x] parameter(0)\n}\n", "x.hlo:2:11: expected a dimension size, '<=N' or '?', got 'x'"),
     ("e {\n  p = f32[2]{a} parameter(0)\n}\n", "x.hlo:2:14: expected dimension numbers in layout, got 'a'"),
     ("e {\n  p = parameter(0)\n}\n",
-     "x.hlo:2:3: expected a result shape before opcode 'parameter'; xlainspect infers it only for tuple, "
-     "get-tuple-element and elementwise ops"),
+     "x.hlo:2:7: expected a result shape before opcode 'parameter'; XLA cannot infer it for parameter: write the "
+     "shape before the opcode"),
     ("e {\n  ROOT t = tuple(q)\n  q = f32[] parameter(0)\n}\n",
-     "x.hlo:2:3: tuple without a result shape uses 'q' before it is defined; write the shape or define the operand "
-     "first"),
+     "x.hlo:2:18: instruction 't' uses operand 'q' before its definition on line 3; XLA requires every instruction "
+     "to be defined above its users: move 'q' above 't'"),
     ("e (p: f32[]) {\n  ROOT p = f32[] parameter(0)\n}\n",
      "x.hlo:1:14: expected '-> shape {' after the parameter list of computation 'e'"),
     ("e ROOT p = f32[] parameter(0)\n", "x.hlo:1:3: expected '{' or a parameter list after computation name 'e', "

@@ -5,9 +5,14 @@ tables, then computations ``[ENTRY] name [(params) -> shape] { instructions } [,
 instruction ``[ROOT] name = [shape] opcode(operands), attr=value, ...``. Whitespace and comments are free between
 tokens, so statements may span lines.
 
+Beyond the grammar, it keeps the rules XLA's parser keeps (:mod:`xlainspect.validate`): names and computations
+defined above their users, the computations each opcode needs, an ``input_output_alias`` inside the entry's shapes.
+Result shapes the text leaves out are inferred as XLA infers them (:mod:`xlainspect.infer_shape`).
+
 Speed matters (optimized modules run to tens of megabytes), so whole tokens are matched by compiled regular
 expressions: balanced brackets up to a fixed depth in one match, with a character scanner as the fallback for deeper
-nesting. Python code runs once per instruction and attribute, not once per character.
+nesting. Python code runs once per instruction and attribute, not once per character; the rules cost a dictionary
+lookup per operand, checked as each instruction is read.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from xlainspect.async_wrappers import with_async_wrappers
 from xlainspect.attributes import parse_called_names, parse_key_values, unquote
 from xlainspect.errors import HloParseError, InputError
 from xlainspect.hlo import Computation, HloModule, Instruction, StackFrames, make_instruction
-from xlainspect.opcodes import SAME_SHAPE_AS_OPERAND, async_wrapped_opcode
+from xlainspect.infer_shape import CannotInfer, infer_shape
+from xlainspect.opcodes import REQUIRED_CALLS, async_wrapped_opcode
 from xlainspect.shape import SHAPE_CACHE, Shape, ShapeSyntaxError, parse_shape
 from xlainspect.tokens import (
     CALL_ROLE_SET,
@@ -53,6 +59,13 @@ from xlainspect.tokens import (
     bracket_counts_differ,
     first_bracket_mismatch,
     split_chunks,
+)
+from xlainspect.validate import (
+    Invalid,
+    check_call_order,
+    check_input_output_alias,
+    check_required_calls,
+    use_before_definition,
 )
 
 
@@ -139,6 +152,8 @@ class _Parser:
         self.line_offset = line_offset
         self.callers: list[Instruction] = []  # instructions of the current module with call attributes
         self.opcodes_seen: set[str] = set()  # opcodes of the current module
+        self.defined: dict[str, Computation] = {}  # computations of the current module parsed so far
+        self.header_pos = 0  # where the current module starts, for errors about its header
         self._line_mark = (0, 1 + line_offset)  # (offset, its line): line numbers are counted forward from here
 
     def line_at(self, pos: int) -> int:
@@ -189,6 +204,7 @@ class _Parser:
         text = self.text
         name = ""
         attributes: dict[str, str] = {}
+        self.header_pos = pos
         header = MODULE_RE.match(text, pos)
         if header is not None:
             name = header.group(1)
@@ -198,6 +214,7 @@ class _Parser:
         frames, pos = self.stack_frames(self.skip_ws(pos))
         self.callers = []
         self.opcodes_seen = set()
+        self.defined = {}
         computations: list[Computation] = []
         entry_name = ""
         pos = self.skip_ws(pos)
@@ -209,6 +226,7 @@ class _Parser:
                     raise self.error(start, f"second ENTRY computation {computation.name!r}; a module has one entry")
                 entry_name = computation.name
             computations.append(computation)
+            self.defined.setdefault(computation.name, computation)
             pos = self.skip_ws(pos)
         if not computations:
             raise self.error(pos, "expected a computation after the module header")
@@ -220,7 +238,11 @@ class _Parser:
         # XLA names a module without a header after its entry computation.
         module = HloModule(name or f"module_{entry_name}", attributes, tuple(computations), entry_name, frames,
                            self.path, index)
-        self.check_calls(module)
+        try:
+            check_call_order(module, self.callers)
+            check_input_output_alias(module)
+        except Invalid as e:
+            raise self.error(self.locate(e.line, e.anchors), e.message) from None
         return module, pos
 
     def attributes(self, pos: int) -> tuple[dict[str, str], int]:
@@ -378,6 +400,7 @@ class _Parser:
         call_roles = CALL_ROLE_SET
         callers = self.callers
         opcodes_seen = self.opcodes_seen
+        required_roles = _REQUIRED_ROLES.get
         while True:
             if text.startswith("}", pos) or (pos < n and text[pos].isspace() and
                                              text.startswith("}", pos := match_ws(text, pos).end())):
@@ -425,12 +448,28 @@ class _Parser:
                 operands = ()
             else:
                 operands = self.operand_names(inner or "", line_pos)
+            for operand in operands:  # XLA resolves each name as it reads it: no forward references, no cycles
+                if operand not in by_name:
+                    raise self.undefined_use(name, operand, "operand", computation, line_pos, pos)
+            if "control-predecessors" in attributes:
+                for predecessor in parse_called_names(attributes["control-predecessors"]):
+                    if predecessor not in by_name:
+                        raise self.undefined_use(name, predecessor, "control predecessor", computation,
+                                                         line_pos, pos)
             if shape_text is not None:
                 shape = shape_cache.get(shape_text) or self.shape(shape_text, line_pos)
             else:
                 shape = self.infer_shape(opcode, operands, attributes, by_name, line_pos)
             instruction = make(name, opcode, shape, operands, attributes, computation, is_root is not None, line,
                                literal, parameter_number, frames)
+            roles = required_roles(opcode)
+            if roles is not None:
+                for role in roles:
+                    if role not in attributes:
+                        error = self.missing_call(instruction, line_pos)
+                        if error is not None:
+                            raise error
+                        break
             if is_root is not None:
                 if root is not None:
                     raise self.error(line_pos, f"second ROOT in computation {computation!r} "
@@ -447,7 +486,6 @@ class _Parser:
             raise self.error(pos - 1, f"computation {computation!r} has no instructions")
         if root is None:  # XLA's rule: without ROOT, the last instruction is the root
             ordered[-1] = replace(ordered[-1], is_root=True)
-        self.check_operands(ordered, by_name, computation)
         self._line_mark = (line_pos, line)
         return tuple(ordered), pos
 
@@ -534,56 +572,87 @@ class _Parser:
     def infer_shape(self, opcode: str, operands: tuple[str, ...], attributes: dict[str, str],
                     by_name: dict[str, Instruction], pos: int) -> Shape:
         """The result shape of an instruction written without one, which XLA allows where it can infer it."""
-        shapes = []
-        for operand in operands:
-            if operand not in by_name:
-                raise self.error(pos, f"{opcode} without a result shape uses {operand!r} before it is defined; "
-                                      "write the shape or define the operand first")
-            shapes.append(by_name[operand].shape)
-        if opcode == "tuple":
-            return Shape("tuple", tuple_shapes=tuple(shapes))
-        if opcode == "get-tuple-element" and shapes and shapes[0].is_tuple:
-            index = attributes.get("index", "")
-            if index.isdigit() and int(index) < len(shapes[0].tuple_shapes):
-                return shapes[0].tuple_shapes[int(index)]
-        if opcode in SAME_SHAPE_AS_OPERAND and shapes:
-            return shapes[-1] if opcode in ("select", "clamp") else shapes[0]
-        raise self.error(pos, f"expected a result shape before opcode {opcode!r}; xlainspect infers it only for "
-                              "tuple, get-tuple-element and elementwise ops")
+        try:
+            return infer_shape(opcode, [by_name[operand].shape for operand in operands], attributes, self.defined)
+        except CannotInfer as e:
+            raise self.error(self.opcode_pos(pos), e.message) from None
 
-    def check_operands(self, instructions: list[Instruction], by_name: dict[str, Instruction],
-                       computation: str) -> None:
-        for instruction in instructions:
-            for operand in instruction.operands:
-                if operand not in by_name:
-                    raise self.error(self.line_pos(instruction.line),
-                                     f"instruction {instruction.name!r} uses operand {operand!r}, which computation "
-                                     f"{computation!r} does not define")
-            if "control-predecessors" not in instruction.attributes:
-                continue
-            for predecessor in instruction.control_predecessors:
-                if predecessor not in by_name:
-                    raise self.error(self.line_pos(instruction.line),
-                                     f"instruction {instruction.name!r} names control predecessor {predecessor!r}, "
-                                     f"which computation {computation!r} does not define")
+    # -- rules beyond the grammar (xlainspect.validate) -----------------------------------------------------------
 
-    def check_calls(self, module: HloModule) -> None:
-        names = module.by_name
-        if len(names) != len(module.computations):
-            seen: set[str] = set()
-            for computation in module.computations:
-                if computation.name in seen:
-                    raise self.error(self.line_pos(computation.line), f"computation {computation.name!r} defined twice")
-                seen.add(computation.name)
-        for instruction in self.callers:
-            for role, value in instruction.attributes.items():
-                if role not in CALL_ROLE_SET:
-                    continue
-                for called in parse_called_names(value):
-                    if called not in names:
-                        raise self.error(self.line_pos(instruction.line),
-                                         f"instruction {instruction.name!r} calls computation {called!r} ({role}=), "
-                                         "which the module does not define")
+    def undefined_use(self, user: str, used: str, relation: str, computation: str, instruction_pos: int,
+                              rest: int) -> HloParseError:
+        """The error for an instruction naming ``used``, which no instruction above it defines; ``rest`` is where
+        the computation's next instruction starts."""
+        later = self.instructions_after(rest)
+        message = use_before_definition(user, used, relation, computation, later)
+        keyword = "control-predecessors" if relation == "control predecessor" else "("
+        at = self.find_name(used, self.find_after_head(instruction_pos, keyword))
+        return self.error(at, message)
+
+    def instructions_after(self, pos: int) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """The instructions from ``pos`` to the end of the computation: name -> (line, names it depends on).
+
+        For error messages only: stops quietly at text that does not parse.
+        """
+        text = self.text
+        later: dict[str, tuple[int, tuple[str, ...]]] = {}
+        try:
+            while True:
+                pos = self.skip_ws(pos)
+                if pos >= len(text) or text.startswith("}", pos):
+                    return later
+                match = INSTRUCTION_RE.match(text, pos)
+                if match is not None and match.group(6) is not None:
+                    name, opcode, operand_list = match.group(2, 5, 6)
+                    operands = () if opcode in ("constant", "parameter") else tuple(
+                        OPERAND_NAMES_RE.findall(operand_list))
+                    attributes = dict(ATTRIBUTE_RE.findall(match.group(8) or ""))
+                    start, pos = match.start(2), match.end()
+                else:
+                    _, name, _, opcode, inner, attributes, end = self.instruction_slow(pos)
+                    operands = () if opcode in ("constant", "parameter") else self.operand_names(inner or "", pos)
+                    start, pos = pos, end
+                predecessors = parse_called_names(attributes.get("control-predecessors", ""))
+                later.setdefault(name, (text.count("\n", 0, start) + 1 + self.line_offset, operands + predecessors))
+        except HloParseError:
+            return later
+
+    def missing_call(self, instruction: Instruction, instruction_pos: int) -> HloParseError | None:
+        """The error for an instruction without a computation its opcode needs (None for a good conditional)."""
+        try:
+            check_required_calls(instruction)
+        except Invalid as e:
+            return self.error(self.opcode_pos(instruction_pos), e.message)
+        return None
+
+    def find_after_head(self, instruction_pos: int, keyword: str) -> int:
+        """Offset of ``keyword`` after the opcode of the instruction at ``instruction_pos`` (its start if absent)."""
+        head = INSTRUCTION_HEAD_RE.match(self.text, instruction_pos)
+        start = instruction_pos if head is None else head.end()
+        found = self.text.find(keyword, start)
+        return start if found < 0 else found
+
+    def find_name(self, name: str, pos: int) -> int:
+        """Offset of the name ``name`` (with or without ``%``) at or after ``pos``; ``pos`` if not found."""
+        match = re.compile(r"(?<![\w.\-])%?" + re.escape(name) + r"(?![\w.\-])").search(self.text, pos)
+        return pos if match is None else match.start()
+
+    def opcode_pos(self, instruction_pos: int) -> int:
+        head = INSTRUCTION_HEAD_RE.match(self.text, instruction_pos)
+        return instruction_pos if head is None else head.start(5)
+
+    def locate(self, line: int, anchors: tuple[str, ...]) -> int:
+        """Offset for an error found after parsing: from ``line`` (0: the module header), find each anchor in turn
+        (the last as a name when it is one) and point at the last found."""
+        pos = self.line_pos(line) if line else self.header_pos
+        for number, anchor in enumerate(anchors):
+            if number == len(anchors) - 1 and _NAME_RE.fullmatch(anchor):
+                return self.find_name(anchor, pos)
+            found = self.text.find(anchor, pos)
+            if found < 0:
+                return pos
+            pos = found if number == len(anchors) - 1 else found + len(anchor)
+        return pos
 
     def line_pos(self, line: int) -> int:
         """Offset of the start of a (file-relative) line in this chunk, for errors found after parsing."""
@@ -591,3 +660,9 @@ class _Parser:
         for _ in range(line - 1 - self.line_offset):
             pos = self.text.find("\n", pos) + 1
         return pos
+
+
+# The attributes each opcode must have; "" (never an attribute) sends every conditional to check_required_calls.
+_REQUIRED_ROLES = {opcode: tuple(role for role, _ in roles) for opcode, roles in REQUIRED_CALLS.items()}
+_REQUIRED_ROLES["conditional"] = ("",)
+_NAME_RE = re.compile(NAME)
