@@ -301,8 +301,13 @@ def _flops(module: HloModule, instruction: Instruction) -> int:
     if instruction.opcode == "dot":
         contracting = instruction.attributes.get("lhs_contracting_dims", "{}").strip("{}")
         size = 1
-        for dim in (int(d) for d in contracting.split(",") if d.strip()):
-            size *= lhs.dims[dim] or 0 if dim < len(lhs.dims) else 0
+        for text in contracting.split(","):
+            text = text.strip()
+            if not text:
+                continue
+            if not text.isdigit() or int(text) >= len(lhs.dims):
+                return 0  # dimension numbers XLA's verifier would reject: no estimate rather than a wrong one
+            size *= lhs.dims[int(text)] or 0
         return 2 * output * size
     kernel_elements = rhs.element_count
     labels = instruction.attributes.get("dim_labels", "")
