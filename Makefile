@@ -63,9 +63,10 @@ test: install install-gpu test-deps  ## set up, then run the whole test suite (P
 demo: install system-deps  ## set up, then dump linear_grad from JAX and TF, diff, draw and report (dumps/demo/)
 	$(VPY) -m xlainspect demo
 
-bench: install  ## parser speed against XLA's own parser on a 15 MB module; render time of a 100k-instruction module
+bench: install  ## parser speed against XLA's parser, render time of a 100k-instruction module, diff speed on 15 MB modules
 	$(VPY) bench/parse_speed.py
 	$(VPY) bench/render_speed.py
+	$(VPY) bench/diff_speed.py
 
 clean:  ## remove caches and build leftovers (keeps .venv/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info dumps/demo
