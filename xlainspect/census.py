@@ -47,6 +47,9 @@ class SourceOp:
         return text + (f" at {self.location}" if self.location else "")
 
 
+_NO_SOURCE = SourceOp("")  # metadata that names no framework op
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One kernel of a module.
@@ -174,7 +177,7 @@ def census(module: HloModule) -> Census:
     kernels: list[Kernel] = []
     fingerprints = Fingerprints(module)
     with paused_gc():
-        _walk(module, module.entry, 1, True, kernels, fingerprints, set())
+        _walk(module, module.entry, 1, True, kernels, fingerprints, set(), {})
     return Census(module.name, tuple(kernels))
 
 
@@ -188,7 +191,7 @@ def _trip_count(instruction: Instruction) -> int | None:
 
 
 def _walk(module: HloModule, computation: Computation, trips: int, known: bool, kernels: list[Kernel],
-          fingerprints: Fingerprints, active: set[str]) -> None:
+          fingerprints: Fingerprints, active: set[str], source_ops: dict[int, SourceOp]) -> None:
     if computation.name in active:  # a malformed module could call itself; XLA forbids recursion
         return
     active.add(computation.name)
@@ -210,11 +213,11 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
             for called in instruction.called_computations:
                 if called.role in _WALKED_ROLES or opcode == "call":
                     _walk(module, module.computation(called.name), body_trips, body_known, kernels, fingerprints,
-                          active)
+                          active, source_ops)
             continue
         if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
             continue
-        kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels)))
+        kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels), source_ops))
     active.discard(computation.name)
 
 
@@ -223,7 +226,7 @@ def _is_async_shorthand(instruction: Instruction) -> bool:
 
 
 def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool, fingerprints: Fingerprints,
-            producers: tuple[str, ...], position: int) -> Kernel:
+            producers: tuple[str, ...], position: int, source_ops: dict[int, SourceOp]) -> Kernel:
     computation = module.computation(instruction.computation)
     if instruction.opcode == "fusion":
         body = [i for i in _fused_instructions(module, instruction) if i.opcode != "parameter"]
@@ -237,10 +240,16 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
     flops = sum(_flops(module, i) for i in body)
     sources: dict[SourceOp, None] = {}
     for item in (instruction, *body):
-        metadata = item.metadata
-        if metadata is not None and (metadata.op_name or metadata.op_type):
+        if "metadata" not in item.attributes:
+            continue
+        source = source_ops.get(id(item.metadata))  # metadata objects are shared by text, so are their SourceOps
+        if source is None:
+            metadata = item.metadata
             location = str(metadata.source) if metadata.source is not None else ""
-            sources[SourceOp(metadata.op_name, metadata.op_type, location)] = None
+            source = source_ops[id(metadata)] = (SourceOp(metadata.op_name, metadata.op_type, location)
+                                                 if metadata.op_name or metadata.op_type else _NO_SOURCE)
+        if source is not _NO_SOURCE:
+            sources[source] = None
     math, layout = fingerprints.kernel(instruction)
     return Kernel(
         name=instruction.name,

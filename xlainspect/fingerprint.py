@@ -76,7 +76,7 @@ class Fingerprints:
 
     def __init__(self, module: HloModule) -> None:
         self.module = module
-        self._values: dict[tuple[str, str], tuple[str, str]] = {}
+        self._values: dict[str, dict[str, tuple[str, str]]] = {}  # computation -> instruction -> hashes
         self._computations: dict[str, tuple[str, str]] = {}
         self._in_progress: set[str] = set()
         self._shape_keys: dict[int, tuple[str, str]] = {}
@@ -109,31 +109,32 @@ class Fingerprints:
 
     def value(self, computation: Computation, name: str) -> tuple[str, str]:
         """The fingerprints of a value inside a computation and of everything it is computed from."""
-        memo = self._values
-        scope = computation.name
+        memo = self._values.get(computation.name)
+        if memo is None:
+            memo = self._values[computation.name] = {}
         by_name = computation.by_name
+        node = self._node
         stack = [name]
         expanded: set[str] = set()  # entered and not finished: the current path of the depth-first walk
         while stack:
             current = stack[-1]
-            key = (scope, current)
-            if key in memo:
+            if current in memo:
                 stack.pop()
                 continue
             instruction = by_name[current]
             if current in expanded:  # back after its operands: all are hashed now
                 stack.pop()
-                memo[key] = self._node(instruction, [memo[(scope, o)] for o in instruction.operands])
+                memo[current] = node(instruction, [memo[o] for o in instruction.operands])
                 continue
             expanded.add(current)
             for operand in instruction.operands:
-                if (scope, operand) in memo:
+                if operand in memo:
                     continue
                 if operand in expanded:
                     raise XlaInspectError(f"{self.module.source}:{instruction.line}: instruction {current!r} "
                                           f"depends on itself through {operand!r}; HLO data flow has no cycles")
                 stack.append(operand)
-        return memo[(scope, name)]
+        return memo[name]
 
     def _node(self, instruction: Instruction, operands: list[tuple[str, str]]) -> tuple[str, str]:
         opcode = instruction.opcode

@@ -36,6 +36,8 @@ NEIGHBOUR_LIMIT = 64  # groups of equal kernels up to this size are paired by ne
 NEIGHBOUR_PASSES = 4
 
 
+# Ops by which a loop body reads and writes its iteration's slice of stacked buffers.
+LOOP_PLUMBING = frozenset({"dynamic-slice", "dynamic-update-slice"})
 STACKED_WORK_TOLERANCE = 0.1  # how far the total work of a group may differ between the sides for stacking
 STACKED_SCORE = 0.99  # the same fused ops on shapes k times apart: similar, never the same math
 
@@ -70,7 +72,6 @@ class _Side:
         self.relative = [i / span for i in range(len(self.kernels))]
         self.partners: list[set[int]] = [set() for _ in self.kernels]
         self.ops = [dict(kernel.fused_ops) for kernel in self.kernels]
-        self.op_totals = [sum(ops.values()) for ops in self.ops]
         # Unrolled layers repeat the same few fused-op multisets: their overlaps are computed once per pair.
         numbering: dict[tuple[tuple[str, int], ...], int] = {}
         self.signatures = [numbering.setdefault(kernel.fused_ops, len(numbering)) for kernel in self.kernels]
@@ -86,7 +87,7 @@ class Matcher:
         self.a = _Side(a)
         self.b = _Side(b)
         self.pairings: list[Pairing] = []
-        self._overlaps: dict[tuple[int, int], float] = {}
+        self._overlaps: dict[tuple[int, int, bool], float] = {}
 
     def run(self) -> list[Pairing]:
         self._same_math()
@@ -342,21 +343,30 @@ class Matcher:
                 self._pair(i, j, -negative)
 
     def _similarity(self, i: int, j: int) -> float:
-        """Weighted Jaccard overlap of the fused-op multisets, plus 0.1 for equal result sizes (at most 0.99)."""
-        key = (self.a.signatures[i], self.b.signatures[j])
+        """Weighted Jaccard overlap of the fused-op multisets, plus 0.1 for equal result sizes (at most 0.99).
+
+        Between kernels that run a different number of times (a loop body's against an unrolled twin's), the ops
+        by which a loop body reads and writes its iteration's slice of stacked buffers (:data:`LOOP_PLUMBING`) are
+        left out: they are how the loop is built, not what each layer computes.
+        """
+        across_loops = self.a.kernels[i].trips != self.b.kernels[j].trips
+        key = (self.a.signatures[i], self.b.signatures[j], across_loops)
         overlap = self._overlaps.get(key)
         if overlap is None:
-            overlap = self._overlaps[key] = self._overlap(i, j)
+            overlap = self._overlaps[key] = self._overlap(i, j, across_loops)
         if self.a.kernels[i].bytes_written == self.b.kernels[j].bytes_written:
             overlap += 0.1
         return min(overlap, 0.99)
 
-    def _overlap(self, i: int, j: int) -> float:
+    def _overlap(self, i: int, j: int, across_loops: bool) -> float:
         ops_a, ops_b = self.a.ops[i], self.b.ops[j]
+        if across_loops:
+            ops_a = {op: n for op, n in ops_a.items() if op not in LOOP_PLUMBING}
+            ops_b = {op: n for op, n in ops_b.items() if op not in LOOP_PLUMBING}
         if len(ops_a) > len(ops_b):
             ops_a, ops_b = ops_b, ops_a
         common = sum(min(count, ops_b.get(op, 0)) for op, count in ops_a.items())
-        union = self.a.op_totals[i] + self.b.op_totals[j] - common
+        union = sum(ops_a.values()) + sum(ops_b.values()) - common
         return 0.0 if union == 0 else common / union
 
 
