@@ -36,7 +36,16 @@ _MARKERS = {
 _SEPARATOR_RE = re.compile(r"^// -----$", re.MULTILINE)
 
 
+REQUIRE_CORPUS_VARIABLE = "XLAINSPECT_REQUIRE_CORPUS"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # CI sets XLAINSPECT_REQUIRE_CORPUS=1: there the XLA-oracle tests must run, never skip for a missing corpus.
+    if os.environ.get(REQUIRE_CORPUS_VARIABLE) == "1" and not find_corpus_files():
+        where = os.environ.get("XLAINSPECT_SHARED") or str(TESTS_DIR.parent.parent / "shared")
+        raise pytest.UsageError(f"xlainspect: the HLO corpus is required ({REQUIRE_CORPUS_VARIABLE}=1) but "
+                                f"{where}/hlo-corpus/ is missing or empty; put the shared/ folder beside the "
+                                "repository or set XLAINSPECT_SHARED to its path")
     # With jax's CUDA plugin installed (the [gpu] extra) but no GPU, every in-process jax start logs a cuInit
     # failure before falling back to the CPU. Deviceless GPU compiles run in children that set their own platform.
     if not gpu_visible():
