@@ -306,3 +306,10 @@ def test_a_loop_body_kernel_that_slices_stacked_buffers_pairs_with_its_unrolled_
     # Between kernels that run equally often the same slices count: one body against one unrolled layer.
     assert [p.b.name for p in diff_texts(loop.replace('"n":"4"', '"n":"1"'), unrolled(1).replace(*NEGATED_LAYER))
             .matched if p.a.name == "y"] == []
+
+
+def test_kernels_in_a_loop_of_zero_trips_still_pair():
+    loop = scanned(0)
+    result = diff_texts(loop, loop.replace("%y", "%renamed_y"))
+    assert {k.trips for k in result.a.kernels} == {0, 1}
+    assert result.same_structure and len(result.matched) == result.a.kernel_count

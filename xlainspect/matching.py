@@ -77,7 +77,8 @@ class _Side:
         self.signatures = [numbering.setdefault(kernel.fused_ops, len(numbering)) for kernel in self.kernels]
 
     def open(self, i: int) -> bool:
-        return self.remaining[i] > 0
+        """Whether kernel i has launches left to pair; a kernel in a loop of zero trips is open until paired once."""
+        return self.remaining[i] > 0 or (not self.partners[i] and self.kernels[i].trips == 0)
 
 
 class Matcher:
