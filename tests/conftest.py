@@ -29,7 +29,7 @@ _MARKERS = {
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
     "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
     "requires_jax_cuda": "needs jax's CUDA plugin (the [gpu] extra) for deviceless GPU compiles; skipped otherwise",
-    "slow": "takes more than a minute",
+    "slow": "compiles programs in child processes, seconds to a minute each",
 }
 
 # Only these lines separate modules in XLA's test files; `// ------------` rules are prose.

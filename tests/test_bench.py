@@ -29,6 +29,7 @@ def test_plot_files(tmp_path):
     assert "<svg" in paths[1].read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 def test_sweep_rows_and_interruption(tmp_path):
     rows = run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2)
@@ -70,6 +71,7 @@ def test_ablation_plot_files(tmp_path):
     assert "jax: nocompile" in paths[1].read_text()  # bar labels are kept as SVG text
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 def test_ablation_times_every_build_and_keeps_the_csv(tmp_path):
     rows = run_ablation(tmp_path, ["ffnn"], ["jax"], batch_size=4, repeats=2)

@@ -43,6 +43,7 @@ def regenerated(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_files_and_manifest(regenerated):
     for framework in ("jax", "tf"):
         folder = dump_directory(regenerated, "cpu", "linear_grad", framework)

@@ -11,6 +11,7 @@ from xlainspect.demo import run_demo
 from xlainspect.errors import InputError
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_demo_dumps_diffs_draws_and_reports(tmp_path, capsys):

@@ -65,6 +65,7 @@ def test_reference_dpsgd_mnist_on_h100_has_triton_gemms_and_cudnn_convolutions()
         assert any(target.startswith("__cudnn$conv") for target in result.custom_calls), result.custom_calls
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 @pytest.mark.requires_jax_cuda
@@ -87,6 +88,7 @@ def test_dump_and_diff_dpsgd_mnist_for_h100_without_a_gpu(tmp_path, capsys):
     assert "different XLA versions" not in data["verdict"]  # one compiler for both sides
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_jax_cuda
 def test_a100_target_compiles_for_sm80(tmp_path):
@@ -98,6 +100,7 @@ def test_a100_target_compiles_for_sm80(tmp_path):
     assert outcome.dumps[0].directory == tmp_path / "gpu-a100" / "linear_grad" / "jax"
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_same_compiler_mode_separates_front_end_from_xla_version(tmp_path, capsys):

@@ -60,6 +60,7 @@ def _nbytes(program, batch, role):
     return sum(int(np.prod(s.shape)) * 4 for s in program.input_specs(batch) if role is None or s.role == role)
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_figures_match_jax_own_analysis_and_independent_counts():
@@ -96,6 +97,7 @@ def test_programs_without_per_example_gradients_report_none():
     assert not any(b.per_example_gradient for b in result.largest)
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 def test_max_batch_is_the_largest_that_fits():
     limit = 64 * 2**20
@@ -110,6 +112,7 @@ def test_max_batch_is_the_largest_that_fits():
     assert peaks == sorted(peaks)
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 def test_prediction_against_a_real_steps_resident_memory():
     # Stated tolerance: a warm JAX step of the CNN adds within -20%..+35% of the predicted bytes (seen: +9% to +17%
@@ -147,6 +150,7 @@ def test_max_batch_stops_at_the_32_bit_batch_limit_and_says_it_is_a_lower_bound(
     assert max(p.batch_size for p in result.curve) == result.max_batch
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 def test_max_batch_cli_writes_the_curve_and_keeps_an_earlier_one(tmp_path, capsys):
     args = ["memory", "--program", "dpsgd_ffnn", "--framework", "jax", "--max-batch", "--device-memory", "64MiB",

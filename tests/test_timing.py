@@ -112,6 +112,7 @@ def test_jax_kernel_times_match_the_module_that_ran():
     assert timing.compile_s > 0 and min(timing.runs_ms) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_time_cli_json_both_frameworks(capsys):
@@ -162,6 +163,7 @@ def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, ca
                                        "'xlainspect time --program P --json' (A and B must be framework names)\n")
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_time_cli_uncompiled_build_has_whole_step_times_only(capsys):
@@ -226,6 +228,7 @@ def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
     assert COMMAND_BUFFERS_OFF in timing.note
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_gpu_backend_without_a_gpu_says_so():
@@ -236,6 +239,7 @@ def test_gpu_backend_without_a_gpu_says_so():
     assert "no GPU is visible to TensorFlow" in messages["tf"]
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_tf_hlo_timed_through_jax_runtime_is_labelled_and_attributed():

@@ -34,6 +34,7 @@ def test_only_programs_with_per_example_gradients_can_drop_vectorization():
         get_program("sgd_ffnn").jax_function(Variant(vectorize=False))
 
 
+@pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 @pytest.mark.parametrize("name", ["dpsgd_ffnn", "dpsgd_mnist"])
