@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from xlainspect import read_hlo
+from xlainspect import parse_hlo, read_hlo
 from xlainspect.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
@@ -150,3 +152,56 @@ def test_render_cli_writes_the_svg_and_checks_the_timing_file(tmp_path, capsys):
     assert main(["render", str(REPO / "dumps/cpu/linear_grad/tf"), "--timing", str(timing), "-o", str(out)]) == 1
     err = capsys.readouterr().err
     assert "no framework there ran module" in err and "jax: jit_other" in err
+
+
+LOOP_OVER_A_TUPLE_ELEMENT = """\
+    c {
+      p = f32[4] parameter(0)
+      ROOT t = pred[] constant(true)
+    }
+    b {
+      ROOT p = f32[4] parameter(0)
+    }
+    ENTRY e {
+      x = f32[4] parameter(0)
+      y = f32[4] negate(x)
+      t = (f32[4], f32[4]) tuple(x, y)
+      g = f32[4] get-tuple-element(t), index=INDEX
+      ROOT w = f32[4] while(g), condition=c, body=b, backend_config=CONFIG
+    }
+    """
+
+
+@pytest.mark.parametrize("index, config, producers, label", [
+    ("1", '{"known_trip_count":{"n":"7"}}', {"y"}, "while x7: condition=c, body=b"),
+    ("x", '{"known_trip_count":5}', {"x", "y"}, "while: condition=c, body=b"),
+    ("-1", '{"known_trip_count":{"n":"x"}}', {"x", "y"}, "while: condition=c, body=b"),
+])
+def test_tuple_indices_and_trip_counts_that_are_not_numbers_are_drawn_as_unknown(index, config, producers, label):
+    # The parser keeps attribute values as text: an index the drawing cannot use routes the edge from every element
+    # of the tuple, and a trip count it cannot read is left off the label, as the census leaves it uncounted.
+    text = textwrap.dedent(LOOP_OVER_A_TUPLE_ELEMENT).replace("INDEX", index).replace("CONFIG", config)
+    dot = kernel_graph(parse_hlo(text)).dot
+    assert {line.split(" -> ")[0].strip().strip('"') for line in dot.splitlines() if ' -> "w"' in line} == producers
+    assert label in dot
+
+
+def test_a_fusion_that_calls_nothing_is_a_one_line_error():
+    # The parser rejects a fusion without calls=; a module built in code can still hold one.
+    module = parse_hlo(textwrap.dedent("""\
+        f {
+          ROOT p = f32[4] parameter(0)
+        }
+        ENTRY e {
+          x = f32[4] parameter(0)
+          ROOT fusion = f32[4] fusion(x), kind=kLoop, calls=f
+        }
+        """))
+    entry = module.entry
+    fusion = dataclasses.replace(entry.root, attributes={"kind": "kLoop"})
+    entry = dataclasses.replace(entry, instructions=(entry.by_name["x"], fusion))
+    module = dataclasses.replace(module, computations=(module.computation("f"), entry))
+    with pytest.raises(InputError, match=r"^--fusion fusion: the fusion names no fused computation \(no calls=\), so "
+                                         r"there are no fused ops to draw$"):
+        kernel_graph(module, RenderOptions(fusion="fusion"))
+    assert '"fusion" [label="fusion\\nkLoop, 0 ops' in kernel_graph(module).dot

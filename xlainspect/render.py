@@ -171,6 +171,9 @@ def _chosen_computation(module: HloModule, options: RenderOptions) -> Computatio
     if options.fusion is not None:
         for instruction in module.instructions():
             if instruction.name == options.fusion and instruction.opcode == "fusion":
+                if not instruction.called_computations:
+                    raise InputError(f"--fusion {options.fusion}: the fusion names no fused computation (no calls=), "
+                                     "so there are no fused ops to draw")
                 return module.computation(instruction.called_computations[0].name)
         raise InputError(f"--fusion {options.fusion}: no fusion instruction of that name in {module.name}")
     if options.computation is None:
@@ -204,8 +207,8 @@ def _edges(computation: Computation, drawn: set[str]) -> list[tuple[str, str, st
             instruction = by_name[current]
             if current in drawn:
                 result.append(current)
-            elif instruction.opcode == "get-tuple-element":
-                stack.append((instruction.operands[0], int(instruction.attributes.get("index", "0"))))
+            elif instruction.opcode == "get-tuple-element" and instruction.operands:
+                stack.append((instruction.operands[0], _tuple_index(instruction)))
             elif instruction.opcode == "tuple" and wanted is not None and wanted < len(instruction.operands):
                 stack.append((instruction.operands[wanted], None))
             elif instruction.opcode != "constant":
@@ -223,6 +226,12 @@ def _edges(computation: Computation, drawn: set[str]) -> list[tuple[str, str, st
                 if source != instruction.name:
                     edges.append((source, instruction.name, label))
     return edges
+
+
+def _tuple_index(instruction: Instruction) -> int | None:
+    """A get-tuple-element's ``index``; None (every element) when it is not a non-negative integer."""
+    text = instruction.attributes.get("index", "0")
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _neighbourhood(names: list[str], edges: list[tuple[str, str, str]], centre: str, radius: int | None,
@@ -293,8 +302,7 @@ def _node_style(module: HloModule, instruction: Instruction, times: Mapping[str,
     elif opcode in CONTROL_OPCODES:
         category, shape, colour = "control", "doubleoctagon", CONTROL_COLOUR
         called = ", ".join(f"{c.role}={c.name}" for c in instruction.called_computations)
-        trips = instruction.backend_config.get("known_trip_count", {}).get("n") \
-            if isinstance(instruction.backend_config, dict) else None
+        trips = _known_trip_count(instruction)
         lines.append(opcode + (f" x{trips}" if trips else "") + (f": {called}" if called else ""))
     else:
         category = "op" if in_fusion else "unfused"
@@ -312,6 +320,15 @@ def _node_style(module: HloModule, instruction: Instruction, times: Mapping[str,
             lines.append(f"{time:.1f} us, {time / step:.0%} of kernel time")
     label = "\\n".join(_escape(line) for line in lines if line)
     return category, f'label="{label}", shape={shape}, fillcolor="{colour}", penwidth={penwidth}'
+
+
+def _known_trip_count(instruction: Instruction) -> str | None:
+    """A while loop's ``known_trip_count`` from its backend config; None when absent or not a count, as the census
+    reads it."""
+    config = instruction.backend_config
+    count = config.get("known_trip_count") if isinstance(config, dict) else None
+    trips = str(count.get("n", "")) if isinstance(count, dict) else ""
+    return trips if trips.isascii() and trips.isdigit() else None
 
 
 def _fusion_cluster(instruction: Instruction, body: list[Instruction], attrs: str) -> list[str]:
