@@ -196,8 +196,8 @@ def child_main(argv: list[str]) -> int:
             return 0
         print(PROGRESS + ChildResult("diff", parse_s, max_rss_mb()).to_json(), flush=True)
 
-        from xlainspect.census import census
-        from xlainspect.diff import diff_census
+        from xlainspect.analysis.census import census
+        from xlainspect.analysis.diff import diff_census
 
         start = time.perf_counter()
         census_a, census_b = census(module_a), census(module_b)

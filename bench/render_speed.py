@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from xlainspect import parse_hlo
-    from xlainspect.render import RenderOptions, dot_to_svg, kernel_graph
+    from xlainspect.output.render import RenderOptions, dot_to_svg, kernel_graph
 
     min_mb = round(args.min_instructions * MB_PER_INSTRUCTION * 1.05, 1)
     text = load_module_text(default_cache_path(min_mb), min_mb)

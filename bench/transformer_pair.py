@@ -220,7 +220,8 @@ def sharded_param_shapes(cfg: ModelConfig, mesh: jax.sharding.Mesh) -> Params:
         ``big_module.param_shapes`` with a ``NamedSharding`` on every leaf.
     """
     import jax
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from bench.big_module import param_shapes
 
@@ -265,7 +266,8 @@ def compile_variant(variant: str, cfg: ModelConfig) -> str:
     """
     import jax
     import jax.numpy as jnp
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from bench.big_module import compile_hlo_text, make_train_step
 

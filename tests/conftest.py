@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from xlainspect.capture import gpu_visible
+from xlainspect.runners.capture import gpu_visible
 
 TESTS_DIR = Path(__file__).resolve().parent
 MAKE_DUMPS = TESTS_DIR / "programs" / "make_dumps.py"
@@ -168,7 +168,7 @@ def linear_grad_pass_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     if not (_importable("jax") and _importable("tensorflow")):
         pytest.skip("needs jax and tensorflow: pip install jax tensorflow-cpu")
-    from xlainspect.capture import dump_program
+    from xlainspect.runners.capture import dump_program
 
     folder = tmp_path_factory.mktemp("linear_grad_pass_dumps")
     outcome = dump_program("linear_grad", ("jax", "tf"), folder, pass_dumps=True)

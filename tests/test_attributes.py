@@ -1,4 +1,4 @@
-"""Tests for xlainspect.attributes: backend_config in every form XLA writes, key/value lists, names, strings."""
+"""Tests for xlainspect.hlo.attributes: backend_config in every form XLA writes, key/value lists, names, strings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import textwrap
 
 import pytest
 
-from xlainspect.attributes import parse_backend_config, parse_called_names, parse_key_values, unescape, unquote
-
+from xlainspect.hlo.attributes import parse_backend_config, parse_called_names, parse_key_values, unescape, unquote
 
 # -- backend_config -------------------------------------------------------------------------------------------------
 
@@ -140,3 +139,18 @@ def test_unquote(text, expected):
 def test_unescape_leaves_text_without_backslashes_alone():
     text = "été/jit(f)"
     assert unescape(text) is text
+
+
+@pytest.mark.parametrize("escaped,plain", [
+    (r'say \"hi\"', 'say "hi"'), (r"back\\slash", "back\\slash"), (r"\x41\x42", "AB"), (r"caf\xc3\xa9", "café"),
+    (r"\303\251t\303\251", "été"), (r"tab\tnew\nline", "tab\tnew\nline"), (r"\m\q", "mq"), ("plain", "plain"),
+])
+def test_unescape_reads_c_escapes_and_warns_about_none(escaped, plain):
+    # An unknown escape (\m) once made Python's codec warn, which -W error turned into a crash (found by fuzzing).
+    import warnings
+
+    from xlainspect.hlo.attributes import unescape
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert unescape(escaped) == plain

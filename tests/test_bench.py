@@ -6,9 +6,16 @@ import csv
 
 import pytest
 
-from xlainspect.bench import (AblationRow, BenchRow, ablation_slowdowns, overhead_factors, plot_ablation, plot_bench,
-                              run_ablation, run_bench)
 from xlainspect.errors import InputError
+from xlainspect.measure.bench import (
+    AblationRow,
+    BenchRow,
+    ablation_slowdowns,
+    overhead_factors,
+    run_ablation,
+    run_bench,
+)
+from xlainspect.output.plots import plot_ablation, plot_bench
 
 
 def row(model, private, framework, batch, median):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from xlainspect import read_hlo
-from xlainspect.capture import dump_directory, dump_program
+from xlainspect.analysis.stats import module_stats
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.stats import module_stats
+from xlainspect.runners.capture import dump_directory, dump_program
 
 pytestmark = [pytest.mark.requires_jax, pytest.mark.requires_tf]
 
@@ -32,7 +32,7 @@ def regenerated(tmp_path_factory) -> Path:
     """Every program dumped once per session in both frameworks, as `xlainspect dump` would (shared by tests)."""
     pytest.importorskip("jax")
     pytest.importorskip("tensorflow")
-    from synthetic import PROGRAMS
+    from xlainspect.programs import PROGRAMS
 
     out = tmp_path_factory.mktemp("dumps")
     for name in PROGRAMS:
@@ -71,7 +71,7 @@ def test_files_and_manifest(regenerated):
 
 
 def test_reference_dumps_are_committed_for_every_program():
-    from synthetic import PROGRAMS
+    from xlainspect.programs import PROGRAMS
 
     for name in PROGRAMS:
         for framework in ("jax", "tf"):
@@ -84,7 +84,7 @@ def test_reference_dumps_are_committed_for_every_program():
 
 def test_reference_census_still_matches(regenerated):
     """A change in XLA's or a framework's behaviour shows up here: regenerate with `xlainspect dump --force`."""
-    from synthetic import PROGRAMS
+    from xlainspect.programs import PROGRAMS
 
     for name in PROGRAMS:
         for framework in ("jax", "tf"):

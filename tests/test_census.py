@@ -1,4 +1,4 @@
-"""Tests for xlainspect.census and xlainspect.diff: kernel rules, trip counts, FLOPs, bytes, pairing."""
+"""Tests for xlainspect.analysis.census and xlainspect.analysis.diff: kernel rules, trip counts, FLOPs, bytes, pairing."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from xlainspect import parse_hlo, read_hlo
-from xlainspect.census import census
+from xlainspect.analysis.census import census
+from xlainspect.analysis.diff import diff_census
 from xlainspect.cli import main
-from xlainspect.diff import diff_census
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_BACKENDS = ("cpu", "gpu-h100")  # the committed dumps: CPU, and deviceless for an H100
@@ -171,7 +171,7 @@ def test_diff_needs_a_program_for_framework_names(capsys):
 @pytest.mark.parametrize("backend", REFERENCE_BACKENDS)
 @pytest.mark.parametrize("program", ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
 def test_census_fusions_count_as_stats_does(program, backend):
-    from xlainspect.stats import module_stats
+    from xlainspect.analysis.stats import module_stats
 
     for framework in ("jax", "tf"):
         module = read_hlo(REPO / "dumps" / backend / program / framework / "after_optimizations.txt")[0]

@@ -1,4 +1,4 @@
-"""Tests for xlainspect.diff and xlainspect.matching: classes, loops, launches, position, and real loop twins."""
+"""Tests for xlainspect.analysis.diff and xlainspect.analysis.matching: classes, loops, launches, position, and real loop twins."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from xlainspect import parse_hlo, read_hlo
-from xlainspect.census import Census, census
-from xlainspect.diff import CensusDiff, diff_census
-from xlainspect.format import diff_text
+from xlainspect.analysis.census import Census, census
+from xlainspect.analysis.diff import CensusDiff, diff_census
+from xlainspect.output.format import diff_text
 
 TESTS = Path(__file__).resolve().parent
 
@@ -265,7 +265,7 @@ def test_an_unrolled_transformer_matches_its_scanned_twin(loop_twins):
 
 
 def test_a_loop_kernel_paired_with_its_unrolled_twins_counts_its_time_once():
-    from xlainspect.diff import split_time
+    from xlainspect.analysis.diff import split_time
 
     result = diff_texts(scanned(4), unrolled(4))
     times_a = {"y": 40.0, "j": 1.0, "lt": 1.0, "out": 2.0}

@@ -1,4 +1,4 @@
-"""Tests for xlainspect.fingerprint: kernel identity is what a kernel computes, never what it is called.
+"""Tests for xlainspect.analysis.fingerprint: kernel identity is what a kernel computes, never what it is called.
 
 Each case is a module holding one kernel, written twice: once as the base and once with one thing changed. A change
 that alters the values computed must change the math fingerprint and make ``xlainspect diff --fail-on-diff`` exit 3;
@@ -13,9 +13,9 @@ import textwrap
 import pytest
 
 from xlainspect import parse_hlo
-from xlainspect.census import census
+from xlainspect.analysis.census import census
+from xlainspect.analysis.diff import diff_census
 from xlainspect.cli import main
-from xlainspect.diff import diff_census
 
 # Computations every case may call: reducers, comparators and a nested fusion body.
 PRELUDE = textwrap.dedent("""\

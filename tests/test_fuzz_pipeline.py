@@ -31,11 +31,11 @@ from hypothesis import strategies as st
 from test_parse_fuzz import EDIT, ORIGINAL_SOURCES, RENAME, apply_edits, check_outcome, read_original
 
 from xlainspect import HloModule, HloParseError, XlaInspectError, module_stats, parse_hlo_modules, to_networkx
-from xlainspect.census import Census, census
-from xlainspect.diff import CensusDiff, diff_census
-from xlainspect.format import diff_text, stats_text
-from xlainspect.graph import graph_to_json
-from xlainspect.render import RenderOptions, kernel_graph, render_svg
+from xlainspect.analysis.census import Census, census
+from xlainspect.analysis.diff import CensusDiff, diff_census
+from xlainspect.analysis.graph import graph_to_json
+from xlainspect.output.format import diff_text, stats_text
+from xlainspect.output.render import RenderOptions, kernel_graph, render_svg
 
 # Each stage on one small module takes milliseconds; ten seconds is a hang on any machine, and fails the example.
 STAGE_SECONDS = 10.0

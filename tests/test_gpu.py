@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from xlainspect import read_hlo
-from xlainspect.capture import dump_program
-from xlainspect.census import census
+from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.gpu_targets import gpu_target, shipped_targets
+from xlainspect.runners.capture import dump_program
+from xlainspect.runners.gpu_targets import gpu_target, shipped_targets
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_REFERENCE = REPO / "dumps" / "gpu-h100"

@@ -1,4 +1,4 @@
-"""Tests for xlainspect.graph: node and edge structure, call edges, GraphML and JSON round trips."""
+"""Tests for xlainspect.analysis.graph: node and edge structure, call edges, GraphML and JSON round trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 from xlainspect import parse_hlo
-from xlainspect.graph import graph_to_json, node_keys, to_networkx, write_graph
+from xlainspect.analysis.graph import graph_to_json, node_keys, to_networkx, write_graph
 
 MODULE = textwrap.dedent("""\
     HloModule m
@@ -124,7 +124,7 @@ def test_every_generated_dump_survives_graphml(tmp_path, jax_dumps):
 
 
 def test_kernel_times_attach_to_nodes(tmp_path, graph):
-    from xlainspect.graph import attach_kernel_times
+    from xlainspect.analysis.graph import attach_kernel_times
 
     assert attach_kernel_times(graph, {"square": 30.0, "total": 10.0, "not_a_node": 5.0}, step_us=50.0) == 2
     assert (graph.nodes["square"]["time_us"], graph.nodes["square"]["share"]) == (30.0, 0.6)

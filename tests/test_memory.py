@@ -8,12 +8,12 @@ import textwrap
 import numpy as np
 import pytest
 
-from synthetic import get_program
-from xlainspect.buffers import largest_temporaries, parse_buffer_assignment
+from xlainspect.analysis.buffers import largest_temporaries, parse_buffer_assignment
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.intervals import union_length
-from xlainspect.memory import check_peaks, max_batch, memory_report, parse_size
+from xlainspect.measure.memory import check_peaks, max_batch, memory_report, parse_size
+from xlainspect.programs import get_program
+from xlainspect.runners.intervals import union_length
 
 ASSIGNMENT = textwrap.dedent("""\
     BufferAssignment:

@@ -1,4 +1,4 @@
-"""Tests for xlainspect.parse: HLO text as XLA writes it, and as XLA's own tests write it, into HloModule values.
+"""Tests for xlainspect.hlo.parse: HLO text as XLA writes it, and as XLA's own tests write it, into HloModule values.
 
 Each case is a small HLO text next to what it must parse into. Error cases assert the whole one-line message,
 ``path:line:col: message``, so a change of wording or position is a visible decision.

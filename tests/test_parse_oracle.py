@@ -14,8 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 import xla_oracle
+
 from xlainspect import parse_hlo, parse_hlo_modules, read_hlo
 
 DATA = Path(__file__).resolve().parent / "data"

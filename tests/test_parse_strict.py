@@ -1,5 +1,5 @@
-"""Tests for the parser's rules beyond grammar (xlainspect.validate) and its result-shape inference
-(xlainspect.infer_shape): what XLA's parser rejects, xlainspect rejects with one located line; what XLA accepts,
+"""Tests for the parser's rules beyond grammar (xlainspect.hlo.validate) and its result-shape inference
+(xlainspect.hlo.infer_shape): what XLA's parser rejects, xlainspect rejects with one located line; what XLA accepts,
 xlainspect accepts; shapes left out are inferred as XLA infers them, or the error says it can't.
 
 Each rejected text sits next to its valid twin. The ``requires_jax`` tests run both through XLA's own parser (see
@@ -13,8 +13,8 @@ import sys
 import textwrap
 
 import pytest
-
 import xla_oracle
+
 from xlainspect import HloParseError, parse_hlo, parse_hlo_modules
 
 

@@ -1,4 +1,4 @@
-"""Tests for xlainspect.passes: pass dump names in JAX's and TF's shapes, timelines read from synthetic folders, the
+"""Tests for xlainspect.analysis.passes: pass dump names in JAX's and TF's shapes, timelines read from xlainspect.programs folders, the
 alignment of two timelines, and one real --pass-dumps capture of linear_grad in both frameworks."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from xlainspect import HloParseError, InputError, parse_hlo, read_hlo
-from xlainspect.passes import (
+from xlainspect.analysis.passes import (
     Divergence,
     PassDumpName,
     PassStep,
@@ -20,7 +20,7 @@ from xlainspect.passes import (
     parse_pass_dump_name,
     pass_timeline,
 )
-from xlainspect.stats import module_stats
+from xlainspect.analysis.stats import module_stats
 
 TF_MODULE = "a_inference_linear_grad_38__XlaMustCompile_true_config_proto_135_executor_type_111_.2"
 
@@ -373,7 +373,7 @@ def test_long_timelines_with_repeated_passes_align():
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
 def test_linear_grad_pass_dumps(linear_grad_pass_dumps, capsys):
-    from xlainspect.capture import dump_directory
+    from xlainspect.runners.capture import dump_directory
 
     tmp_path = linear_grad_pass_dumps  # read only: the report tests share it
     timelines = {}

@@ -1,4 +1,4 @@
-"""Tests for ``xlainspect.render``: SVGs that are valid XML, hold every top-level kernel, and say what they cut."""
+"""Tests for ``xlainspect.output.render``: SVGs that are valid XML, hold every top-level kernel, and say what they cut."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from xlainspect import parse_hlo, read_hlo
-from xlainspect.census import census
+from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.render import NO_TIME_COLOUR, RenderOptions, _heat, kernel_graph, render_svg
+from xlainspect.output.render import NO_TIME_COLOUR, RenderOptions, _heat, kernel_graph, render_svg
 
 REPO = Path(__file__).resolve().parents[1]
 DUMPS = sorted((REPO / "dumps" / "cpu").glob("*/*/after_optimizations.txt"))

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from xlainspect import read_hlo
-from xlainspect.census import census
+from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.render import KIND_COLOURS
-from xlainspect.report import build_report
+from xlainspect.output.render import KIND_COLOURS
+from xlainspect.output.report import build_report
 
 REPO = Path(__file__).resolve().parents[1]
 DUMPS = REPO / "dumps"

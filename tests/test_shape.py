@@ -1,11 +1,11 @@
-"""Tests for xlainspect.shape: array, tuple and token shapes, dynamic dimensions, layouts, sizes, printing."""
+"""Tests for xlainspect.hlo.shape: array, tuple and token shapes, dynamic dimensions, layouts, sizes, printing."""
 
 from __future__ import annotations
 
 import pytest
 
 from xlainspect import Layout, Shape, parse_shape
-from xlainspect.shape import ShapeSyntaxError, element_bits
+from xlainspect.hlo.shape import ShapeSyntaxError, element_bits
 
 
 def test_scalar_and_array_shapes():

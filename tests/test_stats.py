@@ -1,4 +1,4 @@
-"""Tests for xlainspect.stats: counts checked against independent counts of the same text."""
+"""Tests for xlainspect.analysis.stats: counts checked against independent counts of the same text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from xlainspect import parse_hlo
-from xlainspect.stats import module_stats
+from xlainspect.analysis.stats import module_stats
 
 MODULE = textwrap.dedent("""\
     HloModule m

@@ -22,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from synthetic import PROGRAMS, Program, get_program
-from synthetic.dpsgd import clip_jax, clip_numpy, clip_tf, global_norms_numpy, per_example_grads_numpy
-from synthetic.ffnn import FFNN
-from synthetic.mnist_cnn import MNIST_CNN
+from xlainspect.programs import PROGRAMS, Program, get_program
+from xlainspect.programs.dpsgd import clip_jax, clip_numpy, clip_tf, global_norms_numpy, per_example_grads_numpy
+from xlainspect.programs.ffnn import FFNN
+from xlainspect.programs.mnist_cnn import MNIST_CNN
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist")
@@ -217,11 +217,11 @@ def test_programs_pickle():
         assert pickle.loads(pickle.dumps(program)) == program
 
 
-def test_importing_synthetic_loads_no_framework():
-    code = "import sys, json, synthetic; print(json.dumps(sorted(sys.modules)))"
+def test_importing_the_programs_loads_no_framework():
+    code = "import sys, json, xlainspect.programs; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
     loaded = json.loads(result.stdout)
-    assert "synthetic" in loaded
+    assert "xlainspect.programs.dpsgd" in loaded
     assert sorted(name for name in loaded if name.split(".")[0] in ("jax", "jaxlib", "tensorflow", "keras")) == []
 
 

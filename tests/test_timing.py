@@ -1,19 +1,24 @@
-"""Tests for xlainspect.timing: step statistics, and JAX's per-kernel times checked against the module that ran."""
+"""Tests for xlainspect.measure.timing: step statistics, and JAX's per-kernel times checked against the module that ran."""
 
 from __future__ import annotations
 
 import json
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
 from xlainspect import parse_hlo, read_hlo
-from xlainspect.census import census
+from xlainspect.analysis.census import census
 from xlainspect.cli import main
-from xlainspect.timing import COMMAND_BUFFERS_OFF, FrameworkTiming, command_buffer_calls, kernel_times, time_program
+from xlainspect.measure.timing import (
+    COMMAND_BUFFERS_OFF,
+    FrameworkTiming,
+    command_buffer_calls,
+    kernel_times,
+    time_program,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +75,7 @@ def test_statistics():
 
 def child_result(module_name: str, hlo_text: str, runs_s: list[float], kernels: dict[str, list[float]],
                  profiled_runs: int = 1, **extra: object) -> dict:
-    """What a stand-in timing child hands back, as ``xlainspect.time_child`` would."""
+    """What a stand-in timing child hands back, as ``xlainspect.runners.time_child`` would."""
     return {"framework_version": "0", "compile_s": 1.0, "runs_s": runs_s, "module_name": module_name,
             "hlo_text": hlo_text, "kernels": kernels, "profiled_runs": profiled_runs, **extra}
 
@@ -82,7 +87,7 @@ def test_profiled_step_is_the_mean_of_the_runs_the_busy_time_averages(monkeypatc
         return child_result("m", MODULE, [0.002] * 5, {"d": [3000.0, 3000.0, 6000.0]}, profiled_runs=3,
                             profiled_runs_s=[0.002, 0.002, 0.011], busy_us_per_run=4000.0)
 
-    monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
+    monkeypatch.setattr("xlainspect.measure.timing.run_child", fake_child)
     timing = time_program("matvec", ("jax",), repeats=5, profile_runs=3).frameworks["jax"]
     assert timing.profiled_step_ms == pytest.approx(5.0)
     assert timing.busy_ms <= timing.profiled_step_ms
@@ -219,7 +224,7 @@ def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
         return child_result("t", COMMAND_BUFFER_MODULE.replace("to_apply=%command_buffer", "to_apply=%fused"),
                             [0.003], {"fusion.1": [1500.0]})
 
-    monkeypatch.setattr("xlainspect.timing.run_child", fake_child)
+    monkeypatch.setattr("xlainspect.measure.timing.run_child", fake_child)
     report = time_program("matvec", ("jax",), repeats=2, profile_runs=1, backend="gpu")
     assert calls == [{"flags": "", "backend": "gpu"}, {"flags": COMMAND_BUFFERS_OFF, "backend": "gpu"}]
     timing = report.frameworks["jax"]

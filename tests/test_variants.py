@@ -1,4 +1,4 @@
-"""The seed's ablation builds (``synthetic.variants``): each computes the same step, and each is built as it says.
+"""The seed's ablation builds (``xlainspect.programs.variants``): each computes the same step, and each is built as it says.
 
 Turning ``vmap``/``vectorized_map`` or ``jit``/XLA off must change how the step runs, never what it computes, or the
 ablation's timings would compare different math.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthetic import ABLATION, Variant, get_program
 from xlainspect import parse_hlo
+from xlainspect.programs import ABLATION, Variant, get_program
 
 BATCH = 3
 

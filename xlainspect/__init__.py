@@ -6,20 +6,24 @@ functions that compile or time programs.
 
 from __future__ import annotations
 
+from xlainspect.analysis.graph import to_networkx
+from xlainspect.analysis.stats import ModuleStats, module_stats
 from xlainspect.errors import CaptureError, FrameworkUnavailable, HloParseError, InputError, XlaInspectError
 from xlainspect.hlo import (
     CalledComputation,
     Computation,
     HloModule,
     Instruction,
+    Layout,
     OpMetadata,
+    Shape,
     SourceLocation,
     StackFrames,
+    parse_hlo,
+    parse_hlo_modules,
+    parse_shape,
+    read_hlo,
 )
-from xlainspect.graph import to_networkx
-from xlainspect.parse import parse_hlo, parse_hlo_modules, read_hlo
-from xlainspect.shape import Layout, Shape, parse_shape
-from xlainspect.stats import ModuleStats, module_stats
 
 __version__ = "0.1.0"
 

@@ -28,10 +28,10 @@ def stats(paths: tuple[str, ...], as_json: bool) -> None:
 
     PATHS are HLO text files or folders of them (searched recursively, e.g. an XLA dump folder).
     """
-    from xlainspect.files import hlo_files
-    from xlainspect.format import stats_json, stats_text
-    from xlainspect.parse import read_hlo
-    from xlainspect.stats import module_stats
+    from xlainspect.analysis.stats import module_stats
+    from xlainspect.hlo import read_hlo
+    from xlainspect.hlo.files import hlo_files
+    from xlainspect.output.format import stats_json, stats_text
 
     results = [module_stats(module) for path in hlo_files(list(paths)) for module in read_hlo(path)]
     click.echo(stats_json(results) if as_json else stats_text(results))
@@ -46,8 +46,8 @@ def stats(paths: tuple[str, ...], as_json: bool) -> None:
               help="Which module of a file holding several (from 0).")
 def graph(path: str, fmt: str, output: str, module_index: int) -> None:
     """Write the instruction graph of an HLO module: nodes, operand edges, call edges into called computations."""
-    from xlainspect.files import hlo_module_at
-    from xlainspect.graph import to_networkx, write_graph
+    from xlainspect.analysis.graph import to_networkx, write_graph
+    from xlainspect.hlo.files import hlo_module_at
 
     module = hlo_module_at(path, module_index)
     module_graph = to_networkx(module)
@@ -60,8 +60,8 @@ def graph(path: str, fmt: str, output: str, module_index: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per program.")
 def programs(as_json: bool) -> None:
     """List the synthetic programs: name, description, shapes, parameters."""
-    from synthetic import PROGRAMS
-    from xlainspect.format import programs_json, programs_text
+    from xlainspect.output.format import programs_json, programs_text
+    from xlainspect.programs import PROGRAMS
 
     click.echo(programs_json(PROGRAMS.values()) if as_json else programs_text(PROGRAMS.values()))
 
@@ -86,8 +86,8 @@ def programs(as_json: bool) -> None:
 def dump(program_name: str, framework: str, backend: str, target: str, compiler: str, out_dir: str,
          batch_size: int | None, dtype: str, pass_dumps: bool, force: bool) -> None:
     """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
-    from xlainspect.capture import FRAMEWORKS, dump_program
     from xlainspect.errors import CaptureError
+    from xlainspect.runners.capture import FRAMEWORKS, dump_program
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
@@ -120,11 +120,11 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     import json
 
-    from xlainspect.census import census
-    from xlainspect.diff import diff_census
-    from xlainspect.format import diff_text
-    from xlainspect.parse import read_hlo
-    from xlainspect.sides import resolve_side
+    from xlainspect.analysis.census import census
+    from xlainspect.analysis.diff import diff_census
+    from xlainspect.hlo import read_hlo
+    from xlainspect.output.format import diff_text
+    from xlainspect.runners.sides import resolve_side
 
     side_a = resolve_side(a, program_name, dumps_dir, backend, target)
     side_b = resolve_side(b, program_name, dumps_dir, backend, target)
@@ -132,16 +132,16 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
                          side_b.compiler)
     divergence = None
     if with_passes:
-        from xlainspect.passes import first_divergence, pass_timeline
+        from xlainspect.analysis.passes import first_divergence, pass_timeline
 
         divergence = first_divergence(pass_timeline(side_a.path.parent), pass_timeline(side_b.path.parent), (a, b))
     times_a = times_b = None
     if timing_file is not None:
-        from xlainspect.timing import kernel_times_by_name
+        from xlainspect.measure.timing import kernel_times_by_name
 
         times_a, times_b = kernel_times_by_name(timing_file, a), kernel_times_by_name(timing_file, b)
     if as_json:
-        from xlainspect.diff import timed_json
+        from xlainspect.analysis.diff import timed_json
 
         data = timed_json(result, times_a, times_b) if times_a is not None else result.to_json()
         if with_passes:
@@ -180,8 +180,8 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
     import json
 
     from xlainspect.errors import CaptureError
-    from xlainspect.format import timing_text
-    from xlainspect.timing import time_program
+    from xlainspect.measure.timing import time_program
+    from xlainspect.output.format import timing_text
 
     frameworks = ("jax", "tf") if framework == "all" else (framework,)
     report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs,
@@ -207,10 +207,15 @@ def time_command(program_name: str, framework: str, backend: str, batch_size: in
 def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir: str, force: bool, ablation: bool,
           ablation_batch_size: int, sweep: bool) -> None:
     """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
-    from xlainspect.bench import (ablation_slowdowns, overhead_factors, plot_ablation, plot_bench, run_ablation,
-                                  run_bench)
     from xlainspect.errors import InputError
-    from xlainspect.format import ablation_text, bench_text
+    from xlainspect.measure.bench import (
+        ablation_slowdowns,
+        overhead_factors,
+        run_ablation,
+        run_bench,
+    )
+    from xlainspect.output.format import ablation_text, bench_text
+    from xlainspect.output.plots import plot_ablation, plot_bench
 
     try:
         sizes = [int(size) for size in batch_sizes.split(",")]
@@ -253,9 +258,9 @@ def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir:
 def render(path: str, output: str, module_index: int, computation: str | None, fusion: str | None, color: str,
            timing_file: str | None, max_nodes: int, around: str | None, radius: int) -> None:
     """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges."""
-    from xlainspect.files import atomic_write_text, hlo_module_at
-    from xlainspect.render import RenderOptions, render_svg
-    from xlainspect.timing import kernel_times_for_module
+    from xlainspect.hlo.files import atomic_write_text, hlo_module_at
+    from xlainspect.measure.timing import kernel_times_for_module
+    from xlainspect.output.render import RenderOptions, render_svg
 
     module = hlo_module_at(path, module_index)
     times = kernel_times_for_module(timing_file, module.name) if timing_file else {}
@@ -277,8 +282,8 @@ def render(path: str, output: str, module_index: int, computation: str | None, f
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 def report(program_name: str, dumps_dir: str, backend: str, timing_file: str | None, output: str) -> None:
     """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline."""
-    from xlainspect.files import atomic_write_text
-    from xlainspect.report import build_report
+    from xlainspect.hlo.files import atomic_write_text
+    from xlainspect.output.report import build_report
 
     page = build_report(program_name, dumps_dir, backend, timing_file)
     atomic_write_text(output, page)
@@ -310,15 +315,16 @@ def memory(program_name: str, framework: str, backend: str, target: str | None, 
     import json
 
     from xlainspect.errors import CaptureError, InputError
-    from xlainspect.format import max_batch_text, memory_text
-    from xlainspect.memory import max_batch, memory_report, plot_curve, write_curve
+    from xlainspect.measure.memory import max_batch, memory_report, write_curve
+    from xlainspect.output.format import max_batch_text, memory_text
+    from xlainspect.output.plots import plot_curve
 
     frameworks = ("jax", "tf") if framework == "all" else (framework,)
     progress = lambda line: click.echo(line, err=True)  # noqa: E731
     failures: list[str] = []
     if check_peak is not None:
-        from xlainspect.format import peak_check_text
-        from xlainspect.memory import check_peaks
+        from xlainspect.measure.memory import check_peaks
+        from xlainspect.output.format import peak_check_text
 
         try:
             sizes = [int(size) for size in check_peak.split(",")]
@@ -337,7 +343,7 @@ def memory(program_name: str, framework: str, backend: str, target: str | None, 
         else:
             click.echo(memory_text(results, failures))
     else:
-        from xlainspect.memory import curve_stem, device_limit
+        from xlainspect.measure.memory import curve_stem, device_limit
 
         limit = device_limit(device_memory, target)
         stem = curve_stem(out_dir, program_name, backend, target, force)
@@ -364,8 +370,8 @@ def memory(program_name: str, framework: str, backend: str, target: str | None, 
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")
 def passes(folder: str, module: str | None, as_json: bool) -> None:
     """Instruction and fusion counts after every XLA pass of a dump made with --pass-dumps."""
-    from xlainspect.format import timeline_json, timeline_text
-    from xlainspect.passes import missing_steps, pass_timeline
+    from xlainspect.analysis.passes import missing_steps, pass_timeline
+    from xlainspect.output.format import timeline_json, timeline_text
 
     steps = pass_timeline(folder, module)
     click.echo(timeline_json(steps) if as_json else timeline_text(steps, missing_steps(steps)))

@@ -24,14 +24,14 @@ def run_demo(out_dir: str) -> Iterator[str]:
             written.
         CaptureError: a framework failed to compile the program (the message says which and what to do).
     """
-    from xlainspect.capture import dump_program
-    from xlainspect.census import census
-    from xlainspect.diff import diff_census
-    from xlainspect.files import atomic_write_text
-    from xlainspect.format import diff_text
-    from xlainspect.parse import read_hlo
-    from xlainspect.render import render_svg
-    from xlainspect.report import build_report
+    from xlainspect.analysis.census import census
+    from xlainspect.analysis.diff import diff_census
+    from xlainspect.hlo import read_hlo
+    from xlainspect.hlo.files import atomic_write_text
+    from xlainspect.output.format import diff_text
+    from xlainspect.output.render import render_svg
+    from xlainspect.output.report import build_report
+    from xlainspect.runners.capture import dump_program
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / _MARKER).exists():

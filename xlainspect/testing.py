@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from xlainspect.census import Census, census
-from xlainspect.diff import diff_census
-from xlainspect.format import diff_text
-from xlainspect.hlo import HloModule
-from xlainspect.parse import parse_hlo
+from xlainspect.analysis.census import Census, census
+from xlainspect.analysis.diff import diff_census
+from xlainspect.hlo import HloModule, parse_hlo
+from xlainspect.output.format import diff_text
 
 
 def compiled_module(fn: Callable[..., Any], args: Sequence[Any]) -> HloModule:

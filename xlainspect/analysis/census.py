@@ -1,0 +1,327 @@
+"""The kernels of a compiled module: what XLA launches, what each fuses, what it reads, writes and computes.
+
+A kernel is an instruction that launches work: a fusion, a custom-call, or an unfused compute op (``dot``, ``sort``,
+``all-reduce``, ``copy``...). Not kernels: free ops that only name or reinterpret buffers (``parameter``,
+``constant``, ``tuple``, ``get-tuple-element``, ``bitcast``, ...), control flow (``while``, ``conditional``,
+``call``), whose bodies are walked instead, and the ``-done``/``-update`` halves of async pairs (the ``-start``
+counts). The rule is the same for CPU and GPU: XLA:CPU runs each kernel as a thunk, XLA:GPU as one or more device
+kernels, and both profilers attribute time per HLO instruction (see NOTES), which is what this census lists.
+
+Computations that are applied inside an op (reducers, comparators, scatter combiners) are part of that op, not
+kernels of their own. Loop bodies are walked with their trip count when ``backend_config`` gives
+``known_trip_count``; otherwise once, and the kernel says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlainspect.analysis.fingerprint import Fingerprints
+from xlainspect.analysis.stats import fusion_kind_label
+from xlainspect.hlo import Computation, HloModule, Instruction
+from xlainspect.hlo.gcpause import paused_gc
+
+FREE_OPCODES: frozenset[str] = frozenset({
+    "parameter", "constant", "tuple", "get-tuple-element", "bitcast", "after-all", "add-dependency", "opt-barrier",
+    "domain", "partition-id", "replica-id", "get-dimension-size", "iota",
+})
+CONTROL_OPCODES: frozenset[str] = frozenset({"while", "conditional", "call"})
+_WALKED_ROLES = frozenset({"condition", "body", "true_computation", "false_computation", "branch_computations",
+                           "async_wrapped"})
+
+
+@dataclass(frozen=True)
+class SourceOp:
+    """A framework op a kernel came from: JAX's op path or TF's op name and type, and the source line."""
+
+    op_name: str
+    op_type: str = ""
+    location: str = ""
+
+    def __str__(self) -> str:
+        text = self.op_name or self.op_type or "?"
+        if self.op_type and self.op_name and self.op_type not in self.op_name:
+            text += f" ({self.op_type})"
+        return text + (f" at {self.location}" if self.location else "")
+
+
+_NO_SOURCE = SourceOp("")  # metadata that names no framework op
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel of a module.
+
+    Attributes:
+        name: the launching instruction's name.
+        computation: the computation it sits in (the entry, or a loop body or branch).
+        opcode: ``fusion``, ``custom-call``, or the unfused op's opcode.
+        kind: for fusions the kind it counts under (``kLoop``, ``__ynn_fusion``...); for custom-calls the target;
+            for others the opcode.
+        fused_ops: opcodes of the instructions it computes (for a fusion, its body without parameters; else itself).
+        root_op: the opcode that produces its result (a fusion body's root).
+        bytes_read: bytes of its operands, from their shapes.
+        bytes_written: bytes of its result, from its shape.
+        flops: an estimate for the dots and convolutions it holds (2 x multiply-adds); 0 for other ops.
+        sources: the framework ops it came from (its own metadata and its fused instructions'), deduplicated.
+        trips: how many times it runs per execution of the module (loop trip counts multiplied); 1 outside loops.
+        trips_known: False when an enclosing loop's trip count is unknown (then ``trips`` counts that loop once).
+        fingerprint: what the kernel computes, as a hash that ignores names and layouts
+            (:mod:`xlainspect.analysis.fingerprint`); equal fingerprints mean the same values from the same inputs.
+        layout_fingerprint: the same with every layout included: equal math but different layouts means the same
+            values computed with different memory layouts.
+        producers: names of the kernels whose results it reads (through tuples, bitcasts and the like), in operand
+            order; kernels outside its computation (a loop's inputs) are not followed.
+        position: its place in the census order (entry order, loop bodies walked where they run).
+    """
+
+    name: str
+    computation: str
+    opcode: str
+    kind: str
+    fused_ops: tuple[tuple[str, int], ...]
+    root_op: str
+    bytes_read: int
+    bytes_written: int
+    flops: int
+    sources: tuple[SourceOp, ...]
+    trips: int = 1
+    trips_known: bool = True
+    fingerprint: str = field(default="", compare=False)
+    layout_fingerprint: str = field(default="", compare=False)
+    producers: tuple[str, ...] = field(default=(), compare=False)
+    position: int = field(default=0, compare=False)
+
+    @property
+    def kernel_class(self) -> str:
+        """What kind of kernel this is, for pairing: only kernels of one class can be similar.
+
+        Loop, input and output fusions are one class (XLA versions move work between them); a ``kCustom`` fusion
+        pairs only with one of the same backend kind (``__triton_gemm``...), a custom-call only with the same
+        target, an unfused op only with the same opcode.
+        """
+        if self.opcode == "fusion":
+            return "fusion" if self.kind in ("kLoop", "kInput", "kOutput") else f"fusion:{self.kind}"
+        if self.opcode == "custom-call":
+            return f"custom-call:{self.kind}"
+        return f"op:{self.opcode}"
+
+    @property
+    def fused_op_counts(self) -> Counter[str]:
+        return Counter(dict(self.fused_ops))
+
+
+@dataclass(frozen=True)
+class Census:
+    """The kernels of a module and their totals (each kernel weighted by its trip count)."""
+
+    module: str
+    kernels: tuple[Kernel, ...]
+
+    @property
+    def kernel_count(self) -> int:
+        return len(self.kernels)
+
+    @property
+    def launches(self) -> int:
+        """Kernel executions per module execution, loops unrolled by their trip counts."""
+        return sum(kernel.trips for kernel in self.kernels)
+
+    @property
+    def fusions_by_kind(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.kind for k in self.kernels if k.opcode == "fusion").items()))
+
+    @property
+    def fusion_count(self) -> int:
+        return sum(1 for kernel in self.kernels if kernel.opcode == "fusion")
+
+    @property
+    def custom_calls(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.kind for k in self.kernels if k.opcode == "custom-call").items()))
+
+    @property
+    def unfused_ops(self) -> dict[str, int]:
+        return dict(sorted(Counter(k.opcode for k in self.kernels
+                                   if k.opcode not in ("fusion", "custom-call")).items()))
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(k.bytes_read * k.trips for k in self.kernels)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(k.bytes_written * k.trips for k in self.kernels)
+
+    @property
+    def flops(self) -> int:
+        return sum(k.flops * k.trips for k in self.kernels)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "kernels": self.kernel_count,
+            "launches": self.launches,
+            "fusions": {"total": self.fusion_count, "by_kind": self.fusions_by_kind},
+            "custom_calls": self.custom_calls,
+            "unfused_ops": self.unfused_ops,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "flops": self.flops,
+        }
+
+
+def census(module: HloModule) -> Census:
+    """Lists the kernels of a module, walking into loop bodies and branches from the entry computation."""
+    kernels: list[Kernel] = []
+    fingerprints = Fingerprints(module)
+    with paused_gc():
+        _walk(module, module.entry, 1, True, kernels, fingerprints, set(), {})
+    return Census(module.name, tuple(kernels))
+
+
+def _trip_count(instruction: Instruction) -> int | None:
+    config = instruction.backend_config
+    if isinstance(config, dict):
+        count = config.get("known_trip_count")
+        if isinstance(count, dict) and str(count.get("n", "")).isdigit():
+            return int(count["n"])
+    return None
+
+
+def _walk(module: HloModule, computation: Computation, trips: int, known: bool, kernels: list[Kernel],
+          fingerprints: Fingerprints, active: set[str], source_ops: dict[int, SourceOp]) -> None:
+    if computation.name in active:  # a malformed module could call itself; XLA forbids recursion
+        return
+    active.add(computation.name)
+    # Which kernels each value of this computation comes from, looking through free ops and control flow.
+    producers: dict[str, tuple[str, ...]] = {}
+    for instruction in computation.instructions:
+        opcode = instruction.opcode
+        is_kernel = not (opcode in CONTROL_OPCODES or opcode in FREE_OPCODES or opcode.endswith("-done")
+                         or opcode.endswith("-update") or (opcode.endswith("-start") and
+                                                            _is_async_shorthand(instruction)))
+        inputs = tuple(dict.fromkeys(name for operand in instruction.operands
+                                     for name in producers.get(operand, ())))
+        producers[instruction.name] = (instruction.name,) if is_kernel else inputs
+        if opcode in CONTROL_OPCODES or (opcode.endswith("-start") and _is_async_shorthand(instruction)):
+            body_trips, body_known = trips, known
+            if opcode == "while":
+                count = _trip_count(instruction)
+                body_trips, body_known = (trips * count, known) if count is not None else (trips, False)
+            for called in instruction.called_computations:
+                if called.role in _WALKED_ROLES or opcode == "call":
+                    _walk(module, module.computation(called.name), body_trips, body_known, kernels, fingerprints,
+                          active, source_ops)
+            continue
+        if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
+            continue
+        kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels), source_ops))
+    active.discard(computation.name)
+
+
+def _is_async_shorthand(instruction: Instruction) -> bool:
+    return any(called.role == "async_wrapped" for called in instruction.called_computations)
+
+
+def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool, fingerprints: Fingerprints,
+            producers: tuple[str, ...], position: int, source_ops: dict[int, SourceOp]) -> Kernel:
+    computation = module.computation(instruction.computation)
+    if instruction.opcode == "fusion":
+        body = [i for i in _fused_instructions(module, instruction) if i.opcode != "parameter"]
+        kind = fusion_kind_label(instruction)
+        root_op = module.computation(instruction.called_computations[0].name).root.opcode
+    else:
+        body = [instruction]
+        kind = instruction.custom_call_target or "" if instruction.opcode == "custom-call" else instruction.opcode
+        root_op = instruction.opcode
+    bytes_read = sum(computation.by_name[operand].shape.byte_size or 0 for operand in instruction.operands)
+    flops = sum(_flops(module, i) for i in body)
+    sources: dict[SourceOp, None] = {}
+    for item in (instruction, *body):
+        if "metadata" not in item.attributes:
+            continue
+        source = source_ops.get(id(item.metadata))  # metadata objects are shared by text, so are their SourceOps
+        if source is None:
+            metadata = item.metadata
+            location = str(metadata.source) if metadata.source is not None else ""
+            source = source_ops[id(metadata)] = (SourceOp(metadata.op_name, metadata.op_type, location)
+                                                 if metadata.op_name or metadata.op_type else _NO_SOURCE)
+        if source is not _NO_SOURCE:
+            sources[source] = None
+    math, layout = fingerprints.kernel(instruction)
+    return Kernel(
+        name=instruction.name,
+        computation=instruction.computation,
+        opcode=instruction.opcode,
+        kind=kind,
+        fused_ops=tuple(sorted(Counter(i.opcode for i in body).items())),
+        root_op=root_op,
+        bytes_read=bytes_read,
+        bytes_written=instruction.shape.byte_size or 0,
+        flops=flops,
+        sources=tuple(sources),
+        trips=trips,
+        trips_known=known,
+        fingerprint=math,
+        layout_fingerprint=layout,
+        producers=producers,
+        position=position,
+    )
+
+
+def _fused_instructions(module: HloModule, fusion: Instruction) -> list[Instruction]:
+    """The instructions a fusion computes, nested fusions expanded."""
+    result: list[Instruction] = []
+    for called in fusion.called_computations:
+        for instruction in module.computation(called.name).instructions:
+            if instruction.opcode == "fusion":
+                result.extend(_fused_instructions(module, instruction))
+            else:
+                result.append(instruction)
+    return result
+
+
+def kernel_cost(module: HloModule, instruction: Instruction) -> int:
+    """FLOPs plus bytes read and written by one instruction, fused ops included, without a whole-module census.
+
+    For ranking kernels in modules too big to census quickly (the census also resolves every source location).
+    """
+    computation = module.computation(instruction.computation)
+    moved = instruction.shape.byte_size or 0
+    for operand in instruction.operands:
+        producer = computation.by_name.get(operand)
+        moved += (producer.shape.byte_size or 0) if producer is not None else 0
+    inside = _fused_instructions(module, instruction) if instruction.opcode == "fusion" else [instruction]
+    return moved + sum(_flops(module, op) for op in inside)
+
+
+def _flops(module: HloModule, instruction: Instruction) -> int:
+    """2 x multiply-adds of a dot or convolution, from shapes; 0 for other ops or unknown shapes."""
+    if instruction.opcode not in ("dot", "convolution"):
+        return 0
+    computation = module.computation(instruction.computation)
+    output = instruction.shape.element_count
+    if output is None or len(instruction.operands) < 2:
+        return 0
+    lhs = computation.by_name[instruction.operands[0]].shape
+    rhs = computation.by_name[instruction.operands[1]].shape
+    if instruction.opcode == "dot":
+        contracting = instruction.attributes.get("lhs_contracting_dims", "{}").strip("{}")
+        size = 1
+        for text in contracting.split(","):
+            text = text.strip()
+            if not text:
+                continue
+            if not text.isdigit() or int(text) >= len(lhs.dims):
+                return 0  # dimension numbers XLA's verifier would reject: no estimate rather than a wrong one
+            size *= lhs.dims[int(text)] or 0
+        return 2 * output * size
+    kernel_elements = rhs.element_count
+    labels = instruction.attributes.get("dim_labels", "")
+    kernel_labels = labels.split("_")[1].split("->")[0] if labels.count("_") >= 1 else ""
+    if kernel_elements is None or "o" not in kernel_labels or len(kernel_labels) != rhs.rank:
+        return 0
+    output_features = rhs.dims[kernel_labels.index("o")] or 1
+    return 2 * output * (kernel_elements // output_features)

@@ -1,0 +1,333 @@
+"""What a compiled program holds in memory, from XLA's buffer assignment, and the largest batch that fits a device.
+
+The seed found each framework's largest trainable batch by doubling it until the process ran out of memory. XLA
+knows the answer at compile time: argument, output, alias and temporary bytes of the compiled program. Reading
+those is faster, cannot crash the machine, and works for a GPU the user does not have (deviceless compilation).
+
+The peak a program needs on its device is estimated as arguments + outputs - aliased bytes + temporaries. That is
+XLA's own accounting of the buffers it allocates; it leaves out what the framework's runtime adds around a step (its
+allocator's caching and fragmentation, the code, other live arrays), which the CPU check against a real run measures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlainspect.analysis.buffers import BufferValue, largest_temporaries, parse_buffer_assignment
+from xlainspect.errors import InputError
+from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.intervals import union_length
+
+_SIZE_RE = re.compile(r"^\s*([0-9.]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    """Compile-time bytes of one compiled program (XLA's ``CompiledMemoryStats``)."""
+
+    batch_size: int | None
+    argument: int
+    output: int
+    alias: int
+    temp: int
+    generated_code: int = 0
+
+    @property
+    def peak(self) -> int:
+        """Arguments + outputs - aliased bytes + temporaries: what the program holds while it runs."""
+        return self.argument + self.output - self.alias + self.temp
+
+
+@dataclass(frozen=True)
+class OwnedBuffer:
+    """A large temporary and who owns it: the HLO instruction and the framework op it came from."""
+
+    instruction: str
+    shape: str
+    size: int
+    op_name: str
+    per_example_gradient: bool
+
+
+@dataclass(frozen=True)
+class FrameworkMemory:
+    """One framework's memory figures for a program, and how they were obtained.
+
+    Attributes:
+        route: which front end and compiler produced the figures (TF's go through JAX's XLA, said so here).
+        largest: the biggest temporaries, largest first.
+        per_example_bytes: bytes of temporaries shaped like a parameter with the batch added (per-example
+            gradients), or None for programs without per-example gradients.
+    """
+
+    framework: str
+    route: str
+    device: str
+    module: str
+    figures: MemoryFigures
+    largest: tuple[OwnedBuffer, ...] = ()
+    per_example_bytes: int | None = None
+
+
+def parse_size(text: str) -> int:
+    """``80GiB``, ``80GB``, ``512M``, ``1e9`` -> bytes (binary units for ``Ki``/``Mi``/``Gi``, decimal otherwise).
+
+    Raises:
+        InputError: not a size.
+    """
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise InputError(f"--device-memory {text!r}: give a size such as 80GiB, 40GB or 17179869184")
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** " KMGT".index(unit.upper() or " "))
+
+
+def _route(framework: str, backend: str, target: Any) -> str:
+    front = "TF front end, JAX's XLA" if framework == "tf" else "JAX"
+    if target is not None:
+        return f"{front}, deviceless for {target.name} ({target.description})"
+    return f"{front}, on this machine's {'GPU' if backend == 'gpu' else 'CPU'}"
+
+
+def _request(program: str, framework: str, backend: str, target: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {"program": program, "framework": framework}
+    if target is not None:
+        request["target_config"] = target.config
+    elif backend == "gpu":
+        request["on_gpu"] = True
+    return request
+
+
+def _targets(program: str, backend: str, target: str | None) -> tuple[Any, Any]:
+    from xlainspect.programs import PROGRAMS
+    from xlainspect.runners.capture import gpu_visible
+    from xlainspect.runners.gpu_targets import DEFAULT_TARGET, gpu_target
+
+    if program not in PROGRAMS:
+        raise InputError(f"unknown program {program!r}; choose one of: {', '.join(PROGRAMS)}")
+    if backend not in ("cpu", "gpu"):
+        raise InputError(f"unknown backend {backend!r}; choose cpu or gpu")
+    deviceless = backend == "gpu" and (target is not None or not gpu_visible())
+    return PROGRAMS[program], gpu_target(target or DEFAULT_TARGET) if deviceless else None
+
+
+def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), backend: str = "cpu",
+                  batch_size: int | None = None, target: str | None = None, most: int = 10,
+                  progress: Callable[[str], None] | None = None) -> tuple[list[FrameworkMemory], list[str]]:
+    """Each framework's compile-time memory figures, largest temporaries and per-example-gradient bytes.
+
+    Returns:
+        The figures per framework, and the failures (one line each).
+
+    Raises:
+        InputError: unknown program, backend or target.
+    """
+    program, gpu = _targets(program_name, backend, target)
+    report = progress or (lambda line: None)
+    results, failures = [], []
+    for framework in frameworks:
+        with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
+            request = {**_request(program_name, framework, backend, gpu), "batch_size": batch_size,
+                       "dump_dir": dump}
+            try:
+                result = run_child("xlainspect.runners.memory_child", request, framework, report, "compiling",
+                                   xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
+                                   backend="gpu" if request.get("on_gpu") else "cpu")
+            except ChildFailed as e:
+                failures.append(str(e))
+                continue
+        batch = result["batch_size"] if result["batch_size"] is not None else program.default_batch_size
+        figures = MemoryFigures(batch, result["argument"], result["output"], result["alias"], result["temp"],
+                                result["generated_code"])
+        largest, per_example = _owners(program, batch, result.get("buffer_assignment", ""),
+                                       result.get("module_text", ""), most)
+        results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result["device"],
+                                       result["module"], figures, largest, per_example))
+    return results, failures
+
+
+def _owners(program: Any, batch: int | None, assignment: str, module_text: str,
+            most: int) -> tuple[tuple[OwnedBuffer, ...], int | None]:
+    from xlainspect.hlo import parse_hlo
+
+    allocations = parse_buffer_assignment(assignment)
+    op_names: dict[str, str] = {}
+    if module_text:
+        for instruction in parse_hlo(module_text).instructions():
+            metadata = instruction.metadata
+            op_names[instruction.name] = metadata.op_name if metadata is not None else ""
+    gradient_shapes = _per_example_shapes(program, batch)
+    per_example = None
+    if program.has_per_example_gradients:
+        # Values in one allocation reuse its bytes over time: count the bytes that ever hold a per-example
+        # gradient (the union of their ranges), so the figure never exceeds the temporaries it is part of.
+        per_example = int(sum(union_length([(v.offset, v.offset + v.size) for v in a.values
+                                         if _dims(v) in gradient_shapes and not v.shape.startswith("(")])
+                          for a in allocations if a.is_temporary))
+
+    def owned(value: BufferValue) -> OwnedBuffer:
+        return OwnedBuffer(value.instruction + value.index, value.shape.split("{")[0], value.size,
+                           op_names.get(value.instruction, ""), _dims(value) in gradient_shapes)
+
+    return tuple(owned(v) for v in largest_temporaries(allocations, most)), per_example
+
+
+def _dims(value: BufferValue) -> tuple[int, ...]:
+    inside = value.shape.split("[", 1)[1].split("]", 1)[0] if "[" in value.shape else ""
+    return tuple(sorted(int(d) for d in inside.split(",") if d.strip().isdigit()))
+
+
+def _per_example_shapes(program: Any, batch: int | None) -> set[tuple[int, ...]]:
+    """Sorted dims of every weight's shape with the batch added: how a per-example weight gradient buffer looks.
+
+    Only weights (rank 2 and up): a per-example bias gradient, ``[batch, features]``, has the shape of the layer's
+    activations, so a shape cannot tell the two apart. Weights are where the bytes are anyway.
+    """
+    if batch is None or not program.has_per_example_gradients:
+        return set()
+    return {tuple(sorted((*spec.shape, batch))) for spec in program.input_specs(batch)
+            if spec.role == "parameter" and len(spec.shape) >= 2}
+
+
+@dataclass(frozen=True)
+class MaxBatch:
+    """The largest batch whose compile-time peak fits a device, and the curve measured on the way."""
+
+    framework: str
+    route: str
+    limit: int
+    max_batch: int
+    exact: bool
+    curve: tuple[MemoryFigures, ...]
+    capped: bool = False  # the batch reached the 32-bit indexing limit and still fit: a lower bound
+
+
+def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
+              backend: str = "cpu", target: str | None = None, start: int = 16,
+              progress: Callable[[str], None] | None = None) -> tuple[list[MaxBatch], list[str]]:
+    """Bisects on the batch size with compile-time figures only, per framework, in one child process each.
+
+    Raises:
+        InputError: a program without a batch, a bad limit, or as :func:`memory_report`.
+    """
+    program, gpu = _targets(program_name, backend, target)
+    if program.default_batch_size is None:
+        raise InputError(f"{program_name} has no batch dimension; --max-batch applies to the training steps")
+    if device_memory <= 0 or start < 1:
+        raise InputError("--device-memory must be positive and the starting batch at least 1")
+    report = progress or (lambda line: None)
+    results, failures = [], []
+    for framework in frameworks:
+        request = {**_request(program_name, framework, backend, gpu), "mode": "bisect", "limit": device_memory,
+                   "start": start}
+        try:
+            result = run_child("xlainspect.runners.memory_child", request, framework, report, "bisecting the batch of",
+                               backend="gpu" if request.get("on_gpu") else "cpu")
+        except ChildFailed as e:
+            failures.append(str(e))
+            continue
+        curve = tuple(MemoryFigures(p["batch_size"], p["argument"], p["output"], p["alias"], p["temp"],
+                                    p["generated_code"]) for p in result["curve"])
+        results.append(MaxBatch(framework, _route(framework, backend, gpu), device_memory, result["max_batch"],
+                                bool(result["exact"]), curve, bool(result.get("capped"))))
+    return results, failures
+
+
+def device_limit(device_memory: str | None, target: str | None) -> int:
+    """The bytes ``--max-batch`` must fit: ``--device-memory`` when given, else the ``--target``'s own memory.
+
+    Raises:
+        InputError: neither is given, the size is not one, or the target gives no memory size.
+    """
+    from xlainspect.runners.gpu_targets import gpu_target
+
+    if device_memory is not None:
+        return parse_size(device_memory)
+    if target is None:
+        raise InputError("--max-batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME")
+    memory = gpu_target(target).memory_bytes
+    if not memory:
+        raise InputError(f"GPU target {target!r} gives no device_memory_size; add --device-memory SIZE")
+    return memory
+
+
+def curve_stem(out_dir: str | os.PathLike[str], program: str, backend: str, target: str | None,
+               force: bool) -> Path:
+    """Where a max-batch curve goes (``<stem>.csv``, ``.png``, ``.svg``), the folder made and an earlier curve kept.
+
+    Raises:
+        InputError: an earlier curve is there and ``force`` is not set, or the folder cannot be made.
+    """
+    stem = Path(out_dir) / f"{program}-{backend}{'-' + Path(target).stem if target else ''}"
+    csv_path = stem.with_name(stem.name + ".csv")
+    if csv_path.exists() and not force:
+        raise InputError(f"{csv_path}: a curve from an earlier run is there; add --force or give --out")
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{stem.parent}: cannot create the results folder: {e.strerror}") from None
+    return stem
+
+
+def write_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str]) -> Path:
+    """The bytes-against-batch curve of every framework as CSV, written atomically."""
+    from xlainspect.hlo.files import atomic_write_text
+
+    lines = ["framework,batch_size,argument,output,alias,temp,peak,fits"]
+    for result in results:
+        for point in result.curve:
+            lines.append(f"{result.framework},{point.batch_size},{point.argument},{point.output},{point.alias},"
+                         f"{point.temp},{point.peak},{int(point.peak <= result.limit)}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class PeakCheck:
+    """A compile-time prediction against the resident memory one real step added at its peak."""
+
+    framework: str
+    batch_size: int
+    predicted: int  # temporaries + outputs - aliased: what the step allocates beyond its resident arguments
+    measured: int
+
+    @property
+    def error(self) -> float:
+        """Measured over predicted, minus one: +0.10 means the step took 10% more than predicted."""
+        return self.measured / self.predicted - 1.0 if self.predicted else float("inf")
+
+
+def check_peaks(program_name: str, batch_sizes: Sequence[int], framework: str = "jax",
+                progress: Callable[[str], None] | None = None) -> list[PeakCheck]:
+    """Runs one step per batch size on this machine's CPU and compares its resident-memory peak with the figures.
+
+    Only JAX: TF's CPU allocator keeps the memory a step frees and hands it to the next, so a warm TF step adds no
+    resident memory to measure.
+
+    Raises:
+        InputError: another framework, a program without a batch, or a failed run (the message says why).
+    """
+    program, _ = _targets(program_name, "cpu", None)
+    if framework != "jax":
+        raise InputError("peak checks run JAX steps only: TF's CPU allocator keeps freed memory for the next step, "
+                         "so a warm TF step adds no resident memory to measure")
+    if program.default_batch_size is None:
+        raise InputError(f"{program_name} has no batch dimension; check a training step")
+    report = progress or (lambda line: None)
+    checks = []
+    for batch in batch_sizes:
+        request = {"program": program_name, "framework": framework, "mode": "measure", "batch_size": batch}
+        try:
+            result = run_child("xlainspect.runners.memory_child", request, framework, report, "running")
+        except ChildFailed as e:
+            raise InputError(str(e)) from None
+        predicted = result["temp"] + result["output"] - result["alias"]
+        checks.append(PeakCheck(framework, batch, predicted, result["measured"]))
+    return checks

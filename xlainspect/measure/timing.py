@@ -1,0 +1,322 @@
+"""Timing compiled programs: compile time, steady-state step time, and (JAX) time per HLO instruction.
+
+Each framework is measured in its own child process (:mod:`xlainspect.runners.time_child`) in one invocation, so their
+figures sit side by side from the same machine state. Per-kernel times come from the framework's profiler, matched
+to HLO instructions by the events' ``hlo_op`` and ``hlo_module`` fields, and joined with the census for achieved
+FLOP/s and bytes/s.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xlainspect.analysis.census import CONTROL_OPCODES, census
+from xlainspect.errors import InputError
+from xlainspect.hlo import HloModule, parse_hlo
+from xlainspect.runners.children import ChildFailed, run_child
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Time attributed to one HLO instruction over the profiled runs, per run."""
+
+    hlo_op: str
+    calls: int
+    total_us: float
+    share: float
+    flops_per_s: float | None = None
+    bytes_per_s: float | None = None
+
+    @property
+    def mean_us(self) -> float:
+        return self.total_us / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class FrameworkTiming:
+    """One framework's measurements of a program."""
+
+    framework: str
+    framework_version: str
+    compile_s: float
+    runs_ms: tuple[float, ...]
+    kernels: tuple[KernelTime, ...] = ()
+    module_name: str = ""
+    note: str = ""
+    module_text: str = field(default="", repr=False)  # the optimized module that ran, when the framework gives it
+    # Mean wall time of the profiled runs: kernel totals and busy time are per-run means over the same runs, so only
+    # the mean bounds them (one slow run lifts the mean busy time above the median step).
+    profiled_step_ms: float | None = None
+    busy_ms: float | None = None  # per profiled run, time at least one op of the module ran (JAX's profiler)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runs_ms)
+
+    @property
+    def iqr_ms(self) -> tuple[float, float]:
+        """First and third quartiles."""
+        if len(self.runs_ms) < 2:
+            return self.runs_ms[0], self.runs_ms[0]
+        quartiles = statistics.quantiles(self.runs_ms, n=4)
+        return quartiles[0], quartiles[2]
+
+    def to_json(self) -> dict[str, Any]:
+        q1, q3 = self.iqr_ms
+        return {
+            "framework_version": self.framework_version,
+            "compile_s": round(self.compile_s, 4),
+            "median_ms": round(self.median_ms, 4),
+            "min_ms": round(min(self.runs_ms), 4),
+            "max_ms": round(max(self.runs_ms), 4),
+            "q1_ms": round(q1, 4),
+            "q3_ms": round(q3, 4),
+            "runs": len(self.runs_ms),
+            "module": self.module_name,
+            "profiled_step_ms": None if self.profiled_step_ms is None else round(self.profiled_step_ms, 4),
+            "busy_ms": None if self.busy_ms is None else round(self.busy_ms, 4),
+            "kernels": [{"hlo_op": k.hlo_op, "calls": k.calls, "total_us": round(k.total_us, 3),
+                         "mean_us": round(k.mean_us, 3), "share": round(k.share, 4),
+                         "flops_per_s": k.flops_per_s, "bytes_per_s": k.bytes_per_s} for k in self.kernels],
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class TimingReport:
+    """Both frameworks' timings of one program, and the failures (framework, message)."""
+
+    program: str
+    batch_size: int | None
+    frameworks: dict[str, FrameworkTiming]
+    failures: tuple[tuple[str, str], ...] = ()
+    variant: str = "full"  # the ablation build (synthetic.variants.Variant.slug); "full" is the seed's fast one
+
+    def to_json(self) -> dict[str, Any]:
+        return {"program": self.program, "batch_size": self.batch_size, "variant": self.variant,
+                "frameworks": {name: timing.to_json() for name, timing in self.frameworks.items()},
+                "failures": [{"framework": f, "message": m} for f, m in self.failures]}
+
+
+def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: float, hlo_text: str) -> tuple[
+        KernelTime, ...]:
+    """Per-instruction time per run from profiler durations, with achieved rates from the module's census.
+
+    Args:
+        kernel_events: event durations (µs) by ``hlo_op`` over ``runs`` profiled runs.
+        runs: how many runs the profile covered.
+        step_us: the steady-state step time, the denominator of ``share``.
+        hlo_text: the optimized module that ran, for FLOPs and bytes per kernel.
+    """
+    by_name = {}
+    containers: set[str] = set()
+    if hlo_text:
+        module = parse_hlo(hlo_text)
+        by_name = {kernel.name: kernel for kernel in census(module).kernels}
+        # A while/conditional/call event spans the kernels of its body: counting it too would count them twice.
+        containers = {i.name for i in module.instructions() if i.opcode in CONTROL_OPCODES}
+    result = []
+    for op, durations in kernel_events.items():
+        if op in containers:
+            continue
+        total = sum(durations) / runs
+        calls = max(round(len(durations) / runs), 1)
+        kernel = by_name.get(op)
+        flops_rate = bytes_rate = None
+        if kernel is not None and total > 0:
+            seconds = total / 1e6
+            flops_rate = kernel.flops * kernel.trips / seconds if kernel.flops else None
+            bytes_rate = (kernel.bytes_read + kernel.bytes_written) * kernel.trips / seconds
+        result.append(KernelTime(op, calls, total, total / step_us if step_us else 0.0, flops_rate, bytes_rate))
+    return tuple(sorted(result, key=lambda k: -k.total_us))
+
+
+COMMAND_BUFFERS_OFF = "--xla_gpu_enable_command_buffer="
+"""XLA flag that turns CUDA-graph command buffers off, so the profiler sees each kernel with its ``hlo_op``."""
+
+
+def command_buffer_calls(module: HloModule) -> tuple[str, ...]:
+    """The entry's ``call`` instructions into XLA:GPU command buffers (computations named ``command_buffer*``).
+
+    XLA:GPU's command-buffer scheduling moves runs of kernels into such computations and launches each as one CUDA
+    graph; the profiler then sees the graph, not the kernels in it, so their ``hlo_op`` times are lost.
+    """
+    return tuple(i.name for i in module.entry.instructions
+                 if i.opcode == "call" and any(c.name.startswith("command_buffer") for c in i.called_computations))
+
+
+def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"), batch_size: int | None = None,
+                 repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
+                 progress: Callable[[str], None] | None = None, vectorize: bool = True,
+                 compiled: bool = True, backend: str = "cpu", tf_via_jax: bool = False) -> TimingReport:
+    """Times a synthetic program in each framework, each in a fresh child process.
+
+    Args:
+        vectorize: False times the seed's ablation build that loops over the examples (DP-SGD programs only).
+        compiled: False times the step without ``jax.jit`` / XLA; there is then no module, so no per-kernel table.
+        backend: ``cpu`` or ``gpu``; on GPU, when command buffers hide per-kernel time, the profiled runs are
+            repeated in a fresh process with them off (the step times stay those of the default build).
+        tf_via_jax: time TF's pre-optimization HLO compiled and run by JAX's XLA instead of TF's runtime: the
+            fallback when TF's profiler attributes no time to HLO ops (labelled as such in the result).
+
+    Raises:
+        InputError: unknown program, framework or backend, a bad count, ``vectorize=False`` for a program without
+            per-example gradients, or ``tf_via_jax`` with an ablation build.
+    """
+    from xlainspect.programs import PROGRAMS, Variant
+
+    if program_name not in PROGRAMS:
+        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)}")
+    if repeats < 1 or warmup < 0 or profile_runs < 0:
+        raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
+    if backend not in ("cpu", "gpu"):
+        raise InputError(f"unknown backend {backend!r}; choose cpu or gpu")
+    program = PROGRAMS[program_name]
+    variant = Variant(vectorize, compiled)
+    if not vectorize and not program.has_per_example_gradients:
+        raise InputError(f"{program_name} has no per-example gradients, so there is nothing to stop vectorizing; "
+                         "--no-vectorize applies to the DP-SGD programs")
+    if tf_via_jax and variant.slug != "full":
+        raise InputError("--tf-via-jax times TF's compiled module; it cannot be combined with --no-vectorize or "
+                         "--no-compile")
+    for framework in frameworks:
+        if framework not in ("jax", "tf"):
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+    if batch_size is None:
+        batch_size = program.default_batch_size
+    report = progress or (lambda line: None)
+    timings: dict[str, FrameworkTiming] = {}
+    failures: list[tuple[str, str]] = []
+    for framework in frameworks:
+        request = {"program": program_name, "framework": framework, "batch_size": batch_size, "repeats": repeats,
+                   "warmup": warmup, "profile_runs": profile_runs, "backend": backend,
+                   "variant": {"vectorize": vectorize, "compiled": compiled}}
+        try:
+            if framework == "tf" and tf_via_jax:
+                result = _tf_via_jax(request, report, backend)
+            else:
+                result = run_child("xlainspect.runners.time_child", request, framework, report, "timing", backend=backend)
+                if backend == "gpu":
+                    result = _without_command_buffers(result, request, framework, report)
+        except ChildFailed as e:
+            failures.append((framework, str(e)))
+            continue
+        runs_ms = tuple(seconds * 1e3 for seconds in result["runs_s"])
+        step_us = statistics.median(runs_ms) * 1e3
+        kernels = kernel_times(result["kernels"], result["profiled_runs"], step_us, result["hlo_text"]) \
+            if result["profiled_runs"] else ()
+        note = result.get("note", "")
+        if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
+            note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
+                                                    "--tf-via-jax times TF's HLO in JAX's runtime instead")
+        profiled = result.get("profiled_runs_s") or []
+        timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
+                                             kernels, result["module_name"], note, result["hlo_text"],
+                                             statistics.fmean(profiled) * 1e3 if profiled else None,
+                                             result["busy_us_per_run"] / 1e3 if result.get("busy_us_per_run")
+                                             else None)
+    return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
+
+
+def _tf_via_jax(request: dict[str, Any], report: Callable[[str], None], backend: str) -> dict[str, Any]:
+    """TF's child writes its pre-optimization HLO; a JAX child compiles, runs and profiles it."""
+    with tempfile.TemporaryDirectory(prefix="xlainspect-tf-hlo-") as folder:
+        proto = os.path.join(folder, "tf_before_optimizations.pb")
+        run_child("xlainspect.runners.time_child", {**request, "backend": "cpu", "export_hlo": proto}, "tf", report,
+                  "exporting the HLO of")
+        return run_child("xlainspect.runners.time_child", {**request, "framework": "jax", "hlo_proto": proto}, "jax",
+                         report, "timing TF's HLO of", backend=backend)
+
+
+def _without_command_buffers(result: dict[str, Any], request: dict[str, Any], framework: str,
+                             report: Callable[[str], None]) -> dict[str, Any]:
+    """On GPU: when command buffers hid kernels from the profiler, profile again in a process with them off."""
+    if not request["profile_runs"] or not result["hlo_text"] or \
+            not command_buffer_calls(parse_hlo(result["hlo_text"])):
+        return result
+    report(f"{framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
+           f"{COMMAND_BUFFERS_OFF}")
+    again = run_child("xlainspect.runners.time_child", request, framework, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF,
+                      backend="gpu")
+    note = (f"step times with command buffers on (the default); per-kernel times from a second process with "
+            f"{COMMAND_BUFFERS_OFF}, whose module {again['module_name']} is the one profiled")
+    return {**result, "kernels": again["kernels"], "profiled_runs": again["profiled_runs"],
+            "hlo_text": again["hlo_text"], "module_name": again["module_name"],
+            "note": "; ".join(filter(None, (result.get("note", ""), note)))}
+
+
+def read_timing_json(path: str) -> dict[str, Any]:
+    """The object ``xlainspect time --json`` printed, read from ``path``.
+
+    Raises:
+        InputError: the file cannot be read or holds no JSON object.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
+    return data
+
+
+def timed_frameworks(path: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Framework name -> its timing object, from ``xlainspect time --json`` output.
+
+    Args:
+        data: the file's object when the caller has read it already.
+
+    Raises:
+        InputError: as :func:`read_timing_json`, or the object has no ``frameworks`` mapping.
+    """
+    frameworks = (data if data is not None else read_timing_json(path)).get("frameworks")
+    if not isinstance(frameworks, dict) or not all(isinstance(t, dict) for t in frameworks.values()):
+        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
+    return frameworks
+
+
+def kernel_times_by_name(path: str, framework: str, data: dict[str, Any] | None = None) -> dict[str, float]:
+    """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
+
+    Args:
+        data: the file's object when the caller has read it already.
+
+    Raises:
+        InputError: the file is missing, not that JSON, or has no per-kernel times for ``framework``.
+    """
+    try:
+        kernels = (data if data is not None else read_timing_json(path))["frameworks"][framework]["kernels"]
+    except (KeyError, TypeError):
+        raise InputError(f"{path}: no per-kernel times for {framework!r}; give the output of 'xlainspect time "
+                         "--program P --json' (A and B must be framework names)") from None
+    if not kernels:
+        raise InputError(f"{path}: no per-kernel times for {framework!r}; time with --profile-runs above 0")
+    return {str(kernel["hlo_op"]): float(kernel["total_us"]) for kernel in kernels}
+
+
+def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:
+    """Per-step time (µs) by instruction name for the framework whose timed module is ``module_name``.
+
+    ``xlainspect time --json`` names the module each framework ran; a picture of that module takes its times.
+
+    Raises:
+        InputError: the file cannot be read, or no framework in it ran ``module_name``.
+    """
+    frameworks = timed_frameworks(path)
+    ran = {name: str(timing.get("module", "")) for name, timing in frameworks.items()}
+    for framework, name in ran.items():
+        if name == module_name:
+            return kernel_times_by_name(path, framework, {"frameworks": frameworks})
+    listed = ", ".join(f"{f}: {n or 'none'}" for f, n in ran.items()) or "none"
+    raise InputError(f"{path}: no framework there ran module {module_name} (it timed {listed}); time the same "
+                     "program and batch size that the dump holds")

@@ -1,0 +1,126 @@
+"""The figures: step time against batch size, the ablation bars, peak memory against batch size.
+
+Matplotlib is loaded only when a figure is drawn; each is saved as PNG and SVG side by side.
+
+matplotlib is an extra (``[plot]``); a command that draws says so plainly when it is missing, and the headless Agg
+backend is chosen before pyplot loads, so drawing works on machines without a screen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xlainspect.errors import FrameworkUnavailable
+
+if TYPE_CHECKING:
+    from xlainspect.measure.bench import AblationRow, BenchRow
+    from xlainspect.measure.memory import MaxBatch
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend.
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise FrameworkUnavailable("plots need matplotlib; install it with pip install 'xlainspect[plot]'") from e
+    return plt
+
+
+def save_figure(figure: Any, base: Path) -> list[Path]:
+    """Writes ``base.png`` and ``base.svg``, then frees the figure."""
+    figure.tight_layout()
+    paths = [base.with_name(base.name + ".png"), base.with_name(base.name + ".svg")]
+    for path in paths:
+        figure.savefig(path)
+    pyplot().close(figure)
+    return paths
+
+
+def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Median step time against batch size, one panel per model, writes ``bench.png`` and ``bench.svg``.
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    figure, panels = figure_panels(rows, 6.0)
+    for axis, model in panels:
+        for framework in sorted({row.framework for row in rows}):
+            for private in (False, True):
+                points = sorted((r.batch_size, r.median_ms) for r in rows
+                                if r.model == model and r.framework == framework and r.private == private)
+                if points:
+                    axis.plot(*zip(*points), marker="o", linestyle="-" if private else "--",
+                              label=f"{framework} {'DP-SGD' if private else 'SGD'}")
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("batch size")
+        axis.set_ylabel("median step time (ms)")
+        axis.set_title(f"{model.upper()}: one training step")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    return save_figure(figure, Path(out_dir) / "bench")
+
+
+def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Median step time of every build, one bar per build, one panel per model; writes ``ablation.png``/``.svg``.
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    figure, panels = figure_panels(rows, 6.5)
+    for axis, model in panels:
+        bars = [r for r in rows if r.model == model]
+        labels = [f"{r.framework}: {r.label}" for r in bars]
+        axis.barh(range(len(bars)), [r.median_ms for r in bars],
+                  color=["tab:blue" if r.framework == "jax" else "tab:orange" for r in bars])
+        axis.set_yticks(range(len(bars)), labels)
+        axis.invert_yaxis()
+        axis.set_xscale("log")
+        axis.set_xlabel("median step time (ms, log scale)")
+        batch = bars[0].batch_size if bars else ""
+        axis.set_title(f"{model.upper()} DP-SGD step, batch {batch}")
+        axis.grid(True, axis="x", which="both", alpha=0.3)
+        for y, r in enumerate(bars):
+            axis.annotate(f" {r.median_ms:.3g}", (r.median_ms, y), va="center", fontsize=8)
+    return save_figure(figure, Path(out_dir) / "ablation")
+
+
+def figure_panels(rows: Sequence[BenchRow | AblationRow], width: float) -> tuple[Any, list[tuple[Any, str]]]:
+    """A figure and one (axis, model) panel per model, side by side."""
+    models = sorted({row.model for row in rows})
+    figure, axes = pyplot().subplots(1, max(len(models), 1), figsize=(width * max(len(models), 1), 4.5),
+                                     squeeze=False)
+    return figure, list(zip(axes[0], models))
+
+
+def plot_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str], title: str) -> list[Path]:
+    """Peak bytes against batch size per framework, the limit and each largest batch marked (PNG and SVG).
+
+    Raises:
+        FrameworkUnavailable: matplotlib is not installed.
+    """
+    if not results:
+        return []
+    figure, axis = pyplot().subplots(figsize=(7.0, 4.5))
+    for result in results:
+        points = sorted((p.batch_size, p.peak / 2**30) for p in result.curve)
+        axis.plot(*zip(*points), marker="o", label=f"{result.framework}: largest batch {result.max_batch:,}")
+    axis.axhline(results[0].limit / 2**30, color="grey", linestyle="--", label="device memory")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("batch size")
+    axis.set_ylabel("compile-time peak (GiB)")
+    axis.set_title(title)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    return save_figure(figure, Path(path))

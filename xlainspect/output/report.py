@@ -1,0 +1,240 @@
+"""One self-contained HTML page per program: what each framework compiled, how they differ, what it cost.
+
+The page is what users attach to a bug report or a review, so it must open anywhere: no server, no network, no
+scripts. Everything is inline: the CSS, the SVG kernel graphs, the tables. Collapsible sections use ``<details>``,
+which needs no JavaScript.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xlainspect.analysis.census import Census, Kernel, census
+from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
+from xlainspect.hlo import read_hlo
+from xlainspect.measure.timing import read_timing_json, timed_frameworks
+from xlainspect.output.render import RenderOptions, render_svg
+from xlainspect.runners.sides import Side, resolve_side
+
+FRAMEWORKS = ("jax", "tf")
+
+_CSS = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { font-size: 1.1em; background: #fff8e1; border-left: 4px solid #f4a261; padding: 0.5em 1em; }
+.sides { display: flex; gap: 1.5em; flex-wrap: wrap; } .sides > div { flex: 1 1 600px; min-width: 0; }
+.graph { overflow: auto; max-height: 900px; border: 1px solid #ddd; }
+.graph svg { max-width: none; height: auto; }
+.muted { color: #666; font-size: 0.9em; } code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+@dataclass(frozen=True)
+class _Side:
+    framework: str
+    side: Side
+    manifest: Mapping[str, Any]
+    census: Census
+    svg: str
+    svg_notes: tuple[str, ...]
+    times: Mapping[str, float]
+    timing: Mapping[str, Any] | None
+
+
+def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
+                 timing_file: str | None = None) -> str:
+    """The HTML page for one program's two filed dumps (``DIR/<backend>/<program>/{jax,tf}``).
+
+    Args:
+        timing_file: output of ``xlainspect time --program P --json``; adds step times and per-kernel times.
+
+    Raises:
+        InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
+    """
+    timing = read_timing_json(timing_file) if timing_file else None
+    if timing is not None:
+        timed_frameworks(timing_file, timing)  # one line naming the file when it is not `time --json` output
+    sides = [_side(framework, program, dumps_dir, backend, timing) for framework in FRAMEWORKS]
+    a, b = sides
+    diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
+    divergence = _divergence(a, b)
+    parts = [_head(program), _summary(program, sides, diff, backend), _census_table(diff),
+             _kernels_section(diff, a, b)]
+    if timing is not None:
+        parts.append(_timing_section(sides, timing))
+    parts.append(_graphs_section(sides))
+    parts.append(_passes_section(sides, divergence))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# -- gathering -------------------------------------------------------------------------------------------------
+
+
+def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: Mapping[str, Any] | None) -> _Side:
+    side = resolve_side(framework, program, dumps_dir, backend)
+    try:
+        manifest = json.loads((side.path.parent / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    module = read_hlo(side.path)[0]
+    framework_timing = (timing or {}).get("frameworks", {}).get(framework)
+    times = {str(k["hlo_op"]): float(k["total_us"]) for k in (framework_timing or {}).get("kernels", [])}
+    svg, rendering = render_svg(module, RenderOptions(kernel_times=times))
+    return _Side(framework, side, manifest, census(module), _inline_svg(svg), rendering.left_out, times,
+                 framework_timing)
+
+
+def _divergence(a: _Side, b: _Side) -> Any:
+    from xlainspect.analysis.passes import first_divergence, pass_timeline
+
+    if not all((s.side.path.parent / "passes").is_dir() for s in (a, b)):
+        return None
+    timelines = [pass_timeline(s.side.path.parent) for s in (a, b)]
+    return timelines, first_divergence(timelines[0], timelines[1], (a.framework, b.framework))
+
+
+def _inline_svg(svg: str) -> str:
+    """An SVG document as an inline element: no XML declaration, no DOCTYPE, no comments."""
+    svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.S)
+    return svg.strip()
+
+
+# -- writing ---------------------------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class=\"num\">{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _head(program: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>xlainspect report: {_e(program)}</title><style>{_CSS}</style></head><body>")
+
+
+def _summary(program: str, sides: Sequence[_Side], diff: CensusDiff, backend: str) -> str:
+    from xlainspect import __version__
+
+    description = next((s.manifest.get("description") for s in sides if s.manifest.get("description")), "")
+    rows = [(s.framework, s.manifest.get("framework_version", "?"),
+             s.manifest.get("compiler") or s.manifest.get("xla_version", "?"), s.manifest.get("device", backend),
+             s.manifest.get("host_cpu", ""), s.census.module, s.manifest.get("created_utc", ""), str(s.side.path))
+            for s in sides]
+    parameters = next((s.manifest.get("parameters") for s in sides if s.manifest.get("parameters")), {})
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<h1>{_e(program)}: JAX against TF2+XLA</h1><p>{_e(description)}</p>"
+            f"<p class=\"muted\">backend {_e(backend)}; parameters {_e(json.dumps(parameters))}; made by "
+            f"xlainspect {_e(__version__)} on {_e(now)}</p>"
+            f"<p class=\"verdict\">{_e(diff.verdict(sides[0].framework, sides[1].framework))}</p>"
+            + _table(["framework", "version", "compiled by", "device", "host CPU", "module", "dumped", "file"], rows))
+
+
+def _census_table(diff: CensusDiff) -> str:
+    a, b = diff.a, diff.b
+    rows: list[tuple[Any, ...]] = [("kernels", a.kernel_count, b.kernel_count),
+                                   ("launches (loops unrolled)", a.launches, b.launches),
+                                   ("fusions", a.fusion_count, b.fusion_count)]
+    rows += [(f"fusions: {kind}", x, y) for kind, x, y in count_delta(a.fusions_by_kind, b.fusions_by_kind)]
+    rows += [(f"custom-call: {kind}", x, y) for kind, x, y in count_delta(a.custom_calls, b.custom_calls)]
+    rows += [(f"unfused: {op}", x, y) for op, x, y in count_delta(a.unfused_ops, b.unfused_ops)]
+    rows += [("bytes read", a.bytes_read, b.bytes_read), ("bytes written", a.bytes_written, b.bytes_written),
+             ("FLOPs (dots, convolutions)", a.flops, b.flops)]
+    table = [(name, f"{x:,}", f"{y:,}", f"{y - x:+,}" if y != x else "") for name, x, y in rows]
+    return "<h2>Census</h2>" + _table(["", "jax", "tf", "tf - jax"], table, numeric=(1, 2, 3))
+
+
+def _sources(kernel: Kernel, most: int = 3) -> str:
+    text = "; ".join(str(source) for source in kernel.sources[:most])
+    return text + ("; ..." if len(kernel.sources) > most else "")
+
+
+def _us(times: Mapping[str, float], name: str) -> str:
+    return f"{times[name]:.1f}" if name in times else ""
+
+
+def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
+    matched = [(p.a.name, p.b.name, p.a.kind, "identical" if p.exact else f"similar ({p.score:.2f})",
+                _us(a.times, p.a.name), _us(b.times, p.b.name)) for p in diff.matched]
+    parts = ["<h2>Kernels</h2>",
+             f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
+             "(paired by the structure of what they compute, names ignored)</summary>",
+             _table(["jax kernel", "tf kernel", "kind", "match", "jax µs", "tf µs"], matched, numeric=(4, 5)),
+             "</details>"]
+    for side, only in ((a, diff.only_a), (b, diff.only_b)):
+        rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.times, k.name), _sources(k)) for k in only]
+        parts.append(f"<h3>Only in {_e(side.framework)}: {len(rows)}</h3>")
+        if rows:
+            parts.append(_table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4)))
+    return "\n".join(parts)
+
+
+def _timing_section(sides: Sequence[_Side], timing: Mapping[str, Any]) -> str:
+    rows = []
+    for s in sides:
+        t = s.timing
+        if t:
+            rows.append((s.framework, t.get("framework_version", ""), f"{t.get('compile_s', 0):.3f}",
+                         f"{t.get('median_ms', 0):.3f}", f"{t.get('min_ms', 0):.3f}", f"{t.get('max_ms', 0):.3f}",
+                         t.get("runs", ""), t.get("note", "")))
+    batch = timing.get("batch_size")
+    parts = ["<h2>Timing</h2>",
+             f"<p class=\"muted\">from <code>xlainspect time</code>, batch {_e(batch)}; per-kernel times are µs "
+             "per step attributed by the profiler's hlo_op field</p>",
+             _table(["framework", "version", "compile s", "median ms", "min ms", "max ms", "runs", "note"], rows,
+                    numeric=(2, 3, 4, 5, 6))]
+    for s in sides:
+        kernels = (s.timing or {}).get("kernels", [])[:15]
+        if kernels:
+            parts.append(f"<h3>{_e(s.framework)}: costliest kernels</h3>")
+            parts.append(_table(["hlo_op", "calls", "total µs", "share"],
+                                [(k["hlo_op"], k["calls"], f"{k['total_us']:.1f}", f"{k['share']:.1%}")
+                                 for k in kernels], numeric=(1, 2, 3)))
+    return "\n".join(parts)
+
+
+def _graphs_section(sides: Sequence[_Side]) -> str:
+    parts = ["<h2>Kernel graphs</h2>", "<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
+             "ellipses: unfused ops; edges carry shapes. Scroll inside each picture.</p>", "<div class=\"sides\">"]
+    for s in sides:
+        notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
+        parts.append(f"<div><h3>{_e(s.framework)}</h3><ul class=\"muted\">{notes}</ul>"
+                     f"<div class=\"graph\">{s.svg}</div></div>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _passes_section(sides: Sequence[_Side], divergence: Any) -> str:
+    if divergence is None:
+        command = " and ".join(f"<code>{_e(s.manifest.get('regenerate', 'xlainspect dump'))} --pass-dumps</code>"
+                               for s in sides)
+        return f"<h2>Pass timeline</h2><p class=\"muted\">no pass dumps; make them with {command}</p>"
+    timelines, first = divergence
+    text = first.description if first is not None else "the two sides' fusions never differ after any pass"
+    parts = ["<h2>Pass timeline</h2>", f"<p class=\"verdict\">first divergence: {_e(text)}</p>",
+             "<div class=\"sides\">"]
+    for s, steps in zip(sides, timelines):
+        rows = [(step.index, step.label, step.instructions, step.fusions) for step in steps]
+        parts.append(f"<div><details><summary>{_e(s.framework)}: {len(rows)} passes changed the module</summary>"
+                     + _table(["#", "pass", "instructions", "fusions"], rows, numeric=(0, 2, 3))
+                     + "</details></div>")
+    parts.append("</div>")
+    return "\n".join(parts)

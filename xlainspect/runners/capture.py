@@ -1,0 +1,330 @@
+"""Capturing what XLA compiled for a synthetic program: one child process per framework, filed with a manifest.
+
+Layout: ``DIR/<backend>/<program>/<framework>/`` holding ``before_optimizations.txt``, ``after_optimizations.txt``,
+``manifest.json`` and, when asked, ``passes/``. Each framework's folder is assembled under a temporary name beside
+its final place and renamed when complete, so an interrupted capture never leaves a half-written dump, and an
+existing dump is replaced only with ``force`` (and only once the new one is complete).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlainspect import __version__
+from xlainspect.errors import InputError
+from xlainspect.runners.children import ChildFailed, run_child
+
+FRAMEWORKS = ("jax", "tf")
+BACKENDS = ("cpu", "gpu")
+COMPILERS = ("native", "jax")
+TF_VIA_JAX = "tf_via_jax"  # the folder of TF's module compiled by JAX's XLA (--compiler jax on a real device)
+# module_0004.jit_f.before_optimizations.txt, module_0004.jit_f.cpu_after_optimizations.txt (or gpu_, sm_9.0a_gpu_).
+# Module names may hold dots (TF's end in ".1"), so the backend prefix is matched by its known forms.
+_MAIN_DUMP_RE = re.compile(
+    r"module_(\d+)\.(.+?)\.(before_optimizations|(?:sm_[0-9.]+[a-z]?_)?[a-z]+_after_optimizations)\.txt$")
+
+
+@dataclass(frozen=True)
+class FrameworkDump:
+    """One framework's capture, as filed."""
+
+    framework: str
+    directory: Path
+    module_name: str
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DumpFailure:
+    """A framework whose capture failed, with the one-line reason and what to do."""
+
+    framework: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DumpOutcome:
+    """What ``dump_program`` wrote and what failed; the CLI exits non-zero when ``failures`` is not empty."""
+
+    dumps: tuple[FrameworkDump, ...]
+    failures: tuple[DumpFailure, ...]
+
+
+def dump_directory(out_dir: str | os.PathLike[str], backend: str, program: str, framework: str) -> Path:
+    """Where a framework's dump of a program is filed; ``backend`` is the folder name (``cpu``, ``gpu-h100``)."""
+    return Path(out_dir) / backend / program / framework
+
+
+def gpu_visible() -> bool:
+    """Whether this machine has an NVIDIA GPU the frameworks could run on (``nvidia-smi -L`` lists one)."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return listed.returncode == 0 and "GPU" in listed.stdout
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How one framework's module gets compiled, and where it is filed.
+
+    Attributes:
+        backend_folder: ``cpu``, ``gpu`` (compiled on this machine's GPU) or ``gpu-<target>`` (deviceless).
+        framework_folder: ``jax``, ``tf`` or ``tf_via_jax``.
+        via_jax: TF's front end, JAX's XLA: a TF child exports the module, a JAX child compiles it.
+        target: the GPU target for a deviceless compile, else None.
+        compiler: one line for the manifest saying which front end and which compiler made the module.
+    """
+
+    backend_folder: str
+    framework_folder: str
+    via_jax: bool
+    target: Any
+    compiler: str
+
+
+def _route(framework: str, backend: str, target: Any, compiler: str, on_gpu: bool) -> _Route:
+    if backend == "cpu" or on_gpu:
+        via_jax = framework == "tf" and compiler == "jax"
+        where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
+        front = "JAX front end" if framework == "jax" else "TF front end"
+        whose = "TF's own XLA" if framework == "tf" and not via_jax else "JAX's XLA"
+        return _Route(backend, TF_VIA_JAX if via_jax else framework, via_jax, None,
+                      f"{front}, {whose} ({{xla}}), on {where}")
+    via_jax = framework == "tf"  # TF cannot compile for a GPU it does not see
+    front = "TF front end" if via_jax else "JAX front end"
+    return _Route(f"gpu-{target.name}", framework, via_jax, target,
+                  f"{front}, XLA GPU compiler from {{xla}}, deviceless, target {target.name} "
+                  f"({target.description}, sm_{target.compute_capability})")
+
+
+def dump_program(
+    program_name: str,
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    out_dir: str | os.PathLike[str] = "dumps",
+    backend: str = "cpu",
+    batch_size: int | None = None,
+    dtype: str = "float32",
+    pass_dumps: bool = False,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+    target: str = "h100",
+    compiler: str = "native",
+) -> DumpOutcome:
+    """Compiles a synthetic program in each framework in a child process and files its HLO.
+
+    Args:
+        program_name: a name from ``xlainspect.programs.PROGRAMS``.
+        frameworks: any of ``"jax"``, ``"tf"``.
+        out_dir: the dumps folder.
+        backend: ``"cpu"``, or ``"gpu"``: on this machine's GPU when it has one, else deviceless for ``target``
+            (filed under ``gpu-<target>``; TF's module is then compiled by JAX's XLA, as the manifest says).
+        batch_size: the program's batch size; None for its default.
+        dtype: element type of parameters and data.
+        pass_dumps: also keep XLA's dump after every pass, under ``passes/``.
+        force: replace existing dumps.
+        progress: called with short status lines while children run.
+        target: the GPU to compile for without one: ``h100``, ``a100`` or a target description's path.
+        compiler: ``jax`` compiles TF's module with JAX's XLA (filed as ``tf_via_jax``), separating what TF's
+            front end emitted from what TF's own XLA version did with it.
+
+    Raises:
+        InputError: an unknown program, framework or backend, or a dump that exists without ``force``; nothing is
+            compiled or written then.
+    """
+    from xlainspect.programs import PROGRAMS
+
+    if program_name not in PROGRAMS:
+        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)} "
+                         "(see 'xlainspect programs')")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown or unsupported backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    for framework in frameworks:
+        if framework not in FRAMEWORKS:
+            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+    if compiler not in COMPILERS:
+        raise InputError(f"unknown compiler {compiler!r}; choose native or jax")
+    from xlainspect.runners.gpu_targets import gpu_target
+
+    gpu_target_ = gpu_target(target) if backend == "gpu" else None
+    on_gpu = backend == "gpu" and gpu_visible()
+    routes = {f: _route(f, backend, gpu_target_, compiler, on_gpu) for f in frameworks}
+    program = PROGRAMS[program_name]
+    if batch_size is None:
+        batch_size = program.default_batch_size
+    elif program.default_batch_size is None:
+        raise InputError(f"program {program_name!r} has no batch dimension; leave out --batch-size")
+    elif batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    if not force:
+        for route in routes.values():
+            existing = dump_directory(out_dir, route.backend_folder, program_name, route.framework_folder)
+            if existing.exists():
+                raise InputError(f"{existing}: a dump is already there; add --force to replace it")
+    report = progress or (lambda line: None)
+    dumps: list[FrameworkDump] = []
+    failures: list[DumpFailure] = []
+    for framework in frameworks:
+        try:
+            dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
+                                      report, routes[framework], target, compiler))
+        except (_CaptureFailed, ChildFailed) as e:
+            failures.append(DumpFailure(framework, str(e)))
+            report(f"{framework}: failed")
+    return DumpOutcome(tuple(dumps), tuple(failures))
+
+
+class _CaptureFailed(Exception):
+    """One framework's capture failed; the message says why and what to do."""
+
+
+def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
+    flags = [f"--xla_dump_to={raw_dir}", "--xla_dump_hlo_as_text"]
+    if pass_dumps:
+        flags.append("--xla_dump_hlo_pass_re=.*")
+    return " ".join(flags)
+
+
+def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
+                 pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
+                 compiler: str) -> FrameworkDump:
+    target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
+    with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
+        raw_dir = Path(scratch) / "xla_dump"
+        flags = _dump_flags(raw_dir, pass_dumps)
+        request: dict[str, Any] = {"program": program.name, "framework": framework, "batch_size": batch_size,
+                                   "dtype": dtype}
+        started = time.perf_counter()
+        front_end = ""
+        if route.via_jax:
+            proto = str(Path(scratch) / "tf_before_optimizations.pb")
+            exported = run_child("xlainspect.runners.compile_child", {**request, "export_hlo": proto}, "tf", report,
+                                 "exporting TF's module of")
+            front_end = f"tensorflow {exported['framework_version']}"
+            request = {**request, "framework": "jax", "hlo_proto": proto,
+                       "function_name": exported["function_name"]}
+        if route.target is not None:
+            request["target_config"] = route.target.config
+        child_framework = request["framework"]
+        child_backend = "gpu" if backend == "gpu" and route.target is None else "cpu"
+        result = run_child("xlainspect.runners.compile_child", request, child_framework, report,
+                           "compiling" if route.via_jax or route.target is not None else "compiling and running",
+                           xla_flags=flags, backend=child_backend)
+        elapsed = time.perf_counter() - started
+        before, after, module_name = _select_module(raw_dir, result.get("function_name", ""), framework)
+        manifest = {
+            "program": program.name,
+            "description": program.description,
+            "parameters": {"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
+            "shapes": {name: list(shape) for name, shape in program.shapes(batch_size).items()},
+            "framework": framework,
+            "framework_version": front_end.split()[-1] if front_end else result["framework_version"],
+            "xla_version": result["xla_version"],
+            "compiler": route.compiler.format(xla=result["xla_version"]),
+            "backend": backend,
+            "backend_folder": route.backend_folder,
+            "deviceless": route.target is not None,
+            "target": route.target.name if route.target is not None else None,
+            "device": result["device"],
+            "host_cpu": result["host_cpu"],
+            "xla_flags": flags.replace(str(raw_dir), "<dump dir>"),
+            "module_name": module_name,
+            "original_files": {"before_optimizations": before.name, "after_optimizations": after.name},
+            "compile_and_first_run_s": round(result["first_call_s"], 3),
+            "child_process_s": round(elapsed, 3),
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "xlainspect_version": __version__,
+            "python": result["python"],
+            "platform": result["platform"],
+            "regenerate": _regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
+                                              target_name if backend == "gpu" else None, compiler),
+        }
+        _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
+    report(f"{framework}: wrote {target} ({module_name})")
+    return FrameworkDump(framework, target, module_name, manifest)
+
+
+def _regenerate_command(program: Any, framework: str, backend: str, batch_size: int | None, dtype: str,
+                        pass_dumps: bool, target: str | None = None, compiler: str = "native") -> str:
+    parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
+    if target is not None:
+        parts += ["--target", target]
+    if compiler != "native":
+        parts += ["--compiler", compiler]
+    if batch_size is not None:
+        parts += ["--batch-size", str(batch_size)]
+    if dtype != "float32":
+        parts += ["--dtype", dtype]
+    if pass_dumps:
+        parts.append("--pass-dumps")
+    return " ".join(parts + ["--force"])
+
+
+def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[Path, Path, str]:
+    """The program's own module among all the framework compiled (random-key, convert, broadcast helpers...).
+
+    The program's module is named after its function (``jit_<fn>``, ``a_inference_<fn>_<id>__...``); among modules
+    so named, or among all if none is, the one with the largest optimized text is the program.
+    """
+    modules: dict[tuple[str, str], dict[str, Path]] = {}
+    for path in raw_dir.glob("module_*.txt") if raw_dir.exists() else ():
+        match = _MAIN_DUMP_RE.match(path.name)
+        if match is None:
+            continue
+        number, name, stage = match.groups()
+        modules.setdefault((number, name), {})["before" if stage == "before_optimizations" else "after"] = path
+    complete = {key: files for key, files in modules.items() if len(files) == 2}
+    if not complete:
+        raise _CaptureFailed(f"{framework}: XLA wrote no module dumps; check that XLA_FLAGS reached the child "
+                             "process (another XLA_FLAGS value may override --xla_dump_to)")
+    named = {key: files for key, files in complete.items() if function_name and function_name in key[1]}
+    candidates = named or complete
+    number, name = max(candidates, key=lambda key: candidates[key]["after"].stat().st_size)
+    files = candidates[(number, name)]
+    return files["before"], files["after"], name
+
+
+def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_module: str | None,
+               manifest: dict[str, Any]) -> None:
+    """Assembles the dump beside ``target`` and renames it into place; an existing dump is replaced last."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
+    try:
+        shutil.copyfile(before, partial / "before_optimizations.txt")
+        shutil.copyfile(after, partial / "after_optimizations.txt")
+        if pass_module is not None:
+            passes = partial / "passes"
+            passes.mkdir()
+            prefix = before.name.split(".", 1)[0] + "." + pass_module + "."
+            main_files = {before.name, after.name}
+            for path in sorted(raw_dir.glob(prefix + "*.txt")):
+                if path.name not in main_files and "buffer-assignment" not in path.name \
+                        and "memory-usage" not in path.name and "live-range" not in path.name:
+                    shutil.copyfile(path, passes / path.name)
+            manifest["pass_dump_files"] = len(list(passes.iterdir()))
+        (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(partial, target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise

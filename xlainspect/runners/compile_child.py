@@ -1,0 +1,147 @@
+"""The child process of ``xlainspect dump``: compiles and runs one synthetic program in one framework.
+
+XLA reads ``XLA_FLAGS`` once, when a framework's XLA backend starts, so each capture needs a fresh process whose
+environment carries the dump flags before jax or tensorflow is imported. The parent passes a JSON request as the only
+argument; the child prints one JSON line to stdout starting with ``RESULT `` (versions, device, timings), and reports
+a missing framework with exit status 3 so the parent can say which package to install.
+
+Run as ``python -m xlainspect.runners.compile_child '{"program": ..., "framework": ..., ...}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from typing import Any
+
+from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+
+
+def _jax_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    import jax
+    import jaxlib
+
+    function = program.jax_function()
+    start = time.perf_counter()
+    outputs = function(*inputs.values())
+    jax.block_until_ready(outputs)
+    seconds = time.perf_counter() - start
+    device = jax.devices()[0]
+    return {
+        "framework_version": jax.__version__,
+        "xla_version": f"jaxlib {jaxlib.__version__}",
+        "device": f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
+        "first_call_s": seconds,
+        "function_name": getattr(function, "__name__", ""),
+    }
+
+
+def _tf_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+
+    function = program.tf_function()
+    start = time.perf_counter()
+    outputs = function(*[tf.constant(value) for value in inputs.values()])
+    for output in tf.nest.flatten(outputs):
+        output.numpy()  # reading back synchronises
+    seconds = time.perf_counter() - start
+    devices = tf.config.list_logical_devices()
+    return {
+        "framework_version": tf.__version__,
+        "xla_version": f"bundled with tensorflow {tf.__version__} (git {tf.version.GIT_VERSION})",
+        "device": ", ".join(f"{d.device_type}" for d in devices) or "unknown",
+        "first_call_s": seconds,
+        "function_name": getattr(getattr(function, "python_function", None), "__name__", ""),
+    }
+
+
+def _jax_deviceless(program: Any, inputs: dict[str, Any], target_config: str, proto_path: str | None,
+                    function_name: str) -> dict[str, Any]:
+    """Compiles for a GPU that is not there: the program's JAX function, or (with ``proto_path``) TF's module."""
+    import jax
+    import jaxlib
+    import numpy as np
+
+    from xlainspect.runners.jax_compile import compile_hlo_proto, compile_program_for, deviceless_gpu
+
+    device = deviceless_gpu(target_config)
+    start = time.perf_counter()
+    if proto_path is None:
+        compile_program_for(device, program, [(np.shape(v), np.asarray(v).dtype) for v in inputs.values()])
+        function_name = program.jax_function().__name__
+    else:
+        with open(proto_path, "rb") as file:
+            compile_hlo_proto(file.read(), device, load=False)
+    return {
+        "framework_version": jax.__version__,
+        "xla_version": f"jaxlib {jaxlib.__version__}",
+        "device": f"{getattr(device, 'device_kind', 'GPU')} (deviceless: compiled, never run)",
+        "first_call_s": time.perf_counter() - start,
+        "function_name": function_name,
+    }
+
+
+def _jax_compiles_tf(proto_path: str, function_name: str) -> dict[str, Any]:
+    """Compiles TF's pre-optimization module with JAX's XLA on this machine's CPU, and runs nothing."""
+    import jax
+    import jaxlib
+
+    from xlainspect.runners.jax_compile import compile_hlo_proto
+
+    device = jax.devices()[0]
+    start = time.perf_counter()
+    with open(proto_path, "rb") as file:
+        compile_hlo_proto(file.read(), device, load=True)
+    return {
+        "framework_version": jax.__version__,
+        "xla_version": f"jaxlib {jaxlib.__version__}",
+        "device": f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
+        "first_call_s": time.perf_counter() - start,
+        "function_name": function_name,
+    }
+
+
+def _host_cpu() -> str:
+    """The processor model, which the frameworks' device strings ("CPU", "cpu") leave out."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(argv[0])
+    framework = request["framework"]
+    if missing_framework("jax" if framework == "jax" else "tensorflow"):
+        return EXIT_FRAMEWORK_MISSING
+    from xlainspect.programs import get_program
+
+    program = get_program(request["program"])
+    inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"),
+                            seed=request.get("seed", 0))
+    if "export_hlo" in request:
+        from xlainspect.runners.jax_compile import export_tf_hlo
+
+        result = export_tf_hlo(program, inputs, request["export_hlo"])
+    elif request.get("target_config"):
+        result = _jax_deviceless(program, inputs, request["target_config"], request.get("hlo_proto"),
+                                 request.get("function_name", ""))
+    elif request.get("hlo_proto"):
+        result = _jax_compiles_tf(request["hlo_proto"], request.get("function_name", ""))
+    else:
+        result = (_jax_run if framework == "jax" else _tf_run)(program, inputs)
+    result["host_cpu"] = _host_cpu()
+    result["python"] = platform.python_version()
+    result["platform"] = platform.platform()
+    print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

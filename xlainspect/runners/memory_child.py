@@ -1,0 +1,209 @@
+"""The child process of ``xlainspect memory``: compile-time memory figures of one program in one framework.
+
+Compiling needs no data: JAX lowers from ``ShapeDtypeStruct`` inputs and TF traces from ``TensorSpec`` ones, so a
+batch that would not fit in this machine's memory can still be measured. TF's module is compiled by JAX's XLA (TF
+offers no memory analysis of its own compiled program), and the result says so. For a GPU without one, the compile
+is deviceless (see :mod:`xlainspect.runners.jax_compile`). ``bisect`` searches the largest batch whose figures fit a limit
+in the same process, so each probe costs one compile and no process start.
+
+Run as ``python -m xlainspect.runners.memory_child '{"program": ..., "framework": ..., ...}'``; prints one ``RESULT {json}``
+line; exit status 3 when a framework is missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+
+_FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
+           "generated_code_size_in_bytes")
+
+
+def _stats(stats: Any) -> dict[str, int]:
+    return {field.replace("_size_in_bytes", ""): int(getattr(stats, field)) for field in _FIELDS}
+
+
+def _device(target_config: str | None) -> Any:
+    import jax
+
+    if target_config:
+        from xlainspect.runners.jax_compile import deviceless_gpu
+
+        return deviceless_gpu(target_config)
+    return jax.devices()[0]
+
+
+def _compile(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool) -> tuple[Any, str]:
+    """Compiled memory statistics and the compiled module's name."""
+    from xlainspect.runners.jax_compile import compile_hlo_proto, compile_program_for, hlo_module_name, tf_hlo_proto
+
+    types = list(program.input_types(batch).values())
+    if framework == "jax":
+        compiled = compile_program_for(device, program, types)
+        return compiled.memory_analysis(), hlo_module_name(compiled.as_text())
+    executable = compile_hlo_proto(tf_hlo_proto(program, types), device, load=not deviceless)
+    text = executable.hlo_modules()[0].to_string() if hasattr(executable, "hlo_modules") else ""
+    return executable.get_compiled_memory_stats(), hlo_module_name(text)
+
+
+def _analyse(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool,
+             dump_dir: str | None) -> dict[str, Any]:
+    stats, module = _compile(program, framework, batch, device, deviceless)
+    result: dict[str, Any] = {"batch_size": batch, "module": module, **_stats(stats)}
+    if dump_dir:
+        assignments = sorted(glob.glob(os.path.join(dump_dir, f"*{module}*after_optimizations-buffer-assignment.txt")))
+        modules = sorted(glob.glob(os.path.join(dump_dir, f"*{module}*after_optimizations.txt")))
+        result["buffer_assignment"] = open(assignments[-1], encoding="utf-8").read() if assignments else ""
+        result["module_text"] = open(modules[-1], encoding="utf-8").read() if modules else ""
+    return result
+
+
+def _peak(figures: dict[str, Any]) -> int:
+    return figures["argument"] + figures["output"] - figures["alias"] + figures["temp"]
+
+
+def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: int, start: int,
+            max_probes: int) -> dict[str, Any]:
+    """Largest batch whose argument + output - alias + temp bytes fit ``limit``, to within 0.1%.
+
+    Bytes grow almost linearly with the batch, so two probes predict where the limit is crossed; steps outward
+    from the prediction, doubling, find a batch that fits and one that does not, and bisection closes the gap.
+    Each probe is a compile (seconds for a GPU target), so this takes about ten probes where doubling from the
+    start and then bisecting would take twenty or more.
+    """
+    curve: dict[int, dict[str, Any]] = {}
+    # Both frameworks index a batched array with 32-bit integers: beyond this many examples the step does not
+    # trace at all, so the search stops there and says the answer is a lower bound.
+    cap = (2**31 - 1) // max(int(np.prod(s.shape[1:])) for s in program.input_specs(start) if s.role != "parameter")
+
+    def fits(batch: int) -> bool:
+        batch = min(batch, cap)
+        if batch not in curve:
+            figures = _analyse(program, framework, batch, device, deviceless, None)
+            figures["peak"] = _peak(figures)
+            curve[batch] = figures
+        return curve[batch]["peak"] <= limit
+
+    def bracket() -> tuple[int, int | None]:
+        """The largest batch known to fit (0 if none) and the smallest known not to, above it."""
+        low = max([b for b in curve if curve[b]["peak"] <= limit], default=0)
+        above = [b for b in curve if b > low and curve[b]["peak"] > limit]
+        return low, min(above) if above else None
+
+    if fits(start):
+        fits(2 * start)
+        slope = max((curve[2 * start]["peak"] - curve[start]["peak"]) / start, 1.0)
+        guess = min(cap, max(start + 1, int(start + (limit - curve[start]["peak"]) / slope)))
+        step = max(1, guess // 100)
+        if fits(guess):
+            while guess < cap and fits(guess + step) and len(curve) < max_probes:
+                if guess + step >= cap:
+                    break
+                step *= 2
+        else:
+            while guess - step > start and not fits(guess - step) and len(curve) < max_probes:
+                step *= 2
+    low, high = bracket()
+    if high is None and low >= cap:
+        return {"max_batch": cap, "upper": None, "curve": [curve[b] for b in sorted(curve)], "exact": False,
+                "capped": True}
+    if high is None:
+        high = min(max(curve) * 2, cap + 1)
+    while high - low > max(1, low // 1000) and len(curve) < max_probes:
+        middle = min((low + high) // 2, cap)
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    exact = high - low <= max(1, low // 1000)
+    point = start * 4
+    while point < low:  # a few points along the way, so the curve shows its shape, not only its ends
+        fits(point)
+        point *= 4
+    return {"max_batch": low, "upper": high, "curve": [curve[b] for b in sorted(curve)], "exact": exact}
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _measure(program: Any, framework: str, batch: int | None) -> dict[str, Any]:
+    """Runs one step and measures the resident memory it added at its peak (Linux: VmHWM after clear_refs).
+
+    Inputs are made, and the program compiled and run once, before the measurement, so neither the arguments nor
+    the compiler's own memory count; what is left is what the step allocates while it runs.
+    """
+    inputs = program.inputs(batch_size=batch)
+    if framework == "jax":
+        import jax
+
+        args = [jax.device_put(value) for value in inputs.values()]
+        compiled = program.jax_function().lower(*args).compile()
+        figures = _stats(compiled.memory_analysis())
+
+        def step() -> None:
+            jax.block_until_ready(compiled(*args))
+    else:
+        import tensorflow as tf
+
+        function = program.tf_function()
+        args = [tf.constant(value) for value in inputs.values()]
+        figures = {}
+
+        def step() -> None:
+            for output in tf.nest.flatten(function(*args)):
+                output.numpy()
+    step()  # compile (TF), warm the allocator's first-use paths
+    import gc
+
+    gc.collect()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+        clear.write("5")  # reset the peak-RSS high-water mark to the current RSS
+    before = _status_kib("VmRSS")
+    step()
+    peak = _status_kib("VmHWM")
+    return {"batch_size": batch, "measured": (peak - before) * 1024, "rss_before": before * 1024, **figures}
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(argv[0])
+    framework = request["framework"]
+    if not request.get("on_gpu"):
+        os.environ["JAX_PLATFORMS"] = "cpu"  # CPU, or a deviceless GPU: jax must not try to start CUDA
+    if missing_framework("jax", *(("tensorflow",) if framework == "tf" else ())):  # every route uses JAX's XLA
+        return EXIT_FRAMEWORK_MISSING
+    import jaxlib
+
+    from xlainspect.programs import get_program
+
+    program = get_program(request["program"])
+    target_config = request.get("target_config")
+    device = _device(target_config)
+    deviceless = bool(target_config)
+    if request.get("mode") == "measure":
+        result = _measure(program, framework, request.get("batch_size"))
+    elif request.get("mode") == "bisect":
+        result = _bisect(program, framework, device, deviceless, int(request["limit"]), int(request["start"]),
+                         int(request.get("max_probes", 40)))
+    else:
+        result = _analyse(program, framework, request.get("batch_size"), device, deviceless,
+                          request.get("dump_dir"))
+    result["xla_version"] = f"jaxlib {jaxlib.__version__}"
+    result["device"] = getattr(device, "device_kind", device.platform)
+    print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

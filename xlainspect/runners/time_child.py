@@ -1,0 +1,286 @@
+"""The child process of ``xlainspect time``: compiles, then times one synthetic program in one framework.
+
+Each framework runs in its own process so one framework's threads, allocator and XLA flags cannot slow the other.
+Compile time is measured apart from run time; steady-state runs come after warm-up and synchronise with the device
+(JAX ``block_until_ready``, TF reading the results back). A separate, profiled pass attributes time to HLO
+instructions by the profiler events' ``hlo_op`` and ``hlo_module`` fields, never by kernel name (see NOTES): JAX's
+perfetto trace, TF's XPlane profile read with TF's own protobuf classes.
+
+Run as ``python -m xlainspect.runners.time_child '{"program": ..., "framework": ..., "repeats": ..., ...}'``; prints one
+``RESULT {json}`` line; exit status 3 when the framework is missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, EXIT_NO_GPU, missing_framework, print_result
+from xlainspect.runners.intervals import union_length
+from xlainspect.runners.jax_compile import hlo_module_name
+
+
+def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float]]:
+    """Times the first call (what a user waits for before the first step), then ``repeats`` after warm-up."""
+    start = time.perf_counter()
+    run()
+    first_s = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        run()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        runs.append(time.perf_counter() - start)
+    return first_s, runs
+
+
+def _timed(run: Any, times: int) -> list[float]:
+    """Wall seconds of each of ``times`` runs: the step time while the profiler watched, to compare kernels with."""
+    seconds = []
+    for _ in range(times):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _uncompiled_timing(version: str, run: Any, repeats: int, warmup: int, what: str) -> dict:
+    # Nothing is compiled as one module, so there is no HLO to attribute time to: whole-step times only.
+    first_s, runs = _steady_runs(run, repeats, warmup)
+    steady = sorted(runs)[len(runs) // 2]
+    return {"framework_version": version, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
+            "module_name": "", "hlo_text": "", "kernels": {}, "profiled_runs": 0,
+            "note": f"{what}: no module to profile; 'compile' is the first call (tracing, op caches) less one "
+                    "steady run"}
+
+
+def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+                variant: Any) -> dict:
+    import jax
+
+    args = [jax.device_put(value) for value in inputs.values()]
+    if not variant.compiled:
+        eager = program.jax_function(variant)
+        return _uncompiled_timing(jax.__version__, lambda: jax.block_until_ready(eager(*args)), repeats, warmup,
+                                  "no jit, JAX ran op by op")
+    jitted = program.jax_function(variant)
+    start = time.perf_counter()
+    lowered = jitted.lower(*args)
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - start
+    module_name = hlo_module_name(compiled.as_text())
+    for _ in range(warmup):
+        jax.block_until_ready(compiled(*args))
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        runs.append(time.perf_counter() - start)
+    kernels, profiled, busy = _jax_profile(lambda: jax.block_until_ready(compiled(*args)), profile_runs,
+                                           module_name) if profile_runs else ({}, [], None)
+    return {"framework_version": jax.__version__, "compile_s": compile_s, "runs_s": runs, "module_name": module_name,
+            "hlo_text": compiled.as_text(), "kernels": dict(kernels), "profiled_runs": profile_runs,
+            "profiled_runs_s": profiled, "busy_us_per_run": busy}
+
+
+def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
+    """(hlo_op, start µs, duration µs) of every event of ``module_name``, ``end:`` markers dropped."""
+    paths = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True) or \
+        glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
+    found = []
+    for path in paths:
+        with gzip.open(path, "rt", encoding="utf-8") as file:
+            events = json.load(file).get("traceEvents", [])
+        for event in events:
+            args = event.get("args") or {}
+            if event.get("ph") != "X" or "hlo_op" not in args or str(event.get("name", "")).startswith("end:"):
+                continue
+            if args.get("hlo_module") == module_name:
+                found.append((args["hlo_op"], float(event.get("ts", 0.0)), float(event.get("dur", 0.0))))
+    return found
+
+
+def _kernel_events(trace_dir: str, module_name: str) -> tuple[dict[str, list[float]], float]:
+    """Durations (µs) per ``hlo_op``, and the busy time: how long at least one of the module's ops was running.
+
+    Kernel times add up to more than the wall time when the runtime runs independent ops at once (XLA:CPU does, on
+    its thread pool); the busy time, the union of the events' intervals, never does.
+    """
+    kernels: dict[str, list[float]] = defaultdict(list)
+    intervals = []
+    for op, start, duration in _module_events(trace_dir, module_name):
+        kernels[op].append(duration)
+        intervals.append((start, start + duration))
+    return kernels, union_length(intervals)
+
+
+def _jax_profile(run: Any, profile_runs: int, module_name: str) -> tuple[dict[str, list[float]], list[float], float]:
+    """Profiles ``profile_runs`` runs with JAX's profiler: durations by ``hlo_op``, each run's wall seconds, and the
+    busy µs per run."""
+    import jax
+
+    with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            profiled = _timed(run, profile_runs)
+        kernels, busy = _kernel_events(trace_dir, module_name)
+    return kernels, profiled, busy / profile_runs
+
+
+def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+               variant: Any) -> dict:
+    import tensorflow as tf
+
+    function = program.tf_function(variant)
+    args = [tf.constant(value) for value in inputs.values()]
+
+    def run() -> None:
+        for output in tf.nest.flatten(function(*args)):
+            output.numpy()  # reading back synchronises
+
+    if not variant.compiled:
+        return _uncompiled_timing(tf.__version__, run, repeats, warmup, "no XLA, TF's own kernels ran the graph")
+    first_s, runs = _steady_runs(run, repeats, warmup)  # the first call traces, compiles with XLA and runs once
+    steady = sorted(runs)[len(runs) // 2]
+    kernels: dict[str, list[float]] = {}
+    module_name = ""
+    profiled: list[float] = []
+    if profile_runs:
+        with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+            tf.profiler.experimental.start(trace_dir)
+            try:
+                profiled = _timed(run, profile_runs)
+            finally:
+                tf.profiler.experimental.stop()
+            name = getattr(getattr(function, "python_function", None), "__name__", "")
+            module_name, kernels = _tf_kernel_events(trace_dir, name)
+    hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
+    return {"framework_version": tf.__version__, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
+            "module_name": module_name or hlo_module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
+            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled,
+            "note": "compile time is the first call (trace, XLA compile, run) less one steady run"}
+
+
+def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str, list[float]]]:
+    """The program's module name and its durations (µs) per ``hlo_op``, read from TF's XPlane profile."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    by_module: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for path in glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True):
+        space = xplane_pb2.XSpace()
+        with open(path, "rb") as file:
+            space.ParseFromString(file.read())
+        for plane in space.planes:
+            stat_names = {key: value.name for key, value in plane.stat_metadata.items()}
+            for line in plane.lines:
+                for event in line.events:
+                    stats = {}
+                    for stat in event.stats:
+                        kind = stat.WhichOneof("value")
+                        value = getattr(stat, kind) if kind else None
+                        stats[stat_names.get(stat.metadata_id)] = stat_names.get(value) if kind == "ref_value" \
+                            else value
+                    if "hlo_op" in stats and "hlo_module" in stats:
+                        by_module[str(stats["hlo_module"])][str(stats["hlo_op"])].append(event.duration_ps / 1e6)
+    if not by_module:
+        return "", {}
+    named = [name for name in by_module if function_name and function_name in name]
+    module = max(named or by_module, key=lambda name: sum(len(v) for v in by_module[name].values()))
+    return module, {op: durations for op, durations in by_module[module].items()}
+
+
+def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
+                        proto_path: str) -> dict:
+    """Compiles another framework's pre-optimization HLO with JAX's XLA and times it in JAX's runtime.
+
+    The fallback when a framework's own profiler gives no per-HLO-op times: the module is the other front end's,
+    but the compiler, runtime and profiler are JAX's, and the result is labelled so. The outputs are checked
+    against the program's float64 reference, so a module fed the wrong inputs cannot pass as timed.
+    """
+    import jax
+    import numpy as np
+
+    from xlainspect.runners.jax_compile import compile_hlo_proto
+
+    with open(proto_path, "rb") as file:
+        proto = file.read()
+    device = jax.devices()[0]
+    start = time.perf_counter()
+    executable = compile_hlo_proto(proto, device, load=True)
+    compile_s = time.perf_counter() - start
+    args = [jax.device_put(value, device) for value in inputs.values()]
+
+    def run() -> list[Any]:
+        return jax.block_until_ready(executable.execute(args))
+
+    outputs = run()
+    expected = program.reference(inputs)
+    error = max(float(np.linalg.norm(np.asarray(out, np.float64) - ref) / max(np.linalg.norm(ref), 1e-300))
+                for out, ref in zip(outputs, expected))
+    if not error < 1e-3:
+        raise RuntimeError(f"TF's HLO run by JAX's runtime does not compute {program.name} (relative error "
+                           f"{error:.1e} against the float64 reference): its parameters are not in the program's "
+                           "input order")
+    _, runs = _steady_runs(run, repeats, warmup)
+    hlo_text = executable.hlo_modules()[0].to_string()
+    module_name = hlo_module_name(hlo_text)
+    kernels, profiled, busy = _jax_profile(run, profile_runs, module_name) if profile_runs else ({}, [], None)
+    return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
+            "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
+            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled, "max_rel_error": error,
+            "busy_us_per_run": busy,
+            "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
+                    f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
+
+
+def _gpu_missing(framework: str) -> str:
+    """Why the GPU backend cannot run here, or "" when a GPU is visible to ``framework``."""
+    if framework == "jax":
+        import jax
+
+        if jax.default_backend() == "gpu":
+            return ""
+        return (f"no GPU is visible to JAX (its backend is {jax.default_backend()}); GPU timing needs a GPU and "
+                "jax's CUDA plugin (pip install 'jax[cuda12]' at the installed jax version)")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return ""
+    return "no GPU is visible to TensorFlow; GPU timing needs a GPU and a CUDA build of tensorflow"
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(argv[0])
+    framework = request["framework"]
+    if missing_framework("jax" if framework == "jax" else "tensorflow"):
+        return EXIT_FRAMEWORK_MISSING
+    from xlainspect.programs import Variant, get_program
+
+    if request.get("backend") == "gpu" and (why := _gpu_missing(framework)):
+        print(why, file=sys.stderr)
+        return EXIT_NO_GPU
+    program = get_program(request["program"])
+    inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"))
+    repeats, warmup, profile_runs = request["repeats"], request["warmup"], request.get("profile_runs", 0)
+    if "export_hlo" in request:
+        from xlainspect.runners.jax_compile import export_tf_hlo
+
+        result = export_tf_hlo(program, inputs, request["export_hlo"])
+    elif "hlo_proto" in request:
+        result = _hlo_via_jax_timing(program, inputs, repeats, warmup, profile_runs, request["hlo_proto"])
+    else:
+        timing = _jax_timing if framework == "jax" else _tf_timing
+        result = timing(program, inputs, repeats, warmup, profile_runs, Variant(**request.get("variant", {})))
+    print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
