@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xlainspect.analysis.fingerprint import Fingerprints
+from xlainspect.analysis.flops import instruction_flops
 from xlainspect.analysis.stats import fusion_kind_label
 from xlainspect.hlo import Computation, HloModule, Instruction
 from xlainspect.hlo.gcpause import paused_gc
@@ -298,30 +299,5 @@ def kernel_cost(module: HloModule, instruction: Instruction) -> int:
 
 
 def _flops(module: HloModule, instruction: Instruction) -> int:
-    """2 x multiply-adds of a dot or convolution, from shapes; 0 for other ops or unknown shapes."""
-    if instruction.opcode not in ("dot", "convolution"):
-        return 0
-    computation = module.computation(instruction.computation)
-    output = instruction.shape.element_count
-    if output is None or len(instruction.operands) < 2:
-        return 0
-    lhs = computation.by_name[instruction.operands[0]].shape
-    rhs = computation.by_name[instruction.operands[1]].shape
-    if instruction.opcode == "dot":
-        contracting = instruction.attributes.get("lhs_contracting_dims", "{}").strip("{}")
-        size = 1
-        for text in contracting.split(","):
-            text = text.strip()
-            if not text:
-                continue
-            if not text.isdigit() or int(text) >= len(lhs.dims):
-                return 0  # dimension numbers XLA's verifier would reject: no estimate rather than a wrong one
-            size *= lhs.dims[int(text)] or 0
-        return 2 * output * size
-    kernel_elements = rhs.element_count
-    labels = instruction.attributes.get("dim_labels", "")
-    kernel_labels = labels.split("_")[1].split("->")[0] if labels.count("_") >= 1 else ""
-    if kernel_elements is None or "o" not in kernel_labels or len(kernel_labels) != rhs.rank:
-        return 0
-    output_features = rhs.dims[kernel_labels.index("o")] or 1
-    return 2 * output * (kernel_elements // output_features)
+    """2 x multiply-adds of a dot, convolution or library GEMM/convolution (:mod:`.flops`); 0 for other ops."""
+    return instruction_flops(module.computation(instruction.computation), instruction)
