@@ -126,27 +126,27 @@ class CensusDiff:
     def verdict(self, label_a: str = "A", label_b: str = "B") -> str:
         """One line saying what differs, naming the sides ``label_a`` and ``label_b``."""
         a, b = self.a, self.b
-        launches = "launch" if a.launches == 1 else "launches"
         if self.same_structure:
-            text = (f"same kernels: {a.kernel_count} on each side ({a.launches} {launches}), all identical "
-                    "in math and layout")
+            text = (f"same kernels: {a.kernel_count} on each side ({_n(a.launches, 'launch', 'launches')}), all "
+                    "identical in math and layout")
         elif self.same_math:
-            moved = self.counts()["layout"]
-            text = (f"same math, different layout: the {a.kernel_count} kernels on each side compute the same "
-                    f"values, {moved} with different memory layouts")
+            verb = "computes" if a.kernel_count == 1 else "compute"
+            text = (f"same math, different layout: the {_n(a.kernel_count, 'kernel')} on each side {verb} the same "
+                    f"values, {self.counts()['layout']} with different memory layouts")
         else:
             counts = self.counts()
-            text = (f"{label_a} has {a.kernel_count} kernels ({a.launches} launches), {label_b} has "
-                    f"{b.kernel_count} ({b.launches} launches): {counts['identical']} identical, "
-                    f"{counts['layout']} same math with a different layout, {counts['similar']} similar, "
-                    f"{len(self.only_a)} only in {label_a}, {len(self.only_b)} only in {label_b}; launches matched: "
-                    f"{_count(self.launches_matched_a)} of {label_a}'s {a.launches}, "
+            text = (f"{label_a} has {_n(a.kernel_count, 'kernel')} ({_n(a.launches, 'launch', 'launches')}), "
+                    f"{label_b} has {b.kernel_count} ({_n(b.launches, 'launch', 'launches')}): "
+                    f"{counts['identical']} identical, {counts['layout']} same math with a different layout, "
+                    f"{counts['similar']} similar, {len(self.only_a)} only in {label_a}, {len(self.only_b)} only in "
+                    f"{label_b}; launches matched: {_count(self.launches_matched_a)} of {label_a}'s {a.launches}, "
                     f"{_count(self.launches_matched_b)} of {label_b}'s {b.launches}")
             groups = self.groups()
             if groups:
                 many = sum(len(partners) for _, partners, _ in groups)
-                text += (f" ({len(groups)} loop-body or stacked kernel{'s' if len(groups) != 1 else ''} stand"
-                         f"{'' if len(groups) != 1 else 's'} for {many} kernels of the other side)")
+                stand = "stands" if len(groups) == 1 else "stand"
+                text += (f" ({_n(len(groups), 'loop-body or stacked kernel')} {stand} for {many} kernels of the other "
+                         "side)")
         if self.compiler_a and self.compiler_b and self.compiler_a != self.compiler_b:
             text += f"; compiled by different XLA versions ({self.compiler_a} vs {self.compiler_b})"
         return text
@@ -190,6 +190,11 @@ def diff_census(a: Census, b: Census, compiler_a: str = "", compiler_b: str = ""
         tuple(k for j, k in enumerate(b.kernels) if j not in paired_b),
         compiler_a, compiler_b,
     )
+
+
+def _n(count: int, singular: str, plural: str = "") -> str:
+    """``1 kernel``, ``3 kernels``, ``1 launch``, ``2 launches``."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _count(value: Fraction) -> str:
