@@ -258,3 +258,30 @@ def test_kernel_counts_match_a_count_on_xlas_own_parse():
     for path, result in zip(paths, results):
         assert result.summary is not None, (path, result.error, result.crash)
         assert census(read_hlo(path)[0]).kernel_count == _xla_kernel_count(result.summary), path
+
+
+@pytest.mark.parametrize("program", ["linear_grad", "dpsgd_ffnn", "dpsgd_mnist"])
+def test_kernel_sources_name_the_users_code_or_the_framework_op(program):
+    for framework in ("jax", "tf"):
+        module = read_hlo(REPO / "dumps" / "cpu" / program / framework / "after_optimizations.txt")[0]
+        sources = [source for kernel in census(module).kernels for source in kernel.sources]
+        assert sources, framework
+        # TF's metadata names tensorflow/python/framework/ops.py for every op: never shown as a kernel's source.
+        assert not any("site-packages" in source.location for source in sources), framework
+        assert all(source.op_name or source.op_type for source in sources)
+        if framework == "jax":  # JAX's stack frames reach the program's own file
+            assert any(source.location.endswith(tuple(f".py:{n}" for n in range(1, 1000))) for source in sources)
+
+
+def test_user_source_skips_framework_and_standard_library_frames():
+    from xlainspect.hlo import OpMetadata, SourceLocation
+
+    inside = SourceLocation("/v/lib/python3.12/site-packages/jax/_src/numpy/lax_numpy.py", 10)
+    stdlib = SourceLocation("/usr/lib/python3.12/contextlib.py", 81)
+    user = SourceLocation("/home/me/train.py", 42)
+    assert OpMetadata(stack=(inside, stdlib, user), source=inside).user_source == user
+    tf = OpMetadata("MatMul", "model/dense/MatMul",
+                    SourceLocation("/v/lib/python3.11/site-packages/tensorflow/python/framework/ops.py", 1221))
+    assert tf.user_source is None
+    mine = SourceLocation("/v/lib/python3.11/site-packages/mylib/layers.py", 7)  # a user's own installed package
+    assert OpMetadata(source=mine).user_source == mine

@@ -246,7 +246,8 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
         source = source_ops.get(id(item.metadata))  # metadata objects are shared by text, so are their SourceOps
         if source is None:
             metadata = item.metadata
-            location = str(metadata.source) if metadata.source is not None else ""
+            user = metadata.user_source  # a frame of the user's; else the op name alone says where it came from
+            location = str(user) if user is not None else ""
             source = source_ops[id(metadata)] = (SourceOp(metadata.op_name, metadata.op_type, location)
                                                  if metadata.op_name or metadata.op_type else _NO_SOURCE)
         if source is not _NO_SOURCE:

@@ -8,6 +8,7 @@ cached by metadata text and frame id: unrolled layers repeat the same few thousa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -99,6 +100,30 @@ class OpMetadata:
     source: SourceLocation | None = None
     stack: tuple[SourceLocation, ...] = ()
     fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def user_source(self) -> SourceLocation | None:
+        """The innermost location in the user's code: frames inside an installed framework (TF's ``ops.py:1221``
+        on every TF op) or Python's standard library are skipped; None when no frame is the user's."""
+        for location in self.stack or ((self.source,) if self.source is not None else ()):
+            if not is_framework_file(location.file):
+                return location
+        return None
+
+
+# A file inside an installed package of one of these, or in Python's standard library, is not the user's code.
+FRAMEWORK_PACKAGES = frozenset({"tensorflow", "tf_keras", "keras", "jax", "jaxlib", "flax", "optax", "haiku",
+                                "equinox", "torch", "torch_xla", "opacus", "numpy", "absl"})
+_INSTALLED_RE = re.compile(r"[/\\](?:site|dist)-packages[/\\]([^/\\]+)")
+_STDLIB_RE = re.compile(r"[/\\]lib[/\\]python3\.\d+[/\\](?!(?:site|dist)-packages)")
+
+
+def is_framework_file(path: str) -> bool:
+    """Whether a source path lies inside an installed framework package or Python's standard library."""
+    installed = _INSTALLED_RE.search(path)
+    if installed is not None:
+        return installed.group(1).split(".")[0] in FRAMEWORK_PACKAGES
+    return _STDLIB_RE.search(path) is not None
 
 
 NO_FRAMES = StackFrames()  # the tables of a module that has none
