@@ -923,3 +923,23 @@ def test_unterminated_string_is_reported_at_its_quote():
     # XLA says "expects string" at the quote (3:53); "expected an attribute 'name=value'" at the name misleads.
     text = 'e {\n  p = f32[] parameter(0)\n  ROOT c = f32[] custom-call(p), custom_call_target="abc\n}\n'
     assert parse_error(text) == ("<string>:3:53: unterminated string literal; close it with a matching quote")
+
+
+def test_text_that_is_not_hlo_is_named_as_such():
+    with pytest.raises(HloParseError) as info:
+        parse_hlo("# A README\n\nSome prose (with brackets [ that never close.\n", "README.md")
+    assert str(info.value) == ("README.md:1:1: this does not look like HLO text (it starts with '# A README'); give "
+                               "an HLO module: a dump's *after_optimizations.txt, or .compile().as_text()")
+
+
+@pytest.mark.requires_jax
+def test_stablehlo_is_named_and_the_way_to_optimized_hlo_given():
+    import jax
+    import jax.numpy as jnp
+
+    lowered = jax.jit(lambda x: jnp.sin(x) * 2).lower(jnp.ones(3))
+    with pytest.raises(HloParseError) as info:
+        parse_hlo(lowered.as_text(), "f.mlir")
+    assert str(info.value) == ("f.mlir:1:1: this is StableHLO (MLIR), not HLO text; give the optimized HLO: "
+                               "jax.jit(f).lower(*args).compile().as_text(), or a dump's *after_optimizations.txt")
+    assert parse_hlo(lowered.compile().as_text())  # what the message says to give parses

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
+from xlainspect.hlo.tokens import HLO_START_RE
 
 if TYPE_CHECKING:
     from xlainspect.hlo.model import HloModule
 
-# What an HLO text starts with, after comments: a module header, an ENTRY, or a computation header.
-_HLO_START_RE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:HloModule\b|ENTRY\b|%?[A-Za-z_][\w.\-]*\s*(?:\(|\{))", re.S)
 _SNIFF_BYTES = 4096
 
 
@@ -25,7 +23,7 @@ def looks_like_hlo(path: Path) -> bool:
             head = file.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return False
-    return _HLO_START_RE.match(head) is not None
+    return HLO_START_RE.match(head) is not None
 
 
 def hlo_files(paths: list[str]) -> list[Path]:

@@ -42,6 +42,7 @@ from xlainspect.hlo.tokens import (
     COMPUTATION_RE,
     EXECUTION_THREAD_RE,
     GROUP_RE,
+    HLO_START_RE,
     INSTRUCTION_HEAD_RE,
     INSTRUCTION_NAME_RE,
     INSTRUCTION_RE,
@@ -51,6 +52,7 @@ from xlainspect.hlo.tokens import (
     OPERAND_LIST_RE,
     OPERAND_NAMES_RE,
     OPERAND_SPLIT_RE,
+    STABLEHLO_RE,
     STRING_RE,
     TABLE_RE,
     TABLE_ROW_RE,
@@ -97,6 +99,9 @@ def parse_hlo_modules(text: str, path: str = "<string>") -> list[HloModule]:
     """
     chunks = split_chunks(text)
     clean = blank_comments(text)
+    if clean.strip() and HLO_START_RE.match(clean) is None and (
+            STABLEHLO_RE.search(text[:20000]) or not (clean.lstrip()[:1].isalpha() or clean.lstrip()[:1] in "%_")):
+        raise _not_hlo_text(text, clean, path)  # the parser's own message would be about brackets or a name
     modules: list[HloModule] = []
     # Parsing builds a few objects per instruction and no reference cycles; CPython's cyclic collector would
     # otherwise rescan the growing heap again and again, a third of the time on a large module.
@@ -116,6 +121,20 @@ def parse_hlo_modules(text: str, path: str = "<string>") -> list[HloModule]:
     if not modules:
         raise HloParseError(path, 1, 1, "no HLO module or computation found")
     return modules
+
+
+def _not_hlo_text(text: str, clean: str, path: str) -> HloParseError:
+    """The error for text that does not start like HLO: StableHLO (MLIR) said as such, anything else quoted."""
+    start = len(clean) - len(clean.lstrip())
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    if STABLEHLO_RE.search(text[:20000]):
+        return HloParseError(path, line, column, "this is StableHLO (MLIR), not HLO text; give the optimized HLO: "
+                                                 "jax.jit(f).lower(*args).compile().as_text(), or a dump's "
+                                                 "*after_optimizations.txt")
+    first = clean[start:].split("\n", 1)[0].strip()[:30]
+    return HloParseError(path, line, column, f"this does not look like HLO text (it starts with {first!r}); give an "
+                                             "HLO module: a dump's *after_optimizations.txt, or .compile().as_text()")
 
 
 def read_hlo(path: str | os.PathLike[str]) -> list[HloModule]:
