@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from xlainspect.errors import InputError
@@ -15,6 +13,7 @@ from xlainspect.measure.bench import (
     run_ablation,
     run_bench,
 )
+from xlainspect.measure.timing import FrameworkTiming, TimingReport
 from xlainspect.output.plots import plot_ablation, plot_bench
 
 
@@ -36,16 +35,35 @@ def test_plot_files(tmp_path):
     assert "<svg" in paths[1].read_text()
 
 
+def test_rows_carry_each_statistic_in_its_column(tmp_path, monkeypatch):
+    # Stand in for the timing child: runs of 4, 1, 3, 2 and 5 ms have median 3, min 1 and max 5.
+    def fake_time_program(program, frameworks, batch, **settings):
+        (framework,) = frameworks
+        if framework == "tf":
+            return TimingReport(program, batch, {}, (("tf", "tf: timing failed"),))
+        return TimingReport(program, batch, {framework: FrameworkTiming(
+            framework, "0", 0.123456, (4.0, 1.0, 3.0, 2.0, 5.0))})
+
+    monkeypatch.setattr("xlainspect.measure.bench.time_program", fake_time_program)
+    notes = []
+    rows = run_bench(tmp_path, ["ffnn"], ["jax", "tf"], [16], progress=lambda done, total, note: notes.append(note))
+    assert rows == [BenchRow("ffnn", False, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5),
+                    BenchRow("ffnn", True, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5)]
+    assert "dpsgd_ffnn tf batch 16 failed: tf: timing failed" in notes  # the sweep goes on without the row
+    assert BenchRow.read(tmp_path / "bench.csv") == rows
+    builds = run_ablation(tmp_path, ["mnist"], ["jax"], batch_size=8)
+    assert [(r.build, r.median_ms, r.min_ms, r.max_ms, r.runs) for r in builds] == [
+        (build, 3.0, 1.0, 5.0, 5) for build in ("full", "novec", "nocompile", "novec-nocompile")]
+    assert AblationRow.read(tmp_path / "ablation.csv") == builds
+
+
 @pytest.mark.slow
 @pytest.mark.requires_jax
 def test_sweep_rows_and_interruption(tmp_path):
     rows = run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2)
     assert [(r.model, r.private, r.framework, r.batch_size, r.runs) for r in rows] == [
         ("ffnn", False, "jax", 16, 2), ("ffnn", True, "jax", 16, 2)]
-    with (tmp_path / "bench.csv").open() as file:
-        written = list(csv.DictReader(file))
-    assert [float(r["median_ms"]) for r in written] == [r.median_ms for r in rows]
-    assert all(r.min_ms <= r.median_ms <= r.max_ms for r in rows)
+    assert BenchRow.read(tmp_path / "bench.csv") == rows
     with pytest.raises(InputError) as info:
         run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2)
     assert str(info.value) == (f"{tmp_path / 'bench.csv'}: results from an earlier run are there; add --force to "
@@ -57,8 +75,8 @@ def test_sweep_rows_and_interruption(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_bench(tmp_path, ["ffnn"], ["jax"], [16], repeats=2, force=True, progress=interrupt_after_first)
-    with (tmp_path / "bench.csv").open() as file:
-        assert len(list(csv.DictReader(file))) == 1  # the row measured before the interruption is kept
+    kept = BenchRow.read(tmp_path / "bench.csv")  # the row measured before the interruption is kept
+    assert [(r.model, r.private, r.framework, r.batch_size, r.runs) for r in kept] == [("ffnn", False, "jax", 16, 2)]
 
 
 def ablation_row(framework, build, median):
@@ -84,9 +102,8 @@ def test_ablation_times_every_build_and_keeps_the_csv(tmp_path):
     rows = run_ablation(tmp_path, ["ffnn"], ["jax"], batch_size=4, repeats=2)
     assert [(r.build, r.label) for r in rows] == [("full", "jit, vmap"), ("novec", "jit, no vmap"),
                                                   ("nocompile", "no jit, vmap"), ("novec-nocompile", "no jit, no vmap")]
-    assert all(r.batch_size == 4 and r.runs == 2 and r.min_ms <= r.median_ms <= r.max_ms for r in rows)
-    with (tmp_path / "ablation.csv").open() as file:
-        assert [row["build"] for row in csv.DictReader(file)] == [r.build for r in rows]
+    assert all(r.batch_size == 4 and r.runs == 2 for r in rows)
+    assert AblationRow.read(tmp_path / "ablation.csv") == rows
     # Op-by-op dispatch of a Python loop of gradients cannot beat one compiled, vectorized step.
     slowdowns = ablation_slowdowns(rows)
     assert slowdowns[("ffnn", "jax", "novec-nocompile")] > 1.0

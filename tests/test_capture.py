@@ -3,7 +3,7 @@ the committed reference dumps (their fusion census must still match what today's
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from xlainspect.analysis.stats import module_stats
 from xlainspect.cli import main
 from xlainspect.errors import InputError
 from xlainspect.runners.capture import dump_directory, dump_program
+from xlainspect.runners.manifest import DumpManifest
 
 pytestmark = [pytest.mark.requires_jax, pytest.mark.requires_tf]
 
@@ -37,7 +38,7 @@ def regenerated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dumps")
     for name in PROGRAMS:
         manifest = REFERENCE / name / "jax" / "manifest.json"
-        batch_size = json.loads(manifest.read_text())["parameters"]["batch_size"] if manifest.exists() else None
+        batch_size = DumpManifest.read(manifest).batch_size if manifest.exists() else None
         outcome = dump_program(name, ("jax", "tf"), out, batch_size=batch_size)
         assert outcome.failures == (), outcome.failures
     return out
@@ -49,25 +50,23 @@ def test_files_and_manifest(regenerated):
         folder = dump_directory(regenerated, "cpu", "linear_grad", framework)
         assert sorted(p.name for p in folder.iterdir()) == [
             "after_optimizations.txt", "before_optimizations.txt", "manifest.json"]
-        manifest = json.loads((folder / "manifest.json").read_text())
-        assert manifest["program"] == "linear_grad" and manifest["framework"] == framework
-        assert manifest["backend"] == "cpu"
-        assert "--xla_dump_to=<dump dir>" in manifest["xla_flags"]
-        assert manifest["regenerate"] == f"xlainspect dump --program linear_grad --framework {framework} " \
-                                         "--backend cpu --force"
-        for key in ("framework_version", "xla_version", "device", "module_name", "original_files", "created_utc",
-                    "parameters", "shapes"):
-            assert manifest[key], key
+        manifest = DumpManifest.read(folder / "manifest.json")  # every key there, of its type
+        assert (manifest.program, manifest.framework, manifest.backend, manifest.backend_folder) == (
+            "linear_grad", framework, "cpu", "cpu")
+        assert (manifest.deviceless, manifest.target, manifest.pass_dump_files) == (False, None, None)
+        assert manifest.xla_flags == "--xla_dump_to=<dump dir> --xla_dump_hlo_as_text"
+        assert manifest.regenerate == f"xlainspect dump --program linear_grad --framework {framework} " \
+                                      "--backend cpu --force"
+        assert manifest.shapes == {"w": (5, 5), "b": (5,), "x": (5,), "y": (5,)}
+        assert manifest.parameters == {"batch_size": None, "dtype": "float32"}
         # The program's own module was picked, not one of the helper modules the framework also compiles.
-        assert "linear_grad" in manifest["module_name"]
+        prefix = "jit_linear_grad" if framework == "jax" else "a_inference_linear_grad_"
+        assert manifest.module_name.startswith(prefix), manifest.module_name
+        assert manifest.original_after.endswith(f".{manifest.module_name}.cpu_after_optimizations.txt")
         module = read_hlo(folder / "after_optimizations.txt")[0]
-        assert module.name == manifest["module_name"]
+        assert module.name == manifest.module_name
         assert module.entry.root.shape.is_tuple  # gradients w.r.t. W and b
         assert {leaf.dims for leaf in module.entry.root.shape.leaves()} == {(5, 5), (5,)}
-    assert "jit_" in json.loads((dump_directory(regenerated, "cpu", "linear_grad", "jax") / "manifest.json")
-                                .read_text())["module_name"]
-    assert "a_inference_" in json.loads((dump_directory(regenerated, "cpu", "linear_grad", "tf") / "manifest.json")
-                                        .read_text())["module_name"]
 
 
 def test_reference_dumps_are_committed_for_every_program():
@@ -78,7 +77,7 @@ def test_reference_dumps_are_committed_for_every_program():
             folder = REFERENCE / name / framework
             assert (folder / "before_optimizations.txt").is_file(), folder
             assert (folder / "after_optimizations.txt").is_file(), folder
-            assert json.loads((folder / "manifest.json").read_text())["program"] == name
+            assert DumpManifest.read(folder / "manifest.json").program == name
             assert not [p for p in folder.rglob("*") if p.suffix in (".ll", ".o", ".pb")]
 
 
@@ -105,12 +104,14 @@ def test_existing_dump_is_not_replaced_without_force(regenerated):
 def test_force_replaces_atomically(tmp_path):
     first = dump_program("matvec", ("jax",), tmp_path)
     folder = first.dumps[0].directory
-    stamp = json.loads((folder / "manifest.json").read_text())["created_utc"]
+    assert DumpManifest.read(folder / "manifest.json") == first.dumps[0].manifest  # what it returned is what it filed
+    dataclasses.replace(first.dumps[0].manifest, host_cpu="an older capture").write(folder / "manifest.json")
     (folder / "stale.txt").write_text("from an older capture")
     second = dump_program("matvec", ("jax",), tmp_path, force=True)
     assert second.failures == ()
     assert not (folder / "stale.txt").exists()
-    assert json.loads((folder / "manifest.json").read_text())["created_utc"] >= stamp
+    assert DumpManifest.read(folder / "manifest.json") == second.dumps[0].manifest  # the new capture's, whole
+    assert second.dumps[0].manifest.host_cpu != "an older capture"
     assert sorted(p.name for p in folder.parent.iterdir()) == ["jax"]  # no partial or old folders left behind
 
 
@@ -160,7 +161,8 @@ def test_pass_dumps(tmp_path):
     folder = outcome.dumps[0].directory
     passes = sorted((folder / "passes").iterdir())
     assert len(passes) > 10
-    assert json.loads((folder / "manifest.json").read_text())["pass_dump_files"] == len(passes)
-    assert "--xla_dump_hlo_pass_re=.*" in json.loads((folder / "manifest.json").read_text())["xla_flags"]
+    manifest = DumpManifest.read(folder / "manifest.json")
+    assert manifest.pass_dump_files == len(passes) and manifest == outcome.dumps[0].manifest
+    assert "--xla_dump_hlo_pass_re=.*" in manifest.xla_flags
     for path in passes[:5]:
         assert read_hlo(path)  # every pass dump is HLO text we can read

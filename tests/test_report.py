@@ -7,6 +7,7 @@ the screenshot shows the graphs' fusion colours.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -21,9 +22,11 @@ import pytest
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.cli import main
-from xlainspect.errors import InputError
+from xlainspect.errors import RecordError
+from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport
 from xlainspect.output.render import KIND_COLOURS
 from xlainspect.output.report import build_report
+from xlainspect.runners.manifest import DumpManifest
 
 REPO = Path(__file__).resolve().parents[1]
 DUMPS = REPO / "dumps"
@@ -69,8 +72,9 @@ def test_page_holds_versions_censuses_diff_and_both_graphs():
     assert seen.tags.count("svg") == 2
     for framework in ("jax", "tf"):
         assert top_level_kernels("dpsgd_ffnn", framework) <= seen.titles, framework
-        manifest = json.loads((DUMPS / "cpu/dpsgd_ffnn" / framework / "manifest.json").read_text())
-        assert manifest["framework_version"] in page and manifest["module_name"] in page
+        manifest = DumpManifest.read(DUMPS / "cpu/dpsgd_ffnn" / framework / "manifest.json")
+        assert manifest.framework_version in page and manifest.module_name in page
+        assert html.escape(manifest.compiler) in page  # which front end and compiler, from the manifest
     for heading in ("Census", "Kernels", "Kernel graphs", "Pass timeline"):
         assert f"<h2>{heading}</h2>" in page
     kernels = census(read_hlo(DUMPS / "cpu/dpsgd_ffnn/jax/after_optimizations.txt")[0]).kernel_count
@@ -88,18 +92,19 @@ def test_page_needs_no_network_and_no_scripts():
 
 def test_timing_adds_step_and_kernel_times(tmp_path):
     jax_kernels = sorted(top_level_kernels("linear_grad", "jax"))
-    timing = {"program": "linear_grad", "batch_size": None, "frameworks": {
-        "jax": {"framework_version": "0.10.2", "compile_s": 0.1, "median_ms": 0.05, "min_ms": 0.04, "max_ms": 0.09,
-                "runs": 5, "note": "", "kernels": [{"hlo_op": jax_kernels[0], "calls": 1, "total_us": 12.5,
-                                                    "share": 0.25}]}}}
+    jax = FrameworkTiming("jax", "0.10.2", 0.1, (0.04, 0.05, 0.09), (KernelTime(jax_kernels[0], 1, 12.5, 0.25),))
     path = tmp_path / "time.json"
-    path.write_text(json.dumps(timing))
+    path.write_text(json.dumps(TimingReport("linear_grad", None, {"jax": jax}).to_json()))
     page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
-    assert "<h2>Timing</h2>" in page and "12.5" in page and "25.0%" in page
+    assert "<h2>Timing</h2>" in page and "25.0%" in page
+    assert f"<td>{jax_kernels[0]}</td><td class=\"num\">1</td><td class=\"num\">12.5</td>" in page
+    assert "<td class=\"num\">0.050</td><td class=\"num\">0.040</td><td class=\"num\">0.090</td>" in page
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
-    with pytest.raises(InputError, match="not the output of 'xlainspect time"):
+    with pytest.raises(RecordError) as info:
         build_report("linear_grad", str(DUMPS), timing_file=str(bad))
+    assert str(info.value) == (f"{bad}: it holds a list, not a JSON object; not the output of 'xlainspect time "
+                               "--program P --json' (an older or foreign file?)")
 
 
 def test_pass_timeline_section(linear_grad_pass_dumps):
@@ -126,7 +131,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
                                "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                                "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
                                "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True,
-                              timeout=120)
+                              timeout=120, check=False)
 
 
 def console_messages(stderr: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
@@ -12,13 +11,17 @@ import pytest
 from xlainspect import parse_hlo, read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.cli import main
+from xlainspect.measure.records import TimingRecord
 from xlainspect.measure.timing import (
     COMMAND_BUFFERS_OFF,
     FrameworkTiming,
+    KernelTime,
+    TimingReport,
     command_buffer_calls,
     kernel_times,
     time_program,
 )
+from xlainspect.runners.protocol import TimeRequest, TimeResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,24 +77,27 @@ def test_statistics():
 
 
 def child_result(module_name: str, hlo_text: str, runs_s: list[float], kernels: dict[str, list[float]],
-                 profiled_runs: int = 1, **extra: object) -> dict:
+                 profiled_runs: int = 1, **extra) -> TimeResult:
     """What a stand-in timing child hands back, as ``xlainspect.runners.time_child`` would."""
-    return {"framework_version": "0", "compile_s": 1.0, "runs_s": runs_s, "module_name": module_name,
-            "hlo_text": hlo_text, "kernels": kernels, "profiled_runs": profiled_runs, **extra}
+    return TimeResult("0", 1.0, tuple(runs_s), module_name, hlo_text,
+                      {op: tuple(durations) for op, durations in kernels.items()}, profiled_runs, **extra)
 
 
 def test_profiled_step_is_the_mean_of_the_runs_the_busy_time_averages(monkeypatch):
     # One slow profiled run (as on a loaded CI machine) must not put the per-run mean busy time above the step it is
-    # compared with: 2 ms + 2 ms + 11 ms of wall time, 4 ms busy per run on average, is a 5 ms mean step.
-    def fake_child(*args, **kwargs):
+    # compared with: 2 ms + 2 ms + 11 ms of wall time, 4 ms busy per run on average, is a 5 ms mean step (the
+    # median would be 2 ms).
+    def fake_child(request, result_type, *args, **kwargs):
+        assert (type(request), result_type) == (TimeRequest, TimeResult)
         return child_result("m", MODULE, [0.002] * 5, {"d": [3000.0, 3000.0, 6000.0]}, profiled_runs=3,
-                            profiled_runs_s=[0.002, 0.002, 0.011], busy_us_per_run=4000.0)
+                            profiled_runs_s=(0.002, 0.002, 0.011), busy_us_per_run=4000.0)
 
     monkeypatch.setattr("xlainspect.measure.timing.run_child", fake_child)
     timing = time_program("matvec", ("jax",), repeats=5, profile_runs=3).frameworks["jax"]
     assert timing.profiled_step_ms == pytest.approx(5.0)
-    assert timing.busy_ms <= timing.profiled_step_ms
+    assert timing.busy_ms == pytest.approx(4.0)  # the child's µs per run, in ms
     assert timing.to_json()["profiled_step_ms"] == pytest.approx(5.0)
+    assert [(k.hlo_op, k.calls, k.total_us) for k in timing.kernels] == [("d", 1, 4000.0)]
 
 
 @pytest.mark.requires_jax
@@ -103,17 +109,22 @@ def test_jax_kernel_times_match_the_module_that_ran():
     profiled = {kernel.hlo_op for kernel in timing.kernels}
     # Every hlo_op the profiler reported exists as a kernel of the module that ran, and every kernel ran.
     assert profiled == kernels
+    # No op's time is counted twice: each kernel has exactly one profiler event per launch, so its calls per run
+    # are the launches per step the census counts from the module (loop trip counts included). Reading an event
+    # twice (two trace files, an end marker) doubles them, on any number of cores.
+    launches = {kernel.name: kernel.trips for kernel in census(parse_hlo(timing.module_text)).kernels}
+    assert [(k.hlo_op, k.calls) for k in timing.kernels if k.calls != launches[k.hlo_op]] == []
     # Stated tolerance, against the step time of the same profiled runs (a machine whose load changes between the
-    # steady and the profiled runs would skew any other ratio):
-    # - busy time (some op of the module running) covers 50% to 105% of the step: below 100% is dispatch and
-    #   argument handling between ops; it cannot exceed the step, beyond clock granularity.
-    # - the kernels' summed time is at least the busy time and at most one step per core: XLA:CPU runs independent
-    #   thunks at once on its thread pool (seen: 78% to 258% of the step on this 2-core machine).
+    # steady and the profiled runs would skew any other ratio): busy time (some op of the module running) covers
+    # 50% to 105% of the step; below 100% is dispatch and argument handling between ops, and it cannot exceed the
+    # step beyond clock granularity. The kernels' summed time is at least the busy time; how far above depends on
+    # how many thunks XLA:CPU's thread pool ran at once (seen: 78% to 258% of the step on a 2-core machine), so
+    # it bounds nothing from above: the launch counts are what catch a double count.
     assert timing.profiled_step_ms is not None and timing.busy_ms is not None
     busy = timing.busy_ms / timing.profiled_step_ms
     assert 0.5 <= busy <= 1.05, busy
     summed = sum(kernel.total_us for kernel in timing.kernels) / 1e3
-    assert timing.busy_ms * 0.999 <= summed <= timing.profiled_step_ms * ((os.cpu_count() or 1) + 0.25), summed
+    assert timing.busy_ms * 0.999 <= summed, summed
     assert timing.compile_s > 0 and min(timing.runs_ms) > 0
 
 
@@ -124,15 +135,15 @@ def test_time_cli_json_both_frameworks(capsys):
     status = main(["time", "--program", "linear_grad", "--repeats", "5", "--profile-runs", "2", "--json"])
     assert status == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data["frameworks"]) == {"jax", "tf"}
-    for name, timing in data["frameworks"].items():
-        assert {"compile_s", "median_ms", "min_ms", "max_ms", "runs", "kernels"} <= set(timing), name
-        assert timing["runs"] == 5 and timing["min_ms"] <= timing["median_ms"] <= timing["max_ms"]
+    record = TimingRecord.from_json(data, "stdout")  # what users script against reads back, every key typed
+    assert record.to_json() == data
+    assert set(record.frameworks) == {"jax", "tf"} and record.failures == ()
+    for name, timing in record.frameworks.items():
+        assert timing.runs == 5, name
     # The same jax compiles the same module as the committed reference dump: its kernels are the ones that ran.
-    reference = census(read_hlo(REPO / "dumps/cpu/linear_grad/jax/after_optimizations.txt")[0])
-    assert {k["hlo_op"] for k in data["frameworks"]["jax"]["kernels"]} == {k.name for k in reference.kernels}
-    reference = census(read_hlo(REPO / "dumps/cpu/linear_grad/tf/after_optimizations.txt")[0])
-    assert {k["hlo_op"] for k in data["frameworks"]["tf"]["kernels"]} == {k.name for k in reference.kernels}
+    for framework in ("jax", "tf"):
+        reference = census(read_hlo(REPO / f"dumps/cpu/linear_grad/{framework}/after_optimizations.txt")[0])
+        assert set(record.kernel_times(framework)) == {k.name for k in reference.kernels}, framework
 
 
 def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, capsys):
@@ -141,15 +152,14 @@ def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, ca
     tf_kernels = {k.name for k in census(read_hlo(dumps / "tf/after_optimizations.txt")[0]).kernels}
     assert (jax_kernels, tf_kernels) == ({"dot.2", "broadcast_multiply_fusion", "broadcast_multiply_fusion.1"},
                                          {"dot_add_fusion", "broadcast_multiply_fusion", "subtract_multiply_fusion"})
-    timing = {"frameworks": {
-        "jax": {"kernels": [{"hlo_op": "dot.2", "total_us": 3.0}, {"hlo_op": "broadcast_multiply_fusion",
-                                                                   "total_us": 2.0},
-                            {"hlo_op": "broadcast_multiply_fusion.1", "total_us": 1.0}]},
-        "tf": {"kernels": [{"hlo_op": "dot_add_fusion", "total_us": 4.0}, {"hlo_op": "broadcast_multiply_fusion",
-                                                                            "total_us": 2.5},
-                           {"hlo_op": "subtract_multiply_fusion", "total_us": 0.5}]}}}
+    def timed(*kernels: tuple[str, float]) -> FrameworkTiming:
+        return FrameworkTiming("x", "0", 1.0, (0.01,), tuple(KernelTime(op, 1, us, us / 10.0) for op, us in kernels))
+
+    timing = TimingReport("linear_grad", None, {
+        "jax": timed(("dot.2", 3.0), ("broadcast_multiply_fusion", 2.0), ("broadcast_multiply_fusion.1", 1.0)),
+        "tf": timed(("dot_add_fusion", 4.0), ("broadcast_multiply_fusion", 2.5), ("subtract_multiply_fusion", 0.5))})
     path = tmp_path / "timing.json"
-    path.write_text(json.dumps(timing))
+    path.write_text(json.dumps(timing.to_json()))
     args = ["diff", "jax", "tf", "--program", "linear_grad", "--dumps", str(REPO / "dumps"), "--timing", str(path)]
     assert main(args + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -162,10 +172,15 @@ def test_diff_with_timing_splits_time_between_matched_and_unmatched(tmp_path, ca
     assert main(args) == 0
     assert ("kernel time per step: A 6.0us, B 7.0us (B-A +1.0us): matched kernels +0.0us, kernels only in A 3.0us, "
             "only in B 4.0us") in capsys.readouterr().out
-    path.write_text("{}")
+    path.write_text(json.dumps(TimingReport("linear_grad", None, {"tf": timing.frameworks["tf"]}).to_json()))
     assert main(args) == 1
-    assert capsys.readouterr().err == (f"xlainspect: {path}: no per-kernel times for 'jax'; give the output of "
-                                       "'xlainspect time --program P --json' (A and B must be framework names)\n")
+    assert capsys.readouterr().err == (f"xlainspect: {path}: no per-kernel times for 'jax' (it timed tf); give the "
+                                       "output of 'xlainspect time --program P --json' (A and B must be framework "
+                                       "names)\n")
+    path.write_text("{}")  # not what `time --json` writes: one line naming the first key it lacks
+    assert main(args) == 1
+    assert capsys.readouterr().err == (f"xlainspect: {path}: 'program' is missing; not the output of 'xlainspect "
+                                       "time --program P --json' (an older or foreign file?)\n")
 
 
 @pytest.mark.slow
@@ -175,12 +190,12 @@ def test_time_cli_uncompiled_build_has_whole_step_times_only(capsys):
     status = main(["time", "--program", "dpsgd_ffnn", "--batch-size", "4", "--no-compile", "--no-vectorize",
                    "--repeats", "3", "--json"])
     assert status == 0
-    data = json.loads(capsys.readouterr().out)
-    assert data["variant"] == "novec-nocompile"
-    for name, timing in data["frameworks"].items():
-        assert timing["runs"] == 3 and timing["median_ms"] > 0, name
-        assert timing["kernels"] == [] and timing["module"] == "", name  # nothing was compiled as one module
-        assert "no module to profile" in timing["note"], name
+    record = TimingRecord.from_json(json.loads(capsys.readouterr().out), "stdout")
+    assert record.variant == "novec-nocompile"
+    for name, timing in record.frameworks.items():
+        assert timing.runs == 3 and timing.median_ms > 0, name
+        assert timing.kernels == () and timing.module == "", name  # nothing was compiled as one module
+        assert "no module to profile" in timing.note, name
 
 
 def test_time_cli_refuses_to_unvectorize_a_program_without_per_example_gradients(capsys):
@@ -217,7 +232,7 @@ def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
     # No GPU here: stand in for the GPU children, and check what the parent asks of them and keeps.
     calls = []
 
-    def fake_child(module, request, framework, report, activity, xla_flags="", backend="cpu"):
+    def fake_child(request, result_type, report, activity, xla_flags="", backend="cpu"):
         calls.append({"flags": xla_flags, "backend": backend})
         if not xla_flags:
             return child_result("t", COMMAND_BUFFER_MODULE, [0.002, 0.002], {"call": [2000.0]})

@@ -47,12 +47,11 @@ def run_demo(out_dir: str) -> Iterator[str]:
     if outcome.failures:
         raise CaptureError("; ".join(failure.message for failure in outcome.failures))
     for item in outcome.dumps:
-        yield f"  {item.framework}: {item.directory} ({item.manifest['compiler']})"
+        yield f"  {item.framework}: {item.directory} ({item.manifest.compiler})"
     sides = {item.framework: item.directory / "after_optimizations.txt" for item in outcome.dumps}
     censuses = {name: census(read_hlo(path)[0]) for name, path in sides.items()}
     manifests = {item.framework: item.manifest for item in outcome.dumps}
-    result = diff_census(censuses["jax"], censuses["tf"], manifests["jax"]["xla_version"],
-                         manifests["tf"]["xla_version"])
+    result = diff_census(censuses["jax"], censuses["tf"], manifests["jax"].xla_version, manifests["tf"].xla_version)
     yield ""
     yield diff_text(result, "jax", "tf", str(sides["jax"]), str(sides["tf"]))
     yield ""

@@ -48,3 +48,25 @@ class FrameworkUnavailable(XlaInspectError):
 
 class CaptureError(XlaInspectError):
     """Compiling a program or capturing its dump failed in the child process."""
+
+
+class RecordError(InputError):
+    """A file or a child process's message that is not what this xlainspect writes: a key missing or of a wrong type.
+
+    Raised when a record (``time --json`` output, a dump's ``manifest.json``, a bench CSV, a child's result) is read
+    back, so an older or foreign file fails with one line instead of a ``KeyError`` deep inside a command.
+
+    Attributes:
+        source: the file, or the child process module, the record came from.
+        key: where in the record, e.g. ``frameworks.jax.kernels[0].total_us``; "" for the record as a whole.
+        message: what is wrong there, and what the record should have been.
+    """
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.message = message
+        super().__init__(f"{source}: {message}")
+
+    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with the custom __init__
+        return (type(self), (self.source, self.key, self.message))

@@ -8,6 +8,9 @@ is what the seed's headline is about: with vectorization and compilation, DP-SGD
 The ablation (``--ablation``) is the seed's second table: the DP-SGD step at one batch size with vectorization
 (``vmap`` / ``vectorized_map``) and compilation (``jit`` / XLA) each turned off, to show which of the two buys the
 speed in each framework.
+
+The rows are :class:`~xlainspect.measure.records.BenchRow` and :class:`~xlainspect.measure.records.AblationRow`
+(re-exported here), written and read back as CSV through those classes.
 """
 
 from __future__ import annotations
@@ -15,51 +18,26 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xlainspect.errors import InputError
+from xlainspect.measure.records import AblationRow, BenchRow
 from xlainspect.measure.timing import FrameworkTiming, time_program
+
+if TYPE_CHECKING:
+    from xlainspect.programs import Variant
+
+__all__ = ["ABLATION_BATCH_SIZE", "DEFAULT_BATCH_SIZES", "MODELS", "AblationRow", "BenchRow", "ablation_slowdowns",
+           "overhead_factors", "run_ablation", "run_bench"]
 
 MODELS = ("ffnn", "mnist")
 DEFAULT_BATCH_SIZES = (16, 32, 64, 128, 256)
 ABLATION_BATCH_SIZE = 128  # the seed's
 
 
-@dataclass(frozen=True)
-class BenchRow:
-    """One measured configuration."""
-
-    model: str
-    private: bool
-    framework: str
-    batch_size: int
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    compile_s: float
-    runs: int
-
-
 def _program(model: str, private: bool) -> str:
     return f"{'dpsgd' if private else 'sgd'}_{model}"
-
-
-@dataclass(frozen=True)
-class AblationRow:
-    """One measured build of the ablation: a DP-SGD step with vectorization and/or compilation turned off."""
-
-    model: str
-    framework: str
-    build: str  # synthetic.variants.Variant.slug: full, novec, nocompile, novec-nocompile
-    label: str  # as the seed names it, e.g. "jit, no vmap"
-    batch_size: int
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    compile_s: float
-    runs: int
 
 
 Row = TypeVar("Row", BenchRow, AblationRow)
@@ -89,7 +67,7 @@ def _sweep(path: Path, row_type: type[Row], configs: Sequence[tuple[str, Callabl
     report = progress or (lambda done, total, note: None)
     rows: list[Row] = []
     with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=[f.name for f in fields(row_type)])
+        writer = csv.DictWriter(file, fieldnames=row_type.columns())
         writer.writeheader()
         file.flush()
         for done, (what, measure) in enumerate(configs):
@@ -99,7 +77,7 @@ def _sweep(path: Path, row_type: type[Row], configs: Sequence[tuple[str, Callabl
                 report(done, len(configs), f"{what} failed: {row}")
                 continue
             rows.append(row)
-            writer.writerow(asdict(row))
+            writer.writerow(row.to_row())
             file.flush()
         report(len(configs), len(configs), "done")
     return rows
@@ -156,7 +134,7 @@ def run_ablation(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS
 
     _check_names(models, frameworks)
 
-    def config(model: str, framework: str, variant: Any) -> tuple[str, Callable[[], AblationRow | str]]:
+    def config(model: str, framework: str, variant: Variant) -> tuple[str, Callable[[], AblationRow | str]]:
         program, label = _program(model, True), variant.label(framework)
 
         def measure() -> AblationRow | str:

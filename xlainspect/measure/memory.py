@@ -7,6 +7,9 @@ those is faster, cannot crash the machine, and works for a GPU the user does not
 The peak a program needs on its device is estimated as arguments + outputs - aliased bytes + temporaries. That is
 XLA's own accounting of the buffers it allocates; it leaves out what the framework's runtime adds around a step (its
 allocator's caching and fragmentation, the code, other live arrays), which the CPU check against a real run measures.
+
+The results are the records of :mod:`xlainspect.measure.records` (``memory --json`` and the curve CSV are written
+and read back there); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,64 +18,33 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from xlainspect.analysis.buffers import BufferValue, largest_temporaries, parse_buffer_assignment
 from xlainspect.errors import InputError
+from xlainspect.measure.records import (
+    CURVE_COLUMNS,
+    CurvePoint,
+    FrameworkMemory,
+    MaxBatch,
+    OwnedBuffer,
+    PeakCheck,
+    csv_text,
+)
 from xlainspect.runners.children import ChildFailed, run_child
 from xlainspect.runners.intervals import union_length
+from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
+
+if TYPE_CHECKING:
+    from xlainspect.programs import Program
+    from xlainspect.runners.gpu_targets import GpuTarget
+
+__all__ = ["FrameworkMemory", "MaxBatch", "MemoryFigures", "OwnedBuffer", "PeakCheck", "check_peaks", "curve_stem",
+           "device_limit", "max_batch", "memory_report", "parse_size", "write_curve"]
 
 _SIZE_RE = re.compile(r"^\s*([0-9.]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
-
-
-@dataclass(frozen=True)
-class MemoryFigures:
-    """Compile-time bytes of one compiled program (XLA's ``CompiledMemoryStats``)."""
-
-    batch_size: int | None
-    argument: int
-    output: int
-    alias: int
-    temp: int
-    generated_code: int = 0
-
-    @property
-    def peak(self) -> int:
-        """Arguments + outputs - aliased bytes + temporaries: what the program holds while it runs."""
-        return self.argument + self.output - self.alias + self.temp
-
-
-@dataclass(frozen=True)
-class OwnedBuffer:
-    """A large temporary and who owns it: the HLO instruction and the framework op it came from."""
-
-    instruction: str
-    shape: str
-    size: int
-    op_name: str
-    per_example_gradient: bool
-
-
-@dataclass(frozen=True)
-class FrameworkMemory:
-    """One framework's memory figures for a program, and how they were obtained.
-
-    Attributes:
-        route: which front end and compiler produced the figures (TF's go through JAX's XLA, said so here).
-        largest: the biggest temporaries, largest first.
-        per_example_bytes: bytes of temporaries shaped like a parameter with the batch added (per-example
-            gradients), or None for programs without per-example gradients.
-    """
-
-    framework: str
-    route: str
-    device: str
-    module: str
-    figures: MemoryFigures
-    largest: tuple[OwnedBuffer, ...] = ()
-    per_example_bytes: int | None = None
 
 
 def parse_size(text: str) -> int:
@@ -89,23 +61,22 @@ def parse_size(text: str) -> int:
     return int(float(number) * base ** " KMGT".index(unit.upper() or " "))
 
 
-def _route(framework: str, backend: str, target: Any) -> str:
+def _route(framework: str, backend: str, target: GpuTarget | None) -> str:
     front = "TF front end, JAX's XLA" if framework == "tf" else "JAX"
     if target is not None:
         return f"{front}, deviceless for {target.name} ({target.description})"
     return f"{front}, on this machine's {'GPU' if backend == 'gpu' else 'CPU'}"
 
 
-def _request(program: str, framework: str, backend: str, target: Any) -> dict[str, Any]:
-    request: dict[str, Any] = {"program": program, "framework": framework}
-    if target is not None:
-        request["target_config"] = target.config
-    elif backend == "gpu":
-        request["on_gpu"] = True
-    return request
+def _request(program: str, framework: str, backend: str, target: GpuTarget | None, mode: str = "analyse",
+             batch_size: int | None = None, dump_dir: str | None = None, limit: int | None = None,
+             start: int | None = None) -> MemoryRequest:
+    """A request to a memory child that compiles deviceless for ``target``, or on this machine's GPU or CPU."""
+    return MemoryRequest(program, framework, mode, batch_size, target.config if target is not None else None,
+                         target is None and backend == "gpu", dump_dir, limit, start)
 
 
-def _targets(program: str, backend: str, target: str | None) -> tuple[Any, Any]:
+def _targets(program: str, backend: str, target: str | None) -> tuple[Program, GpuTarget | None]:
     from xlainspect.programs import PROGRAMS
     from xlainspect.runners.capture import gpu_visible
     from xlainspect.runners.gpu_targets import DEFAULT_TARGET, gpu_target
@@ -134,26 +105,25 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
     results, failures = [], []
     for framework in frameworks:
         with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
-            request = {**_request(program_name, framework, backend, gpu), "batch_size": batch_size,
-                       "dump_dir": dump}
+            request = _request(program_name, framework, backend, gpu, batch_size=batch_size, dump_dir=dump)
             try:
-                result = run_child("xlainspect.runners.memory_child", request, framework, report, "compiling",
+                result = run_child(request, CompiledMemory, report, "compiling",
                                    xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
-                                   backend="gpu" if request.get("on_gpu") else "cpu")
+                                   backend="gpu" if request.on_gpu else "cpu")
             except ChildFailed as e:
                 failures.append(str(e))
                 continue
-        batch = result["batch_size"] if result["batch_size"] is not None else program.default_batch_size
-        figures = MemoryFigures(batch, result["argument"], result["output"], result["alias"], result["temp"],
-                                result["generated_code"])
-        largest, per_example = _owners(program, batch, result.get("buffer_assignment", ""),
-                                       result.get("module_text", ""), most)
-        results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result["device"],
-                                       result["module"], figures, largest, per_example))
+        figures = result.figures
+        if figures.batch_size is None:
+            figures = replace(figures, batch_size=program.default_batch_size)
+        largest, per_example = _owners(program, figures.batch_size, result.buffer_assignment, result.module_text,
+                                       most)
+        results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result.device, result.module,
+                                       figures, largest, per_example))
     return results, failures
 
 
-def _owners(program: Any, batch: int | None, assignment: str, module_text: str,
+def _owners(program: Program, batch: int | None, assignment: str, module_text: str,
             most: int) -> tuple[tuple[OwnedBuffer, ...], int | None]:
     from xlainspect.hlo import parse_hlo
 
@@ -184,7 +154,7 @@ def _dims(value: BufferValue) -> tuple[int, ...]:
     return tuple(sorted(int(d) for d in inside.split(",") if d.strip().isdigit()))
 
 
-def _per_example_shapes(program: Any, batch: int | None) -> set[tuple[int, ...]]:
+def _per_example_shapes(program: Program, batch: int | None) -> set[tuple[int, ...]]:
     """Sorted dims of every weight's shape with the batch added: how a per-example weight gradient buffer looks.
 
     Only weights (rank 2 and up): a per-example bias gradient, ``[batch, features]``, has the shape of the layer's
@@ -194,19 +164,6 @@ def _per_example_shapes(program: Any, batch: int | None) -> set[tuple[int, ...]]
         return set()
     return {tuple(sorted((*spec.shape, batch))) for spec in program.input_specs(batch)
             if spec.role == "parameter" and len(spec.shape) >= 2}
-
-
-@dataclass(frozen=True)
-class MaxBatch:
-    """The largest batch whose compile-time peak fits a device, and the curve measured on the way."""
-
-    framework: str
-    route: str
-    limit: int
-    max_batch: int
-    exact: bool
-    curve: tuple[MemoryFigures, ...]
-    capped: bool = False  # the batch reached the 32-bit indexing limit and still fit: a lower bound
 
 
 def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
@@ -219,29 +176,26 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
     """
     program, gpu = _targets(program_name, backend, target)
     if program.default_batch_size is None:
-        raise InputError(f"{program_name} has no batch dimension; --max-batch applies to the training steps")
+        raise InputError(f"{program_name} has no batch dimension; 'memory max-batch' applies to the training steps")
     if device_memory <= 0 or start < 1:
         raise InputError("--device-memory must be positive and the starting batch at least 1")
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
-        request = {**_request(program_name, framework, backend, gpu), "mode": "bisect", "limit": device_memory,
-                   "start": start}
+        request = _request(program_name, framework, backend, gpu, mode="bisect", limit=device_memory, start=start)
         try:
-            result = run_child("xlainspect.runners.memory_child", request, framework, report, "bisecting the batch of",
-                               backend="gpu" if request.get("on_gpu") else "cpu")
+            result = run_child(request, BisectResult, report, "bisecting the batch of",
+                               backend="gpu" if request.on_gpu else "cpu")
         except ChildFailed as e:
             failures.append(str(e))
             continue
-        curve = tuple(MemoryFigures(p["batch_size"], p["argument"], p["output"], p["alias"], p["temp"],
-                                    p["generated_code"]) for p in result["curve"])
-        results.append(MaxBatch(framework, _route(framework, backend, gpu), device_memory, result["max_batch"],
-                                bool(result["exact"]), curve, bool(result.get("capped"))))
+        results.append(MaxBatch(framework, _route(framework, backend, gpu), device_memory, result.max_batch,
+                                result.exact, result.curve, result.capped))
     return results, failures
 
 
 def device_limit(device_memory: str | None, target: str | None) -> int:
-    """The bytes ``--max-batch`` must fit: ``--device-memory`` when given, else the ``--target``'s own memory.
+    """The bytes ``memory max-batch`` must fit: ``--device-memory`` when given, else the ``--target``'s own memory.
 
     Raises:
         InputError: neither is given, the size is not one, or the target gives no memory size.
@@ -251,7 +205,8 @@ def device_limit(device_memory: str | None, target: str | None) -> int:
     if device_memory is not None:
         return parse_size(device_memory)
     if target is None:
-        raise InputError("--max-batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME")
+        raise InputError("the largest batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME: the memory to "
+                         "fit")
     memory = gpu_target(target).memory_bytes
     if not memory:
         raise InputError(f"GPU target {target!r} gives no device_memory_size; add --device-memory SIZE")
@@ -277,31 +232,13 @@ def curve_stem(out_dir: str | os.PathLike[str], program: str, backend: str, targ
 
 
 def write_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str]) -> Path:
-    """The bytes-against-batch curve of every framework as CSV, written atomically."""
+    """The bytes-against-batch curve of every framework as CSV (:class:`CurvePoint` rows), written atomically."""
     from xlainspect.hlo.files import atomic_write_text
 
-    lines = ["framework,batch_size,argument,output,alias,temp,peak,fits"]
-    for result in results:
-        for point in result.curve:
-            lines.append(f"{result.framework},{point.batch_size},{point.argument},{point.output},{point.alias},"
-                         f"{point.temp},{point.peak},{int(point.peak <= result.limit)}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    points = [CurvePoint(result.framework, point, point.peak <= result.limit) for result in results
+              for point in result.curve]
+    atomic_write_text(path, csv_text(CURVE_COLUMNS, (point.to_row() for point in points)))
     return Path(path)
-
-
-@dataclass(frozen=True)
-class PeakCheck:
-    """A compile-time prediction against the resident memory one real step added at its peak."""
-
-    framework: str
-    batch_size: int
-    predicted: int  # temporaries + outputs - aliased: what the step allocates beyond its resident arguments
-    measured: int
-
-    @property
-    def error(self) -> float:
-        """Measured over predicted, minus one: +0.10 means the step took 10% more than predicted."""
-        return self.measured / self.predicted - 1.0 if self.predicted else float("inf")
 
 
 def check_peaks(program_name: str, batch_sizes: Sequence[int], framework: str = "jax",
@@ -323,11 +260,13 @@ def check_peaks(program_name: str, batch_sizes: Sequence[int], framework: str = 
     report = progress or (lambda line: None)
     checks = []
     for batch in batch_sizes:
-        request = {"program": program_name, "framework": framework, "mode": "measure", "batch_size": batch}
+        request = MemoryRequest(program_name, framework, "measure", batch)
         try:
-            result = run_child("xlainspect.runners.memory_child", request, framework, report, "running")
+            result = run_child(request, MeasuredStep, report, "running")
         except ChildFailed as e:
             raise InputError(str(e)) from None
-        predicted = result["temp"] + result["output"] - result["alias"]
-        checks.append(PeakCheck(framework, batch, predicted, result["measured"]))
+        figures = result.figures
+        if figures is None:
+            raise InputError(f"{framework}: the step ran, but its compiled program gave no memory figures")
+        checks.append(PeakCheck(framework, batch, figures.temp + figures.output - figures.alias, result.measured))
     return checks

@@ -3,7 +3,8 @@
 Each framework is measured in its own child process (:mod:`xlainspect.runners.time_child`) in one invocation, so their
 figures sit side by side from the same machine state. Per-kernel times come from the framework's profiler, matched
 to HLO instructions by the events' ``hlo_op`` and ``hlo_module`` fields, and joined with the census for achieved
-FLOP/s and bytes/s.
+FLOP/s and bytes/s. What ``time --json`` prints is a :class:`~xlainspect.measure.records.TimingRecord`, and files
+of it are read back only through that class.
 """
 
 from __future__ import annotations
@@ -11,30 +12,19 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xlainspect.analysis.census import CONTROL_OPCODES, census
 from xlainspect.errors import InputError
 from xlainspect.hlo import HloModule, parse_hlo
+from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 
-
-@dataclass(frozen=True)
-class KernelTime:
-    """Time attributed to one HLO instruction over the profiled runs, per run."""
-
-    hlo_op: str
-    calls: int
-    total_us: float
-    share: float
-    flops_per_s: float | None = None
-    bytes_per_s: float | None = None
-
-    @property
-    def mean_us(self) -> float:
-        return self.total_us / self.calls if self.calls else 0.0
+__all__ = ["COMMAND_BUFFERS_OFF", "FrameworkTiming", "KernelTime", "TimingReport", "command_buffer_calls",
+           "kernel_times", "kernel_times_by_name", "kernel_times_for_module", "time_program"]
 
 
 @dataclass(frozen=True)
@@ -66,25 +56,21 @@ class FrameworkTiming:
         quartiles = statistics.quantiles(self.runs_ms, n=4)
         return quartiles[0], quartiles[2]
 
-    def to_json(self) -> dict[str, Any]:
+    def summary(self) -> TimingSummary:
+        """What ``time --json`` keeps of it: statistics of the runs, not the runs (ms to 4 decimals)."""
         q1, q3 = self.iqr_ms
-        return {
-            "framework_version": self.framework_version,
-            "compile_s": round(self.compile_s, 4),
-            "median_ms": round(self.median_ms, 4),
-            "min_ms": round(min(self.runs_ms), 4),
-            "max_ms": round(max(self.runs_ms), 4),
-            "q1_ms": round(q1, 4),
-            "q3_ms": round(q3, 4),
-            "runs": len(self.runs_ms),
-            "module": self.module_name,
-            "profiled_step_ms": None if self.profiled_step_ms is None else round(self.profiled_step_ms, 4),
-            "busy_ms": None if self.busy_ms is None else round(self.busy_ms, 4),
-            "kernels": [{"hlo_op": k.hlo_op, "calls": k.calls, "total_us": round(k.total_us, 3),
-                         "mean_us": round(k.mean_us, 3), "share": round(k.share, 4),
-                         "flops_per_s": k.flops_per_s, "bytes_per_s": k.bytes_per_s} for k in self.kernels],
-            "note": self.note,
-        }
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value, 4)
+
+        return TimingSummary(self.framework_version, round(self.compile_s, 4), round(self.median_ms, 4),
+                             round(min(self.runs_ms), 4), round(max(self.runs_ms), 4), round(q1, 4), round(q3, 4),
+                             len(self.runs_ms), self.module_name, tuple(k.rounded() for k in self.kernels), self.note,
+                             ms(self.profiled_step_ms),
+                             ms(self.busy_ms))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.summary().to_json()
 
 
 @dataclass(frozen=True)
@@ -95,15 +81,19 @@ class TimingReport:
     batch_size: int | None
     frameworks: dict[str, FrameworkTiming]
     failures: tuple[tuple[str, str], ...] = ()
-    variant: str = "full"  # the ablation build (synthetic.variants.Variant.slug); "full" is the seed's fast one
+    variant: str = "full"  # the ablation build (xlainspect.programs.Variant.slug); "full" is the seed's fast one
+
+    def record(self) -> TimingRecord:
+        """What ``time --json`` prints."""
+        return TimingRecord(self.program, self.batch_size,
+                            {name: timing.summary() for name, timing in self.frameworks.items()}, self.failures,
+                            self.variant)
 
     def to_json(self) -> dict[str, Any]:
-        return {"program": self.program, "batch_size": self.batch_size, "variant": self.variant,
-                "frameworks": {name: timing.to_json() for name, timing in self.frameworks.items()},
-                "failures": [{"framework": f, "message": m} for f, m in self.failures]}
+        return self.record().to_json()
 
 
-def kernel_times(kernel_events: dict[str, list[float]], runs: int, step_us: float, hlo_text: str) -> tuple[
+def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_us: float, hlo_text: str) -> tuple[
         KernelTime, ...]:
     """Per-instruction time per run from profiler durations, with achieved rates from the module's census.
 
@@ -193,115 +183,63 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
     timings: dict[str, FrameworkTiming] = {}
     failures: list[tuple[str, str]] = []
     for framework in frameworks:
-        request = {"program": program_name, "framework": framework, "batch_size": batch_size, "repeats": repeats,
-                   "warmup": warmup, "profile_runs": profile_runs, "backend": backend,
-                   "variant": {"vectorize": vectorize, "compiled": compiled}}
+        request = TimeRequest(program_name, framework, batch_size, repeats, warmup, profile_runs, backend, vectorize,
+                              compiled)
         try:
             if framework == "tf" and tf_via_jax:
                 result = _tf_via_jax(request, report, backend)
             else:
-                result = run_child("xlainspect.runners.time_child", request, framework, report, "timing", backend=backend)
+                result = run_child(request, TimeResult, report, "timing", backend=backend)
                 if backend == "gpu":
-                    result = _without_command_buffers(result, request, framework, report)
+                    result = _without_command_buffers(result, request, report)
         except ChildFailed as e:
             failures.append((framework, str(e)))
             continue
-        runs_ms = tuple(seconds * 1e3 for seconds in result["runs_s"])
+        runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
         step_us = statistics.median(runs_ms) * 1e3
-        kernels = kernel_times(result["kernels"], result["profiled_runs"], step_us, result["hlo_text"]) \
-            if result["profiled_runs"] else ()
-        note = result.get("note", "")
+        kernels = kernel_times(result.kernels, result.profiled_runs, step_us, result.hlo_text) \
+            if result.profiled_runs else ()
+        note = result.note
         if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
             note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
                                                     "--tf-via-jax times TF's HLO in JAX's runtime instead")
-        profiled = result.get("profiled_runs_s") or []
-        timings[framework] = FrameworkTiming(framework, result["framework_version"], result["compile_s"], runs_ms,
-                                             kernels, result["module_name"], note, result["hlo_text"],
+        profiled = result.profiled_runs_s
+        timings[framework] = FrameworkTiming(framework, result.framework_version, result.compile_s, runs_ms,
+                                             kernels, result.module_name, note, result.hlo_text,
                                              statistics.fmean(profiled) * 1e3 if profiled else None,
-                                             result["busy_us_per_run"] / 1e3 if result.get("busy_us_per_run")
-                                             else None)
+                                             result.busy_us_per_run / 1e3 if result.busy_us_per_run else None)
     return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
 
 
-def _tf_via_jax(request: dict[str, Any], report: Callable[[str], None], backend: str) -> dict[str, Any]:
+def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str) -> TimeResult:
     """TF's child writes its pre-optimization HLO; a JAX child compiles, runs and profiles it."""
     with tempfile.TemporaryDirectory(prefix="xlainspect-tf-hlo-") as folder:
         proto = os.path.join(folder, "tf_before_optimizations.pb")
-        run_child("xlainspect.runners.time_child", {**request, "backend": "cpu", "export_hlo": proto}, "tf", report,
-                  "exporting the HLO of")
-        return run_child("xlainspect.runners.time_child", {**request, "framework": "jax", "hlo_proto": proto}, "jax",
-                         report, "timing TF's HLO of", backend=backend)
+        run_child(replace(request, backend="cpu", export_hlo=proto), ExportResult, report, "exporting the HLO of")
+        return run_child(replace(request, framework="jax", hlo_proto=proto), TimeResult, report,
+                         "timing TF's HLO of", backend=backend)
 
 
-def _without_command_buffers(result: dict[str, Any], request: dict[str, Any], framework: str,
-                             report: Callable[[str], None]) -> dict[str, Any]:
+def _without_command_buffers(result: TimeResult, request: TimeRequest, report: Callable[[str], None]) -> TimeResult:
     """On GPU: when command buffers hid kernels from the profiler, profile again in a process with them off."""
-    if not request["profile_runs"] or not result["hlo_text"] or \
-            not command_buffer_calls(parse_hlo(result["hlo_text"])):
+    if not request.profile_runs or not result.hlo_text or not command_buffer_calls(parse_hlo(result.hlo_text)):
         return result
-    report(f"{framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
+    report(f"{request.framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
            f"{COMMAND_BUFFERS_OFF}")
-    again = run_child("xlainspect.runners.time_child", request, framework, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF,
-                      backend="gpu")
+    again = run_child(request, TimeResult, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF, backend="gpu")
     note = (f"step times with command buffers on (the default); per-kernel times from a second process with "
-            f"{COMMAND_BUFFERS_OFF}, whose module {again['module_name']} is the one profiled")
-    return {**result, "kernels": again["kernels"], "profiled_runs": again["profiled_runs"],
-            "hlo_text": again["hlo_text"], "module_name": again["module_name"],
-            "note": "; ".join(filter(None, (result.get("note", ""), note)))}
+            f"{COMMAND_BUFFERS_OFF}, whose module {again.module_name} is the one profiled")
+    return replace(result, kernels=again.kernels, profiled_runs=again.profiled_runs, hlo_text=again.hlo_text,
+                   module_name=again.module_name, note="; ".join(filter(None, (result.note, note))))
 
 
-def read_timing_json(path: str) -> dict[str, Any]:
-    """The object ``xlainspect time --json`` printed, read from ``path``.
-
-    Raises:
-        InputError: the file cannot be read or holds no JSON object.
-    """
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror}") from None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
-    return data
-
-
-def timed_frameworks(path: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Framework name -> its timing object, from ``xlainspect time --json`` output.
-
-    Args:
-        data: the file's object when the caller has read it already.
-
-    Raises:
-        InputError: as :func:`read_timing_json`, or the object has no ``frameworks`` mapping.
-    """
-    frameworks = (data if data is not None else read_timing_json(path)).get("frameworks")
-    if not isinstance(frameworks, dict) or not all(isinstance(t, dict) for t in frameworks.values()):
-        raise InputError(f"{path}: not the output of 'xlainspect time --program P --json'")
-    return frameworks
-
-
-def kernel_times_by_name(path: str, framework: str, data: dict[str, Any] | None = None) -> dict[str, float]:
+def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
     """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
 
-    Args:
-        data: the file's object when the caller has read it already.
-
     Raises:
-        InputError: the file is missing, not that JSON, or has no per-kernel times for ``framework``.
+        InputError: the file cannot be read, is not that JSON, or has no per-kernel times for ``framework``.
     """
-    try:
-        kernels = (data if data is not None else read_timing_json(path))["frameworks"][framework]["kernels"]
-    except (KeyError, TypeError):
-        raise InputError(f"{path}: no per-kernel times for {framework!r}; give the output of 'xlainspect time "
-                         "--program P --json' (A and B must be framework names)") from None
-    if not kernels:
-        raise InputError(f"{path}: no per-kernel times for {framework!r}; time with --profile-runs above 0")
-    return {str(kernel["hlo_op"]): float(kernel["total_us"]) for kernel in kernels}
+    return TimingRecord.read(path).kernel_times(framework)
 
 
 def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:
@@ -310,13 +248,7 @@ def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:
     ``xlainspect time --json`` names the module each framework ran; a picture of that module takes its times.
 
     Raises:
-        InputError: the file cannot be read, or no framework in it ran ``module_name``.
+        InputError: the file cannot be read, is not that JSON, or no framework in it ran ``module_name``.
     """
-    frameworks = timed_frameworks(path)
-    ran = {name: str(timing.get("module", "")) for name, timing in frameworks.items()}
-    for framework, name in ran.items():
-        if name == module_name:
-            return kernel_times_by_name(path, framework, {"frameworks": frameworks})
-    listed = ", ".join(f"{f}: {n or 'none'}" for f, n in ran.items()) or "none"
-    raise InputError(f"{path}: no framework there ran module {module_name} (it timed {listed}); time the same "
-                     "program and batch size that the dump holds")
+    record = TimingRecord.read(path)
+    return record.kernel_times(record.framework_that_ran(module_name))

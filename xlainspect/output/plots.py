@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from xlainspect.errors import FrameworkUnavailable
 
 if TYPE_CHECKING:
-    from xlainspect.measure.bench import AblationRow, BenchRow
-    from xlainspect.measure.memory import MaxBatch
+    from xlainspect.measure.records import AblationRow, BenchRow, MaxBatch
 
 
 def pyplot() -> Any:

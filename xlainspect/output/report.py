@@ -18,9 +18,10 @@ from typing import Any
 from xlainspect.analysis.census import Census, Kernel, census
 from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
 from xlainspect.hlo import read_hlo
-from xlainspect.measure.timing import read_timing_json, timed_frameworks
+from xlainspect.measure.records import TimingRecord, TimingSummary
 from xlainspect.output.render import RenderOptions, render_svg
-from xlainspect.runners.sides import Side, resolve_side
+from xlainspect.runners.manifest import DumpManifest
+from xlainspect.runners.sides import Side, manifest_beside, resolve_side
 
 FRAMEWORKS = ("jax", "tf")
 
@@ -44,12 +45,12 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 class _Side:
     framework: str
     side: Side
-    manifest: Mapping[str, Any]
+    manifest: DumpManifest | None  # None for a dump filed without one
     census: Census
     svg: str
     svg_notes: tuple[str, ...]
     times: Mapping[str, float]
-    timing: Mapping[str, Any] | None
+    timing: TimingSummary | None
 
 
 def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
@@ -61,10 +62,9 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
 
     Raises:
         InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
+        RecordError: the timing file is not ``time --json`` output, or a dump's manifest not one ``dump`` wrote.
     """
-    timing = read_timing_json(timing_file) if timing_file else None
-    if timing is not None:
-        timed_frameworks(timing_file, timing)  # one line naming the file when it is not `time --json` output
+    timing = TimingRecord.read(timing_file) if timing_file else None
     sides = [_side(framework, program, dumps_dir, backend, timing) for framework in FRAMEWORKS]
     a, b = sides
     diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
@@ -82,15 +82,12 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
 # -- gathering -------------------------------------------------------------------------------------------------
 
 
-def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: Mapping[str, Any] | None) -> _Side:
+def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: TimingRecord | None) -> _Side:
     side = resolve_side(framework, program, dumps_dir, backend)
-    try:
-        manifest = json.loads((side.path.parent / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = {}
+    manifest = manifest_beside(side.path)
     module = read_hlo(side.path)[0]
-    framework_timing = (timing or {}).get("frameworks", {}).get(framework)
-    times = {str(k["hlo_op"]): float(k["total_us"]) for k in (framework_timing or {}).get("kernels", [])}
+    framework_timing = timing.frameworks.get(framework) if timing is not None else None
+    times = {k.hlo_op: k.total_us for k in framework_timing.kernels} if framework_timing is not None else {}
     svg, rendering = render_svg(module, RenderOptions(kernel_times=times))
     return _Side(framework, side, manifest, census(module), _inline_svg(svg), rendering.left_out, times,
                  framework_timing)
@@ -107,7 +104,7 @@ def _divergence(a: _Side, b: _Side) -> Any:
 
 def _inline_svg(svg: str) -> str:
     """An SVG document as an inline element: no XML declaration, no DOCTYPE, no comments."""
-    svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.S)
+    svg = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", svg, flags=re.DOTALL)
     return svg.strip()
 
 
@@ -134,13 +131,13 @@ def _head(program: str) -> str:
 def _summary(program: str, sides: Sequence[_Side], diff: CensusDiff, backend: str) -> str:
     from xlainspect import __version__
 
-    description = next((s.manifest.get("description") for s in sides if s.manifest.get("description")), "")
-    rows = [(s.framework, s.manifest.get("framework_version", "?"),
-             s.manifest.get("compiler") or s.manifest.get("xla_version", "?"), s.manifest.get("device", backend),
-             s.manifest.get("host_cpu", ""), s.census.module, s.manifest.get("created_utc", ""), str(s.side.path))
-            for s in sides]
-    parameters = next((s.manifest.get("parameters") for s in sides if s.manifest.get("parameters")), {})
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    manifests = [s.manifest for s in sides if s.manifest is not None]
+    description = next((m.description for m in manifests if m.description), "")
+    rows = [(s.framework, s.manifest.framework_version, s.manifest.compiled_by, s.manifest.device, s.manifest.host_cpu,
+             s.census.module, s.manifest.created_utc, str(s.side.path)) if s.manifest is not None else
+            (s.framework, "?", "?", backend, "", s.census.module, "", str(s.side.path)) for s in sides]
+    parameters = next((dict(m.parameters) for m in manifests if m.parameters), {})
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"<h1>{_e(program)}: JAX against TF2+XLA</h1><p>{_e(description)}</p>"
             f"<p class=\"muted\">backend {_e(backend)}; parameters {_e(json.dumps(parameters))}; made by "
             f"xlainspect {_e(__version__)} on {_e(now)}</p>"
@@ -175,8 +172,8 @@ def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
     matched = [(p.a.name, p.b.name, p.a.kind, "identical" if p.exact else f"similar ({p.score:.2f})",
                 _us(a.times, p.a.name), _us(b.times, p.b.name)) for p in diff.matched]
     parts = ["<h2>Kernels</h2>",
-             f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
-             "(paired by the structure of what they compute, names ignored)</summary>",
+             (f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
+             "(paired by the structure of what they compute, names ignored)</summary>"),
              _table(["jax kernel", "tf kernel", "kind", "match", "jax µs", "tf µs"], matched, numeric=(4, 5)),
              "</details>"]
     for side, only in ((a, diff.only_a), (b, diff.only_b)):
@@ -187,33 +184,32 @@ def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
     return "\n".join(parts)
 
 
-def _timing_section(sides: Sequence[_Side], timing: Mapping[str, Any]) -> str:
+def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
     rows = []
     for s in sides:
         t = s.timing
-        if t:
-            rows.append((s.framework, t.get("framework_version", ""), f"{t.get('compile_s', 0):.3f}",
-                         f"{t.get('median_ms', 0):.3f}", f"{t.get('min_ms', 0):.3f}", f"{t.get('max_ms', 0):.3f}",
-                         t.get("runs", ""), t.get("note", "")))
-    batch = timing.get("batch_size")
+        if t is not None:
+            rows.append((s.framework, t.framework_version, f"{t.compile_s:.3f}", f"{t.median_ms:.3f}",
+                         f"{t.min_ms:.3f}", f"{t.max_ms:.3f}", t.runs, t.note))
+    batch = timing.batch_size
     parts = ["<h2>Timing</h2>",
-             f"<p class=\"muted\">from <code>xlainspect time</code>, batch {_e(batch)}; per-kernel times are µs "
-             "per step attributed by the profiler's hlo_op field</p>",
+             (f"<p class=\"muted\">from <code>xlainspect time</code>, batch {_e(batch)}; per-kernel times are µs "
+             "per step attributed by the profiler's hlo_op field</p>"),
              _table(["framework", "version", "compile s", "median ms", "min ms", "max ms", "runs", "note"], rows,
                     numeric=(2, 3, 4, 5, 6))]
     for s in sides:
-        kernels = (s.timing or {}).get("kernels", [])[:15]
+        kernels = s.timing.kernels[:15] if s.timing is not None else ()
         if kernels:
             parts.append(f"<h3>{_e(s.framework)}: costliest kernels</h3>")
             parts.append(_table(["hlo_op", "calls", "total µs", "share"],
-                                [(k["hlo_op"], k["calls"], f"{k['total_us']:.1f}", f"{k['share']:.1%}")
-                                 for k in kernels], numeric=(1, 2, 3)))
+                                [(k.hlo_op, k.calls, f"{k.total_us:.1f}", f"{k.share:.1%}") for k in kernels],
+                                numeric=(1, 2, 3)))
     return "\n".join(parts)
 
 
 def _graphs_section(sides: Sequence[_Side]) -> str:
-    parts = ["<h2>Kernel graphs</h2>", "<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
-             "ellipses: unfused ops; edges carry shapes. Scroll inside each picture.</p>", "<div class=\"sides\">"]
+    parts = ["<h2>Kernel graphs</h2>", ("<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
+             "ellipses: unfused ops; edges carry shapes. Scroll inside each picture.</p>"), "<div class=\"sides\">"]
     for s in sides:
         notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
         parts.append(f"<div><h3>{_e(s.framework)}</h3><ul class=\"muted\">{notes}</ul>"
@@ -224,8 +220,8 @@ def _graphs_section(sides: Sequence[_Side]) -> str:
 
 def _passes_section(sides: Sequence[_Side], divergence: Any) -> str:
     if divergence is None:
-        command = " and ".join(f"<code>{_e(s.manifest.get('regenerate', 'xlainspect dump'))} --pass-dumps</code>"
-                               for s in sides)
+        command = " and ".join(f"<code>{_e(s.manifest.regenerate if s.manifest else 'xlainspect dump')} "
+                               "--pass-dumps</code>" for s in sides)
         return f"<h2>Pass timeline</h2><p class=\"muted\">no pass dumps; make them with {command}</p>"
     timelines, first = divergence
     text = first.description if first is not None else "the two sides' fusions never differ after any pass"

@@ -9,7 +9,6 @@ existing dump is replaced only with ``force`` (and only once the new one is comp
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 import shutil
@@ -17,13 +16,19 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.manifest import DumpManifest
+from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
+
+if TYPE_CHECKING:
+    from xlainspect.programs import Program
+    from xlainspect.runners.gpu_targets import GpuTarget
 
 FRAMEWORKS = ("jax", "tf")
 BACKENDS = ("cpu", "gpu")
@@ -42,7 +47,7 @@ class FrameworkDump:
     framework: str
     directory: Path
     module_name: str
-    manifest: dict[str, Any]
+    manifest: DumpManifest
 
 
 @dataclass(frozen=True)
@@ -92,11 +97,11 @@ class _Route:
     backend_folder: str
     framework_folder: str
     via_jax: bool
-    target: Any
+    target: GpuTarget | None
     compiler: str
 
 
-def _route(framework: str, backend: str, target: Any, compiler: str, on_gpu: bool) -> _Route:
+def _route(framework: str, backend: str, target: GpuTarget | None, compiler: str, on_gpu: bool) -> _Route:
     if backend == "cpu" or on_gpu:
         via_jax = framework == "tf" and compiler == "jax"
         where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
@@ -104,6 +109,7 @@ def _route(framework: str, backend: str, target: Any, compiler: str, on_gpu: boo
         whose = "TF's own XLA" if framework == "tf" and not via_jax else "JAX's XLA"
         return _Route(backend, TF_VIA_JAX if via_jax else framework, via_jax, None,
                       f"{front}, {whose} ({{xla}}), on {where}")
+    assert target is not None  # a GPU backend without a GPU compiles deviceless for a target
     via_jax = framework == "tf"  # TF cannot compile for a GPU it does not see
     front = "TF front end" if via_jax else "JAX front end"
     return _Route(f"gpu-{target.name}", framework, via_jax, target,
@@ -198,66 +204,63 @@ def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
     return " ".join(flags)
 
 
-def _capture_one(program: Any, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
+def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
                  pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
                  compiler: str) -> FrameworkDump:
     target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
     with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
         raw_dir = Path(scratch) / "xla_dump"
         flags = _dump_flags(raw_dir, pass_dumps)
-        request: dict[str, Any] = {"program": program.name, "framework": framework, "batch_size": batch_size,
-                                   "dtype": dtype}
+        request = CompileRequest(program.name, framework, batch_size, dtype)
         started = time.perf_counter()
-        front_end = ""
+        front_end_version = ""
         if route.via_jax:
             proto = str(Path(scratch) / "tf_before_optimizations.pb")
-            exported = run_child("xlainspect.runners.compile_child", {**request, "export_hlo": proto}, "tf", report,
-                                 "exporting TF's module of")
-            front_end = f"tensorflow {exported['framework_version']}"
-            request = {**request, "framework": "jax", "hlo_proto": proto,
-                       "function_name": exported["function_name"]}
+            exported = run_child(replace(request, export_hlo=proto), ExportResult, report, "exporting TF's module of")
+            front_end_version = exported.framework_version
+            request = replace(request, framework="jax", hlo_proto=proto, function_name=exported.function_name)
         if route.target is not None:
-            request["target_config"] = route.target.config
-        child_framework = request["framework"]
+            request = replace(request, target_config=route.target.config)
         child_backend = "gpu" if backend == "gpu" and route.target is None else "cpu"
-        result = run_child("xlainspect.runners.compile_child", request, child_framework, report,
+        result = run_child(request, CompileResult, report,
                            "compiling" if route.via_jax or route.target is not None else "compiling and running",
                            xla_flags=flags, backend=child_backend)
         elapsed = time.perf_counter() - started
-        before, after, module_name = _select_module(raw_dir, result.get("function_name", ""), framework)
-        manifest = {
-            "program": program.name,
-            "description": program.description,
-            "parameters": {"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
-            "shapes": {name: list(shape) for name, shape in program.shapes(batch_size).items()},
-            "framework": framework,
-            "framework_version": front_end.split()[-1] if front_end else result["framework_version"],
-            "xla_version": result["xla_version"],
-            "compiler": route.compiler.format(xla=result["xla_version"]),
-            "backend": backend,
-            "backend_folder": route.backend_folder,
-            "deviceless": route.target is not None,
-            "target": route.target.name if route.target is not None else None,
-            "device": result["device"],
-            "host_cpu": result["host_cpu"],
-            "xla_flags": flags.replace(str(raw_dir), "<dump dir>"),
-            "module_name": module_name,
-            "original_files": {"before_optimizations": before.name, "after_optimizations": after.name},
-            "compile_and_first_run_s": round(result["first_call_s"], 3),
-            "child_process_s": round(elapsed, 3),
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "xlainspect_version": __version__,
-            "python": result["python"],
-            "platform": result["platform"],
-            "regenerate": _regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
-                                              target_name if backend == "gpu" else None, compiler),
-        }
-        _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
+        before, after, module_name = _select_module(raw_dir, result.function_name, framework)
+        manifest = DumpManifest(
+            program=program.name,
+            description=program.description,
+            parameters={"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
+            shapes=program.shapes(batch_size),
+            framework=framework,
+            framework_version=front_end_version or result.framework_version,
+            xla_version=result.xla_version,
+            compiler=route.compiler.format(xla=result.xla_version),
+            backend=backend,
+            backend_folder=route.backend_folder,
+            deviceless=route.target is not None,
+            target=route.target.name if route.target is not None else None,
+            device=result.device,
+            host_cpu=result.host_cpu,
+            xla_flags=flags.replace(str(raw_dir), "<dump dir>"),
+            module_name=module_name,
+            original_before=before.name,
+            original_after=after.name,
+            compile_and_first_run_s=round(result.first_call_s, 3),
+            child_process_s=round(elapsed, 3),
+            created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            xlainspect_version=__version__,
+            python=result.python,
+            platform=result.platform,
+            regenerate=_regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
+                                           target_name if backend == "gpu" else None, compiler),
+        )
+        manifest = _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
     return FrameworkDump(framework, target, module_name, manifest)
 
 
-def _regenerate_command(program: Any, framework: str, backend: str, batch_size: int | None, dtype: str,
+def _regenerate_command(program: Program, framework: str, backend: str, batch_size: int | None, dtype: str,
                         pass_dumps: bool, target: str | None = None, compiler: str = "native") -> str:
     parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
     if target is not None:
@@ -298,8 +301,12 @@ def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[P
 
 
 def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_module: str | None,
-               manifest: dict[str, Any]) -> None:
-    """Assembles the dump beside ``target`` and renames it into place; an existing dump is replaced last."""
+               manifest: DumpManifest) -> DumpManifest:
+    """Assembles the dump beside ``target`` and renames it into place; an existing dump is replaced last.
+
+    Returns:
+        The manifest as filed: with the count of pass dumps when there are some.
+    """
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
@@ -315,8 +322,8 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
                 if path.name not in main_files and "buffer-assignment" not in path.name \
                         and "memory-usage" not in path.name and "live-range" not in path.name:
                     shutil.copyfile(path, passes / path.name)
-            manifest["pass_dump_files"] = len(list(passes.iterdir()))
-        (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            manifest = manifest.with_pass_dump_files(len(list(passes.iterdir())))
+        manifest.write(partial / "manifest.json")
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
@@ -328,3 +335,4 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    return manifest

@@ -1,25 +1,32 @@
 """The child process of ``xlainspect dump``: compiles and runs one synthetic program in one framework.
 
 XLA reads ``XLA_FLAGS`` once, when a framework's XLA backend starts, so each capture needs a fresh process whose
-environment carries the dump flags before jax or tensorflow is imported. The parent passes a JSON request as the only
-argument; the child prints one JSON line to stdout starting with ``RESULT `` (versions, device, timings), and reports
-a missing framework with exit status 3 so the parent can say which package to install.
+environment carries the dump flags before jax or tensorflow is imported. The parent passes a
+:class:`~xlainspect.runners.protocol.CompileRequest` as the only argument; the child prints one line starting with
+``RESULT ``, a :class:`~xlainspect.runners.protocol.CompileResult` (versions, device, timings) or, when asked to
+export TF's module, an :class:`~xlainspect.runners.protocol.ExportResult`. It reports a missing framework with exit
+status 3 so the parent can say which package to install.
 
 Run as ``python -m xlainspect.runners.compile_child '{"program": ..., "framework": ..., ...}'``.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result, read_request
+from xlainspect.runners.protocol import CompileRequest, CompileResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from xlainspect.programs import Program
 
 
-def _jax_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+def _jax_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
     import jax
     import jaxlib
 
@@ -29,16 +36,12 @@ def _jax_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     jax.block_until_ready(outputs)
     seconds = time.perf_counter() - start
     device = jax.devices()[0]
-    return {
-        "framework_version": jax.__version__,
-        "xla_version": f"jaxlib {jaxlib.__version__}",
-        "device": f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
-        "first_call_s": seconds,
-        "function_name": getattr(function, "__name__", ""),
-    }
+    return _result(jax.__version__, f"jaxlib {jaxlib.__version__}",
+                   f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
+                   seconds, getattr(function, "__name__", ""))
 
 
-def _tf_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+def _tf_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
     import tensorflow as tf
 
     function = program.tf_function()
@@ -48,17 +51,13 @@ def _tf_run(program: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         output.numpy()  # reading back synchronises
     seconds = time.perf_counter() - start
     devices = tf.config.list_logical_devices()
-    return {
-        "framework_version": tf.__version__,
-        "xla_version": f"bundled with tensorflow {tf.__version__} (git {tf.version.GIT_VERSION})",
-        "device": ", ".join(f"{d.device_type}" for d in devices) or "unknown",
-        "first_call_s": seconds,
-        "function_name": getattr(getattr(function, "python_function", None), "__name__", ""),
-    }
+    return _result(tf.__version__, f"bundled with tensorflow {tf.__version__} (git {tf.version.GIT_VERSION})",
+                   ", ".join(f"{d.device_type}" for d in devices) or "unknown",
+                   seconds, getattr(getattr(function, "python_function", None), "__name__", ""))
 
 
-def _jax_deviceless(program: Any, inputs: dict[str, Any], target_config: str, proto_path: str | None,
-                    function_name: str) -> dict[str, Any]:
+def _jax_deviceless(program: Program, inputs: dict[str, np.ndarray], target_config: str, proto_path: str | None,
+                    function_name: str) -> CompileResult:
     """Compiles for a GPU that is not there: the program's JAX function, or (with ``proto_path``) TF's module."""
     import jax
     import jaxlib
@@ -74,16 +73,12 @@ def _jax_deviceless(program: Any, inputs: dict[str, Any], target_config: str, pr
     else:
         with open(proto_path, "rb") as file:
             compile_hlo_proto(file.read(), device, load=False)
-    return {
-        "framework_version": jax.__version__,
-        "xla_version": f"jaxlib {jaxlib.__version__}",
-        "device": f"{getattr(device, 'device_kind', 'GPU')} (deviceless: compiled, never run)",
-        "first_call_s": time.perf_counter() - start,
-        "function_name": function_name,
-    }
+    return _result(jax.__version__, f"jaxlib {jaxlib.__version__}",
+                   f"{getattr(device, 'device_kind', 'GPU')} (deviceless: compiled, never run)",
+                   time.perf_counter() - start, function_name)
 
 
-def _jax_compiles_tf(proto_path: str, function_name: str) -> dict[str, Any]:
+def _jax_compiles_tf(proto_path: str, function_name: str) -> CompileResult:
     """Compiles TF's pre-optimization module with JAX's XLA on this machine's CPU, and runs nothing."""
     import jax
     import jaxlib
@@ -94,13 +89,16 @@ def _jax_compiles_tf(proto_path: str, function_name: str) -> dict[str, Any]:
     start = time.perf_counter()
     with open(proto_path, "rb") as file:
         compile_hlo_proto(file.read(), device, load=True)
-    return {
-        "framework_version": jax.__version__,
-        "xla_version": f"jaxlib {jaxlib.__version__}",
-        "device": f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
-        "first_call_s": time.perf_counter() - start,
-        "function_name": function_name,
-    }
+    return _result(jax.__version__, f"jaxlib {jaxlib.__version__}",
+                   f"{device.platform} {getattr(device, 'device_kind', '')}".strip(),
+                   time.perf_counter() - start, function_name)
+
+
+def _result(framework_version: str, xla_version: str, device: str, first_call_s: float,
+            function_name: str) -> CompileResult:
+    """A route's figures, with the host they were made on."""
+    return CompileResult(framework_version, xla_version, device, first_call_s, function_name, _host_cpu(),
+                         platform.python_version(), platform.platform())
 
 
 def _host_cpu() -> str:
@@ -116,29 +114,24 @@ def _host_cpu() -> str:
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(argv[0])
-    framework = request["framework"]
-    if missing_framework("jax" if framework == "jax" else "tensorflow"):
+    request = read_request(CompileRequest, argv)
+    if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
     from xlainspect.programs import get_program
 
-    program = get_program(request["program"])
-    inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"),
-                            seed=request.get("seed", 0))
-    if "export_hlo" in request:
+    program = get_program(request.program)
+    inputs = program.inputs(batch_size=request.batch_size, dtype=request.dtype, seed=request.seed)
+    if request.export_hlo is not None:
         from xlainspect.runners.jax_compile import export_tf_hlo
 
-        result = export_tf_hlo(program, inputs, request["export_hlo"])
-    elif request.get("target_config"):
-        result = _jax_deviceless(program, inputs, request["target_config"], request.get("hlo_proto"),
-                                 request.get("function_name", ""))
-    elif request.get("hlo_proto"):
-        result = _jax_compiles_tf(request["hlo_proto"], request.get("function_name", ""))
+        print_result(export_tf_hlo(program, inputs, request.export_hlo))
+        return 0
+    if request.target_config:
+        result = _jax_deviceless(program, inputs, request.target_config, request.hlo_proto, request.function_name)
+    elif request.hlo_proto:
+        result = _jax_compiles_tf(request.hlo_proto, request.function_name)
     else:
-        result = (_jax_run if framework == "jax" else _tf_run)(program, inputs)
-    result["host_cpu"] = _host_cpu()
-    result["python"] = platform.python_version()
-    result["platform"] = platform.platform()
+        result = (_jax_run if request.framework == "jax" else _tf_run)(program, inputs)
     print_result(result)
     return 0
 

@@ -16,10 +16,18 @@ Only children import this module; it loads jax (or tensorflow) when a function i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from xlainspect.runners.protocol import ExportResult
+
+if TYPE_CHECKING:
+    import jax
+    import numpy as np
+
+    from xlainspect.programs import Program
 
 
-def deviceless_gpu(target_config: str) -> Any:
+def deviceless_gpu(target_config: str) -> jax.Device:
     """The compile-only CUDA device of a one-GPU topology described by ``target_config``."""
     from jax.experimental import topologies
 
@@ -27,7 +35,8 @@ def deviceless_gpu(target_config: str) -> Any:
     return topology.devices[0]
 
 
-def compile_program_for(device: Any, program: Any, types: Sequence[tuple[tuple[int, ...], Any]]) -> Any:
+def compile_program_for(device: jax.Device, program: Program,
+                        types: Sequence[tuple[tuple[int, ...], Any]]) -> jax.stages.Compiled:
     """``program``'s JAX function compiled for ``device`` (e.g. a deviceless GPU) from input (shape, dtype) only."""
     import jax
     import numpy as np
@@ -38,7 +47,7 @@ def compile_program_for(device: Any, program: Any, types: Sequence[tuple[tuple[i
     return program.jax_function().lower(*specs).compile()
 
 
-def compile_hlo_proto(proto: bytes, device: Any, load: bool) -> Any:
+def compile_hlo_proto(proto: bytes, device: jax.Device, load: bool) -> Any:
     """A serialized ``HloModuleProto`` compiled by JAX's XLA for ``device``.
 
     Args:
@@ -58,7 +67,7 @@ def compile_hlo_proto(proto: bytes, device: Any, load: bool) -> Any:
         return device.client.compile(module, devices, options)
 
 
-def tf_hlo_proto(program: Any, types: Sequence[tuple[tuple[int, ...], Any]]) -> bytes:
+def tf_hlo_proto(program: Program, types: Sequence[tuple[tuple[int, ...], Any]]) -> bytes:
     """TF's module before XLA optimizes it (an ``HloModuleProto``), traced from input (shape, dtype) only."""
     import tensorflow as tf
 
@@ -66,7 +75,7 @@ def tf_hlo_proto(program: Any, types: Sequence[tuple[tuple[int, ...], Any]]) -> 
     return program.tf_function().experimental_get_compiler_ir(*specs)(stage="hlo_serialized")
 
 
-def export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict[str, Any]:
+def export_tf_hlo(program: Program, inputs: dict[str, np.ndarray], path: str) -> ExportResult:
     """Writes :func:`tf_hlo_proto` for ``inputs``' shapes: what TF's front end made of ``program``."""
     import numpy as np
     import tensorflow as tf
@@ -74,7 +83,7 @@ def export_tf_hlo(program: Any, inputs: dict[str, Any], path: str) -> dict[str, 
     proto = tf_hlo_proto(program, [(np.shape(value), np.asarray(value).dtype) for value in inputs.values()])
     with open(path, "wb") as file:
         file.write(proto)
-    return {"framework_version": tf.__version__, "bytes": len(proto), "function_name": program.function_name}
+    return ExportResult(tf.__version__, len(proto), program.function_name)
 
 
 def hlo_module_name(hlo_text: str) -> str:

@@ -6,31 +6,38 @@ offers no memory analysis of its own compiled program), and the result says so. 
 is deviceless (see :mod:`xlainspect.runners.jax_compile`). ``bisect`` searches the largest batch whose figures fit a limit
 in the same process, so each probe costs one compile and no process start.
 
-Run as ``python -m xlainspect.runners.memory_child '{"program": ..., "framework": ..., ...}'``; prints one ``RESULT {json}``
-line; exit status 3 when a framework is missing.
+Run as ``python -m xlainspect.runners.memory_child '{"program": ..., "framework": ..., ...}'`` (a
+:class:`~xlainspect.runners.protocol.MemoryRequest`); prints one ``RESULT {json}`` line, a
+:class:`~xlainspect.runners.protocol.CompiledMemory`, :class:`~xlainspect.runners.protocol.BisectResult` or
+:class:`~xlainspect.runners.protocol.MeasuredStep` by the request's mode; exit status 3 when a framework is missing.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result
+from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result, read_request
+from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
-_FIELDS = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
-           "generated_code_size_in_bytes")
+if TYPE_CHECKING:
+    import jax
+
+    from xlainspect.programs import Program
 
 
-def _stats(stats: Any) -> dict[str, int]:
-    return {field.replace("_size_in_bytes", ""): int(getattr(stats, field)) for field in _FIELDS}
+def _figures(stats: Any, batch: int | None) -> MemoryFigures:
+    """XLA's ``CompiledMemoryStats`` (JAX's ``memory_analysis()``) as figures."""
+    return MemoryFigures(batch, int(stats.argument_size_in_bytes), int(stats.output_size_in_bytes),
+                         int(stats.alias_size_in_bytes), int(stats.temp_size_in_bytes),
+                         int(stats.generated_code_size_in_bytes))
 
 
-def _device(target_config: str | None) -> Any:
+def _device(target_config: str | None) -> jax.Device:
     import jax
 
     if target_config:
@@ -40,7 +47,8 @@ def _device(target_config: str | None) -> Any:
     return jax.devices()[0]
 
 
-def _compile(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool) -> tuple[Any, str]:
+def _compile(program: Program, framework: str, batch: int | None, device: jax.Device,
+             deviceless: bool) -> tuple[Any, str]:
     """Compiled memory statistics and the compiled module's name."""
     from xlainspect.runners.jax_compile import compile_hlo_proto, compile_program_for, hlo_module_name, tf_hlo_proto
 
@@ -53,24 +61,25 @@ def _compile(program: Any, framework: str, batch: int | None, device: Any, devic
     return executable.get_compiled_memory_stats(), hlo_module_name(text)
 
 
-def _analyse(program: Any, framework: str, batch: int | None, device: Any, deviceless: bool,
-             dump_dir: str | None) -> dict[str, Any]:
+def _analyse(program: Program, framework: str, batch: int | None, device: jax.Device, deviceless: bool,
+             dump_dir: str | None) -> CompiledMemory:
     stats, module = _compile(program, framework, batch, device, deviceless)
-    result: dict[str, Any] = {"batch_size": batch, "module": module, **_stats(stats)}
+    assignment = text = ""
     if dump_dir:
         assignments = sorted(glob.glob(os.path.join(dump_dir, f"*{module}*after_optimizations-buffer-assignment.txt")))
         modules = sorted(glob.glob(os.path.join(dump_dir, f"*{module}*after_optimizations.txt")))
-        result["buffer_assignment"] = open(assignments[-1], encoding="utf-8").read() if assignments else ""
-        result["module_text"] = open(modules[-1], encoding="utf-8").read() if modules else ""
-    return result
+        assignment = _read(assignments[-1]) if assignments else ""
+        text = _read(modules[-1]) if modules else ""
+    return CompiledMemory(_figures(stats, batch), module, _xla_version(), _device_name(device), assignment, text)
 
 
-def _peak(figures: dict[str, Any]) -> int:
-    return figures["argument"] + figures["output"] - figures["alias"] + figures["temp"]
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
 
 
-def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: int, start: int,
-            max_probes: int) -> dict[str, Any]:
+def _bisect(program: Program, framework: str, device: jax.Device, deviceless: bool, limit: int, start: int,
+            max_probes: int) -> BisectResult:
     """Largest batch whose argument + output - alias + temp bytes fit ``limit``, to within 0.1%.
 
     Bytes grow almost linearly with the batch, so two probes predict where the limit is crossed; steps outward
@@ -78,7 +87,7 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
     Each probe is a compile (seconds for a GPU target), so this takes about ten probes where doubling from the
     start and then bisecting would take twenty or more.
     """
-    curve: dict[int, dict[str, Any]] = {}
+    curve: dict[int, MemoryFigures] = {}
     # Both frameworks index a batched array with 32-bit integers: beyond this many examples the step does not
     # trace at all, so the search stops there and says the answer is a lower bound.
     cap = (2**31 - 1) // max(int(np.prod(s.shape[1:])) for s in program.input_specs(start) if s.role != "parameter")
@@ -86,21 +95,19 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
     def fits(batch: int) -> bool:
         batch = min(batch, cap)
         if batch not in curve:
-            figures = _analyse(program, framework, batch, device, deviceless, None)
-            figures["peak"] = _peak(figures)
-            curve[batch] = figures
-        return curve[batch]["peak"] <= limit
+            curve[batch] = _analyse(program, framework, batch, device, deviceless, None).figures
+        return curve[batch].peak <= limit
 
     def bracket() -> tuple[int, int | None]:
         """The largest batch known to fit (0 if none) and the smallest known not to, above it."""
-        low = max([b for b in curve if curve[b]["peak"] <= limit], default=0)
-        above = [b for b in curve if b > low and curve[b]["peak"] > limit]
+        low = max([b for b in curve if curve[b].peak <= limit], default=0)
+        above = [b for b in curve if b > low and curve[b].peak > limit]
         return low, min(above) if above else None
 
     if fits(start):
         fits(2 * start)
-        slope = max((curve[2 * start]["peak"] - curve[start]["peak"]) / start, 1.0)
-        guess = min(cap, max(start + 1, int(start + (limit - curve[start]["peak"]) / slope)))
+        slope = max((curve[2 * start].peak - curve[start].peak) / start, 1.0)
+        guess = min(cap, max(start + 1, int(start + (limit - curve[start].peak) / slope)))
         step = max(1, guess // 100)
         if fits(guess):
             while guess < cap and fits(guess + step) and len(curve) < max_probes:
@@ -112,8 +119,8 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
                 step *= 2
     low, high = bracket()
     if high is None and low >= cap:
-        return {"max_batch": cap, "upper": None, "curve": [curve[b] for b in sorted(curve)], "exact": False,
-                "capped": True}
+        return BisectResult(cap, None, tuple(curve[b] for b in sorted(curve)), False, True, _xla_version(),
+                            _device_name(device))
     if high is None:
         high = min(max(curve) * 2, cap + 1)
     while high - low > max(1, low // 1000) and len(curve) < max_probes:
@@ -127,7 +134,8 @@ def _bisect(program: Any, framework: str, device: Any, deviceless: bool, limit: 
     while point < low:  # a few points along the way, so the curve shows its shape, not only its ends
         fits(point)
         point *= 4
-    return {"max_batch": low, "upper": high, "curve": [curve[b] for b in sorted(curve)], "exact": exact}
+    return BisectResult(low, high, tuple(curve[b] for b in sorted(curve)), exact, False, _xla_version(),
+                        _device_name(device))
 
 
 def _status_kib(field: str) -> int:
@@ -138,7 +146,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _measure(program: Any, framework: str, batch: int | None) -> dict[str, Any]:
+def _measure(program: Program, framework: str, batch: int | None, device: jax.Device) -> MeasuredStep:
     """Runs one step and measures the resident memory it added at its peak (Linux: VmHWM after clear_refs).
 
     Inputs are made, and the program compiled and run once, before the measurement, so neither the arguments nor
@@ -150,7 +158,7 @@ def _measure(program: Any, framework: str, batch: int | None) -> dict[str, Any]:
 
         args = [jax.device_put(value) for value in inputs.values()]
         compiled = program.jax_function().lower(*args).compile()
-        figures = _stats(compiled.memory_analysis())
+        figures: MemoryFigures | None = _figures(compiled.memory_analysis(), batch)
 
         def step() -> None:
             jax.block_until_ready(compiled(*args))
@@ -159,7 +167,7 @@ def _measure(program: Any, framework: str, batch: int | None) -> dict[str, Any]:
 
         function = program.tf_function()
         args = [tf.constant(value) for value in inputs.values()]
-        figures = {}
+        figures = None
 
         def step() -> None:
             for output in tf.nest.flatten(function(*args)):
@@ -173,35 +181,38 @@ def _measure(program: Any, framework: str, batch: int | None) -> dict[str, Any]:
     before = _status_kib("VmRSS")
     step()
     peak = _status_kib("VmHWM")
-    return {"batch_size": batch, "measured": (peak - before) * 1024, "rss_before": before * 1024, **figures}
+    return MeasuredStep(batch, (peak - before) * 1024, before * 1024, figures, _xla_version(), _device_name(device))
+
+
+def _xla_version() -> str:
+    import jaxlib
+
+    return f"jaxlib {jaxlib.__version__}"
+
+
+def _device_name(device: jax.Device) -> str:
+    return getattr(device, "device_kind", device.platform)
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(argv[0])
-    framework = request["framework"]
-    if not request.get("on_gpu"):
+    request = read_request(MemoryRequest, argv)
+    if not request.on_gpu:
         os.environ["JAX_PLATFORMS"] = "cpu"  # CPU, or a deviceless GPU: jax must not try to start CUDA
-    if missing_framework("jax", *(("tensorflow",) if framework == "tf" else ())):  # every route uses JAX's XLA
+    if missing_framework("jax", *(("tensorflow",) if request.framework == "tf" else ())):  # all go through JAX's XLA
         return EXIT_FRAMEWORK_MISSING
-    import jaxlib
-
     from xlainspect.programs import get_program
 
-    program = get_program(request["program"])
-    target_config = request.get("target_config")
-    device = _device(target_config)
-    deviceless = bool(target_config)
-    if request.get("mode") == "measure":
-        result = _measure(program, framework, request.get("batch_size"))
-    elif request.get("mode") == "bisect":
-        result = _bisect(program, framework, device, deviceless, int(request["limit"]), int(request["start"]),
-                         int(request.get("max_probes", 40)))
+    program = get_program(request.program)
+    device = _device(request.target_config)
+    deviceless = bool(request.target_config)
+    if request.mode == "measure":
+        print_result(_measure(program, request.framework, request.batch_size, device))
+    elif request.mode == "bisect":
+        assert request.limit is not None and request.start is not None  # MemoryRequest.from_json requires them
+        print_result(_bisect(program, request.framework, device, deviceless, request.limit, request.start,
+                             request.max_probes))
     else:
-        result = _analyse(program, framework, request.get("batch_size"), device, deviceless,
-                          request.get("dump_dir"))
-    result["xla_version"] = f"jaxlib {jaxlib.__version__}"
-    result["device"] = getattr(device, "device_kind", device.platform)
-    print_result(result)
+        print_result(_analyse(program, request.framework, request.batch_size, device, deviceless, request.dump_dir))
     return 0
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlainspect.errors import InputError
+from xlainspect.runners.manifest import DumpManifest
 
 FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax")
 
@@ -42,6 +42,7 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
     Raises:
         InputError: a framework name without ``--program``, or a path that does not exist or holds no
             ``after_optimizations.txt``.
+        RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
     """
     if spec in FRAMEWORK_NAMES and not Path(spec).exists():
         if program is None:
@@ -63,10 +64,21 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
     return Side(spec, path, _compiler(path))
 
 
-def _compiler(path: Path) -> str:
+def manifest_beside(path: Path) -> DumpManifest | None:
+    """The manifest of the dump that ``path`` belongs to; None for a file that no ``xlainspect dump`` filed.
+
+    Only an ``after_optimizations.txt`` is a dump's file: beside any other HLO file a ``manifest.json`` may be
+    another tool's, and is left alone.
+
+    Raises:
+        RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
+    """
     manifest = path.parent / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    return str(data.get("xla_version", ""))
+    if path.name != "after_optimizations.txt" or not manifest.is_file():
+        return None
+    return DumpManifest.read(manifest)
+
+
+def _compiler(path: Path) -> str:
+    manifest = manifest_beside(path)
+    return manifest.xla_version if manifest is not None else ""

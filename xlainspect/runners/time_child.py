@@ -6,8 +6,10 @@ Compile time is measured apart from run time; steady-state runs come after warm-
 instructions by the profiler events' ``hlo_op`` and ``hlo_module`` fields, never by kernel name (see NOTES): JAX's
 perfetto trace, TF's XPlane profile read with TF's own protobuf classes.
 
-Run as ``python -m xlainspect.runners.time_child '{"program": ..., "framework": ..., "repeats": ..., ...}'``; prints one
-``RESULT {json}`` line; exit status 3 when the framework is missing.
+Run as ``python -m xlainspect.runners.time_child '{"program": ..., "framework": ..., "repeats": ..., ...}'`` (a
+:class:`~xlainspect.runners.protocol.TimeRequest`); prints one ``RESULT {json}`` line, a
+:class:`~xlainspect.runners.protocol.TimeResult` (an :class:`~xlainspect.runners.protocol.ExportResult` when asked to
+export TF's module); exit status 3 when the framework is missing, 4 when a GPU was asked for and none is visible.
 """
 
 from __future__ import annotations
@@ -20,14 +22,27 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, EXIT_NO_GPU, missing_framework, print_result
+from xlainspect.runners.children import (
+    EXIT_FRAMEWORK_MISSING,
+    EXIT_NO_GPU,
+    missing_framework,
+    print_result,
+    read_request,
+)
 from xlainspect.runners.intervals import union_length
 from xlainspect.runners.jax_compile import hlo_module_name
+from xlainspect.runners.protocol import TimeRequest, TimeResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from xlainspect.programs import Program, Variant
 
 
-def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float]]:
+def _steady_runs(run: Callable[[], Any], repeats: int, warmup: int) -> tuple[float, list[float]]:
     """Times the first call (what a user waits for before the first step), then ``repeats`` after warm-up."""
     start = time.perf_counter()
     run()
@@ -42,7 +57,7 @@ def _steady_runs(run: Any, repeats: int, warmup: int) -> tuple[float, list[float
     return first_s, runs
 
 
-def _timed(run: Any, times: int) -> list[float]:
+def _timed(run: Callable[[], Any], times: int) -> list[float]:
     """Wall seconds of each of ``times`` runs: the step time while the profiler watched, to compare kernels with."""
     seconds = []
     for _ in range(times):
@@ -52,18 +67,17 @@ def _timed(run: Any, times: int) -> list[float]:
     return seconds
 
 
-def _uncompiled_timing(version: str, run: Any, repeats: int, warmup: int, what: str) -> dict:
+def _uncompiled_timing(version: str, run: Callable[[], Any], repeats: int, warmup: int, what: str) -> TimeResult:
     # Nothing is compiled as one module, so there is no HLO to attribute time to: whole-step times only.
     first_s, runs = _steady_runs(run, repeats, warmup)
     steady = sorted(runs)[len(runs) // 2]
-    return {"framework_version": version, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
-            "module_name": "", "hlo_text": "", "kernels": {}, "profiled_runs": 0,
-            "note": f"{what}: no module to profile; 'compile' is the first call (tracing, op caches) less one "
-                    "steady run"}
+    return TimeResult(version, max(first_s - steady, 0.0), tuple(runs),
+                      note=f"{what}: no module to profile; 'compile' is the first call (tracing, op caches) less one "
+                           "steady run")
 
 
-def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
-                variant: Any) -> dict:
+def _jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int, profile_runs: int,
+                variant: Variant) -> TimeResult:
     import jax
 
     args = [jax.device_put(value) for value in inputs.values()]
@@ -86,9 +100,9 @@ def _jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int,
         runs.append(time.perf_counter() - start)
     kernels, profiled, busy = _jax_profile(lambda: jax.block_until_ready(compiled(*args)), profile_runs,
                                            module_name) if profile_runs else ({}, [], None)
-    return {"framework_version": jax.__version__, "compile_s": compile_s, "runs_s": runs, "module_name": module_name,
-            "hlo_text": compiled.as_text(), "kernels": dict(kernels), "profiled_runs": profile_runs,
-            "profiled_runs_s": profiled, "busy_us_per_run": busy}
+    return TimeResult(jax.__version__, compile_s, tuple(runs), module_name, compiled.as_text(),
+                      {op: tuple(durations) for op, durations in kernels.items()}, profile_runs, tuple(profiled),
+                      busy)
 
 
 def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
@@ -122,7 +136,8 @@ def _kernel_events(trace_dir: str, module_name: str) -> tuple[dict[str, list[flo
     return kernels, union_length(intervals)
 
 
-def _jax_profile(run: Any, profile_runs: int, module_name: str) -> tuple[dict[str, list[float]], list[float], float]:
+def _jax_profile(run: Callable[[], Any], profile_runs: int,
+                 module_name: str) -> tuple[dict[str, list[float]], list[float], float]:
     """Profiles ``profile_runs`` runs with JAX's profiler: durations by ``hlo_op``, each run's wall seconds, and the
     busy µs per run."""
     import jax
@@ -134,8 +149,8 @@ def _jax_profile(run: Any, profile_runs: int, module_name: str) -> tuple[dict[st
     return kernels, profiled, busy / profile_runs
 
 
-def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
-               variant: Any) -> dict:
+def _tf_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int, profile_runs: int,
+               variant: Variant) -> TimeResult:
     import tensorflow as tf
 
     function = program.tf_function(variant)
@@ -162,10 +177,10 @@ def _tf_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, 
             name = getattr(getattr(function, "python_function", None), "__name__", "")
             module_name, kernels = _tf_kernel_events(trace_dir, name)
     hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
-    return {"framework_version": tf.__version__, "compile_s": max(first_s - steady, 0.0), "runs_s": runs,
-            "module_name": module_name or hlo_module_name(hlo_text), "hlo_text": hlo_text, "kernels": kernels,
-            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled,
-            "note": "compile time is the first call (trace, XLA compile, run) less one steady run"}
+    return TimeResult(tf.__version__, max(first_s - steady, 0.0), tuple(runs), module_name or hlo_module_name(hlo_text),
+                      hlo_text, {op: tuple(durations) for op, durations in kernels.items()},
+                      profile_runs if kernels else 0, tuple(profiled),
+                      note="compile time is the first call (trace, XLA compile, run) less one steady run")
 
 
 def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str, list[float]]]:
@@ -196,8 +211,8 @@ def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str
     return module, {op: durations for op, durations in by_module[module].items()}
 
 
-def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warmup: int, profile_runs: int,
-                        proto_path: str) -> dict:
+def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int,
+                        profile_runs: int, proto_path: str) -> TimeResult:
     """Compiles another framework's pre-optimization HLO with JAX's XLA and times it in JAX's runtime.
 
     The fallback when a framework's own profiler gives no per-HLO-op times: the module is the other front end's,
@@ -232,12 +247,12 @@ def _hlo_via_jax_timing(program: Any, inputs: dict[str, Any], repeats: int, warm
     hlo_text = executable.hlo_modules()[0].to_string()
     module_name = hlo_module_name(hlo_text)
     kernels, profiled, busy = _jax_profile(run, profile_runs, module_name) if profile_runs else ({}, [], None)
-    return {"framework_version": f"jaxlib {jax.__version__} running TF's HLO", "compile_s": compile_s,
-            "runs_s": runs, "module_name": module_name, "hlo_text": hlo_text, "kernels": kernels,
-            "profiled_runs": profile_runs if kernels else 0, "profiled_runs_s": profiled, "max_rel_error": error,
-            "busy_us_per_run": busy,
-            "note": f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
-                    f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}"}
+    return TimeResult(f"jaxlib {jax.__version__} running TF's HLO", compile_s, tuple(runs), module_name, hlo_text,
+                      {op: tuple(durations) for op, durations in kernels.items()}, profile_runs if kernels else 0,
+                      tuple(profiled), busy,
+                      f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
+                      f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}",
+                      error)
 
 
 def _gpu_missing(framework: str) -> str:
@@ -257,28 +272,26 @@ def _gpu_missing(framework: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(argv[0])
-    framework = request["framework"]
-    if missing_framework("jax" if framework == "jax" else "tensorflow"):
+    request = read_request(TimeRequest, argv)
+    if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
-    from xlainspect.programs import Variant, get_program
+    from xlainspect.programs import get_program
 
-    if request.get("backend") == "gpu" and (why := _gpu_missing(framework)):
+    if request.backend == "gpu" and (why := _gpu_missing(request.framework)):
         print(why, file=sys.stderr)
         return EXIT_NO_GPU
-    program = get_program(request["program"])
-    inputs = program.inputs(batch_size=request.get("batch_size"), dtype=request.get("dtype", "float32"))
-    repeats, warmup, profile_runs = request["repeats"], request["warmup"], request.get("profile_runs", 0)
-    if "export_hlo" in request:
+    program = get_program(request.program)
+    inputs = program.inputs(batch_size=request.batch_size, dtype=request.dtype)
+    runs = (request.repeats, request.warmup, request.profile_runs)
+    if request.export_hlo is not None:
         from xlainspect.runners.jax_compile import export_tf_hlo
 
-        result = export_tf_hlo(program, inputs, request["export_hlo"])
-    elif "hlo_proto" in request:
-        result = _hlo_via_jax_timing(program, inputs, repeats, warmup, profile_runs, request["hlo_proto"])
+        print_result(export_tf_hlo(program, inputs, request.export_hlo))
+    elif request.hlo_proto is not None:
+        print_result(_hlo_via_jax_timing(program, inputs, *runs, request.hlo_proto))
     else:
-        timing = _jax_timing if framework == "jax" else _tf_timing
-        result = timing(program, inputs, repeats, warmup, profile_runs, Variant(**request.get("variant", {})))
-    print_result(result)
+        timing = _jax_timing if request.framework == "jax" else _tf_timing
+        print_result(timing(program, inputs, *runs, request.variant))
     return 0
 
 
