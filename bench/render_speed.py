@@ -2,7 +2,8 @@
 
 Builds (or reuses from the cache that ``parse_speed.py`` shares) a real optimized module, a transformer training
 step compiled by JAX, large enough to hold at least ``--min-instructions`` instructions, then times each stage of
-``xlainspect render``: parsing, choosing and laying out what to draw, and graphviz's ``dot``.
+``xlainspect render``: parsing, choosing what to draw and building its DOT (with the ``graphviz`` package), and
+graphviz's ``dot`` laying it out.
 
 Usage::
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drew {len(rendering.nodes)} nodes; the picture says what it left out:")
     for note in rendering.left_out:
         print(f"  - {note}")
-    print(f"parse {parsed - start:.2f} s, choose {chosen - parsed:.2f} s, dot {drawn - chosen:.2f} s, "
+    print(f"parse {parsed - start:.2f} s, choose and build DOT {chosen - parsed:.2f} s, dot {drawn - chosen:.2f} s, "
           f"total {total:.2f} s (target under {TARGET_S:.0f} s: {'met' if total < TARGET_S else 'MISSED'}); "
           f"SVG {len(svg) / 1e3:.0f} kB")
     if module.instruction_count < args.min_instructions:

@@ -1,23 +1,79 @@
 """The ``xlainspect`` command: parses options, calls one library function per command, prints the result.
 
 Only this module turns errors into exit codes: an :class:`~xlainspect.errors.XlaInspectError` becomes its one-line
-message on stderr and the error's exit code, never a traceback.
+message on stderr and the error's exit code, never a traceback. Options that do not apply together are a usage error
+(exit 2) naming both, so no option is ever silently ignored.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import click
+from click.core import ParameterSource
 
 from xlainspect import __version__
+from xlainspect.cliparams import BATCH_SIZES, ByteSize, CommaList
 from xlainspect.errors import XlaInspectError
+from xlainspect.measure.bench import ABLATION_BATCH_SIZE, DEFAULT_BATCH_SIZES, MODELS
+from xlainspect.runners.capture import BACKENDS, COMPILERS, FRAMEWORKS
+from xlainspect.runners.gpu_targets import DEFAULT_TARGET
+
+_FRAMEWORK_OR_ALL = click.Choice([*FRAMEWORKS, "all"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xlainspect")
 def cli() -> None:
     """Inspect what XLA compiled: parse HLO dumps, count kernels, compare frameworks."""
+
+
+# -- options that do not apply together ----------------------------------------------------------------------------
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave parameter ``name`` (on the command line or in the environment), not left its default."""
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT,
+                                              ParameterSource.PROMPT)
+
+
+def _flag(ctx: click.Context, name: str) -> str:
+    """How parameter ``name`` is spelled on the command line: its longest option string."""
+    (param,) = [p for p in ctx.command.params if p.name == name]
+    return max(param.opts, key=len)
+
+
+def _refuse(ctx: click.Context, message: str) -> None:
+    raise click.UsageError(message, ctx)
+
+
+def _not_with(ctx: click.Context, option: str, others: Sequence[str], why: str) -> None:
+    """A usage error naming ``option`` and the first of ``others`` the user also gave: they do not apply together."""
+    for other in others:
+        if _given(ctx, other):
+            _refuse(ctx, f"{option} cannot be used with {_flag(ctx, other)}: {why}")
+
+
+def _names_framework(spec: str) -> bool:
+    """Whether a side of ``diff`` names a framework's filed dump rather than a path, as ``resolve_side`` reads it."""
+    from pathlib import Path
+
+    from xlainspect.runners.sides import FRAMEWORK_NAMES
+
+    return spec in FRAMEWORK_NAMES and not Path(spec).exists()
+
+
+def _target_needs_gpu(ctx: click.Context, target: str | None, backend: str) -> None:
+    if target is not None and backend != "gpu":
+        _refuse(ctx, "--target needs --backend gpu: it names the GPU to compile for")
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+# -- commands --------------------------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -68,32 +124,37 @@ def programs(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
-@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: on this machine's GPU, or without one deviceless for --target (needs the [gpu] extra).")
-@click.option("--target", default="h100", show_default=True,
-              help="GPU to compile for without one: h100, a100, or a GpuTargetConfigProto text file.")
-@click.option("--compiler", type=click.Choice(["native", "jax"]), default="native", show_default=True,
+@click.option("--target", default=None,
+              help=f"With --backend gpu: the GPU to compile for without one: h100, a100, or a GpuTargetConfigProto "
+                   f"text file (default {DEFAULT_TARGET}).")
+@click.option("--compiler", type=click.Choice(COMPILERS), default="native", show_default=True,
               help="jax: compile TF's module with JAX's XLA too (filed as tf_via_jax), to separate front end from "
                    "XLA version.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps", show_default=True,
               help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/ (backend gpu-<target> when "
                    "deviceless).")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the program's).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--pass-dumps", is_flag=True, help="Also keep XLA's module after every pass, under passes/.")
 @click.option("--force", is_flag=True, help="Replace existing dumps.")
-def dump(program_name: str, framework: str, backend: str, target: str, compiler: str, out_dir: str,
-         batch_size: int | None, dtype: str, pass_dumps: bool, force: bool) -> None:
+@click.pass_context
+def dump(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None, compiler: str,
+         out_dir: str, batch_size: int | None, dtype: str, pass_dumps: bool, force: bool) -> None:
     """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
+    _target_needs_gpu(ctx, target, backend)
+    if compiler == "jax" and framework == "jax":
+        _refuse(ctx, "--compiler jax cannot be used with --framework jax: it compiles TF's module with JAX's XLA")
     from xlainspect.errors import CaptureError
-    from xlainspect.runners.capture import FRAMEWORKS, dump_program
+    from xlainspect.runners.capture import dump_program
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
-                           progress=lambda line: click.echo(line, err=True), target=target, compiler=compiler)
+                           progress=_progress, target=target or DEFAULT_TARGET, compiler=compiler)
     for item in outcome.dumps:
-        click.echo(f"{item.framework}: {item.directory} ({item.module_name}; {item.manifest['compiler']})")
+        click.echo(f"{item.framework}: {item.directory} ({item.module_name}; {item.manifest.compiler})")
     if outcome.failures:
         raise CaptureError("; ".join(failure.message for failure in outcome.failures))
 
@@ -103,8 +164,8 @@ def dump(program_name: str, framework: str, backend: str, target: str, compiler:
 @click.argument("b")
 @click.option("--program", "program_name", default=None, help="Program whose dumps A and B name (jax, tf).")
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", default="cpu", show_default=True,
-              help="cpu or gpu (gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+              help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
 @click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--fail-on-diff", is_flag=True,
@@ -115,15 +176,23 @@ def dump(program_name: str, framework: str, backend: str, target: str, compiler:
               help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
-def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str, target: str | None, as_json: bool,
-         fail_on_diff: bool, ignore_layout: bool, timing_file: str | None, with_passes: bool) -> None:
+@click.pass_context
+def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
+         target: str | None, as_json: bool, fail_on_diff: bool, ignore_layout: bool, timing_file: str | None,
+         with_passes: bool) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
-    import json
-
+    _target_needs_gpu(ctx, target, backend)
+    if ignore_layout and not fail_on_diff:
+        _refuse(ctx, "--ignore-layout needs --fail-on-diff: it only relaxes the verdict that sets the exit status")
+    if not _names_framework(a) and not _names_framework(b):
+        for name in ("program_name", "dumps_dir", "backend", "target"):
+            if _given(ctx, name):
+                _refuse(ctx, f"{_flag(ctx, name)} picks the filed dumps that A or B name (jax, tf, tf_via_jax); "
+                             "here A and B are paths")
     from xlainspect.analysis.census import census
     from xlainspect.analysis.diff import diff_census
     from xlainspect.hlo import read_hlo
-    from xlainspect.output.format import diff_text
+    from xlainspect.output.format import diff_json, diff_text, divergence_text
     from xlainspect.runners.sides import resolve_side
 
     side_a = resolve_side(a, program_name, dumps_dir, backend, target)
@@ -141,32 +210,25 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
 
         times_a, times_b = kernel_times_by_name(timing_file, a), kernel_times_by_name(timing_file, b)
     if as_json:
-        from xlainspect.analysis.diff import timed_json
-
-        data = timed_json(result, times_a, times_b) if times_a is not None else result.to_json()
-        if with_passes:
-            data["first_divergence"] = None if divergence is None else {
-                "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,
-                "description": divergence.description}
-        click.echo(json.dumps(data, indent=2))
+        click.echo(diff_json(result, times_a, times_b, divergence, with_passes))
     else:
         click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path), times_a, times_b))
         if with_passes:
-            click.echo("first divergence: " + (divergence.description if divergence is not None else
-                                               "none: the two sides' fusions never differ after any pass"))
+            click.echo(divergence_text(divergence))
     if fail_on_diff and not (result.same_math if ignore_layout else result.same_structure):
         raise click.exceptions.Exit(3)
 
 
 @cli.command(name="time")
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
-@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu needs a visible GPU (and jax's CUDA plugin); command buffers are turned off to profile.")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
-@click.option("--repeats", type=int, default=20, show_default=True, help="Timed steady-state runs.")
-@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed runs after compiling.")
-@click.option("--profile-runs", type=int, default=5, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the program's).")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True, help="Timed steady-state runs.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Untimed runs after compiling.")
+@click.option("--profile-runs", type=click.IntRange(min=0), default=5, show_default=True,
               help="Runs profiled for per-kernel time (0: none).")
 @click.option("--no-vectorize", is_flag=True,
               help="Ablation: per-example gradients in a Python loop, not vmap / vectorized_map (DP-SGD only).")
@@ -174,68 +236,72 @@ def diff(a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
 @click.option("--tf-via-jax", is_flag=True,
               help="Time TF's HLO compiled and run by JAX's XLA (when TF's profiler gives no per-op times).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def time_command(program_name: str, framework: str, backend: str, batch_size: int | None, repeats: int, warmup: int,
-                 profile_runs: int, no_vectorize: bool, no_compile: bool, tf_via_jax: bool, as_json: bool) -> None:
+@click.pass_context
+def time_command(ctx: click.Context, program_name: str, framework: str, backend: str, batch_size: int | None,
+                 repeats: int, warmup: int, profile_runs: int, no_vectorize: bool, no_compile: bool, tf_via_jax: bool,
+                 as_json: bool) -> None:
     """Time a program in JAX and TF2+XLA, each in its own process: compile time, step time, time per kernel."""
-    import json
-
+    if tf_via_jax:
+        if framework == "jax":
+            _refuse(ctx, "--tf-via-jax cannot be used with --framework jax: it times TF's module")
+        _not_with(ctx, "--tf-via-jax", ["no_vectorize", "no_compile"],
+                  "it times TF's compiled module, not an ablation build")
+    if no_compile:
+        _not_with(ctx, "--no-compile", ["profile_runs"], "without compiling there is no module to profile per kernel")
     from xlainspect.errors import CaptureError
     from xlainspect.measure.timing import time_program
-    from xlainspect.output.format import timing_text
+    from xlainspect.output.format import timing_json, timing_text
 
-    frameworks = ("jax", "tf") if framework == "all" else (framework,)
-    report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs,
-                          progress=lambda line: click.echo(line, err=True), vectorize=not no_vectorize,
-                          compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax)
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else timing_text(report))
+    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs, progress=_progress,
+                          vectorize=not no_vectorize, compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax)
+    click.echo(timing_json(report) if as_json else timing_text(report))
     if report.failures:
         raise CaptureError("; ".join(message for _, message in report.failures))
 
 
 @cli.command()
-@click.option("--models", default="ffnn,mnist", show_default=True, help="Comma-separated: ffnn, mnist.")
-@click.option("--frameworks", default="jax,tf", show_default=True, help="Comma-separated: jax, tf.")
-@click.option("--batch-sizes", default="16,32,64,128,256", show_default=True, help="Comma-separated batch sizes.")
-@click.option("--repeats", type=int, default=10, show_default=True, help="Timed steady-state runs per configuration.")
+@click.option("--models", type=CommaList(click.Choice(MODELS), "MODEL,..."), default=",".join(MODELS),
+              show_default=True, help=f"Comma-separated, from: {', '.join(MODELS)}.")
+@click.option("--frameworks", type=CommaList(click.Choice(FRAMEWORKS), "FRAMEWORK,..."), default=",".join(FRAMEWORKS),
+              show_default=True, help=f"Comma-separated, from: {', '.join(FRAMEWORKS)}.")
+@click.option("--batch-sizes", type=BATCH_SIZES, default=",".join(map(str, DEFAULT_BATCH_SIZES)), show_default=True,
+              help="Comma-separated batch sizes of the sweep.")
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed steady-state runs per configuration.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True)
 @click.option("--force", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--ablation", is_flag=True,
               help="Add the seed's ablation: DP-SGD with and without vmap/vectorized_map and jit/XLA.")
-@click.option("--ablation-batch-size", type=int, default=128, show_default=True)
+@click.option("--ablation-batch-size", type=click.IntRange(min=1), default=ABLATION_BATCH_SIZE, show_default=True,
+              help="With --ablation: its one batch size.")
 @click.option("--sweep/--no-sweep", default=True, show_default=True,
               help="Run the batch-size sweep (--no-sweep with --ablation runs the ablation alone).")
-def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir: str, force: bool, ablation: bool,
-          ablation_batch_size: int, sweep: bool) -> None:
+@click.pass_context
+def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ...], batch_sizes: tuple[int, ...],
+          repeats: int, out_dir: str, force: bool, ablation: bool, ablation_batch_size: int, sweep: bool) -> None:
     """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
-    from xlainspect.errors import InputError
-    from xlainspect.measure.bench import (
-        ablation_slowdowns,
-        overhead_factors,
-        run_ablation,
-        run_bench,
-    )
+    if not sweep:
+        if not ablation:
+            _refuse(ctx, "--no-sweep needs --ablation: without the sweep only the ablation is left to run")
+        _not_with(ctx, "--no-sweep", ["batch_sizes"], "--batch-sizes are the sweep's")
+    if not ablation and _given(ctx, "ablation_batch_size"):
+        _refuse(ctx, "--ablation-batch-size needs --ablation: it sets the ablation's batch size")
+    from xlainspect.measure.bench import ablation_slowdowns, overhead_factors, run_ablation, run_bench
     from xlainspect.output.format import ablation_text, bench_text
     from xlainspect.output.plots import plot_ablation, plot_bench
-
-    try:
-        sizes = [int(size) for size in batch_sizes.split(",")]
-    except ValueError:
-        raise InputError(f"--batch-sizes must be comma-separated integers, got {batch_sizes!r}") from None
-    if not sweep and not ablation:
-        raise InputError("--no-sweep leaves nothing to run; add --ablation")
 
     def progress(done: int, total: int, note: str) -> None:
         filled = 30 * done // max(total, 1)
         click.echo(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {note}", err=True)
 
     if sweep:
-        rows = run_bench(out_dir, models.split(","), frameworks.split(","), sizes, repeats, force, progress)
+        rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress)
         paths = plot_bench(rows, out_dir) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     if ablation:
-        ablated = run_ablation(out_dir, models.split(","), frameworks.split(","), ablation_batch_size, repeats, force,
-                               progress)
+        ablated = run_ablation(out_dir, models, frameworks, ablation_batch_size, repeats, force, progress)
         paths = plot_ablation(ablated, out_dir) if ablated else []
         click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
         click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
@@ -248,16 +314,26 @@ def bench(models: str, frameworks: str, batch_sizes: str, repeats: int, out_dir:
               help="Which module of a file that holds several.")
 @click.option("--computation", default=None, help="Draw this computation (a loop body, say) instead of the entry.")
 @click.option("--fusion", default=None, help="Draw the fused ops of this fusion instruction.")
-@click.option("--color", type=click.Choice(["kind", "time"]), default="kind", show_default=True)
+@click.option("--color", type=click.Choice(["kind", "time"]), default="kind", show_default=True,
+              help="time: colour kernels by their share of the step (needs --timing).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --json': kernels show their time (with --color time, coloured by it).")
-@click.option("--max-nodes", type=int, default=300, show_default=True,
+@click.option("--max-nodes", type=click.IntRange(min=1), default=300, show_default=True,
               help="Above this, fusions collapse and the graph is cut to a neighbourhood.")
 @click.option("--around", default=None, help="Cut to the neighbourhood of this instruction.")
-@click.option("--radius", type=int, default=2, show_default=True, help="Hops from --around.")
-def render(path: str, output: str, module_index: int, computation: str | None, fusion: str | None, color: str,
-           timing_file: str | None, max_nodes: int, around: str | None, radius: int) -> None:
+@click.option("--radius", type=click.IntRange(min=0), default=2, show_default=True,
+              help="With --around: hops from it.")
+@click.pass_context
+def render(ctx: click.Context, path: str, output: str, module_index: int, computation: str | None,
+           fusion: str | None, color: str, timing_file: str | None, max_nodes: int, around: str | None,
+           radius: int) -> None:
     """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges."""
+    if computation is not None and fusion is not None:
+        _refuse(ctx, "--computation cannot be used with --fusion: --fusion draws its own fused computation")
+    if around is None and _given(ctx, "radius"):
+        _refuse(ctx, "--radius needs --around: it counts hops from that instruction")
+    if color == "time" and timing_file is None:
+        _refuse(ctx, "--color time needs --timing FILE: per-kernel times from 'xlainspect time --json'")
     from xlainspect.hlo.files import atomic_write_text, hlo_module_at
     from xlainspect.measure.timing import kernel_times_for_module
     from xlainspect.output.render import RenderOptions, render_svg
@@ -276,7 +352,7 @@ def render(path: str, output: str, module_index: int, computation: str | None, f
 @cli.command()
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True)
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
@@ -290,78 +366,141 @@ def report(program_name: str, dumps_dir: str, backend: str, timing_file: str | N
     click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
 
 
-@cli.command()
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
-@click.option("--framework", type=click.Choice(["jax", "tf", "all"]), default="all", show_default=True)
-@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+# -- memory: the report, and two subcommands ---------------------------------------------------------------------
+
+_MAX_BATCH_ONLY = ("find_max", "device_memory", "start", "out_dir", "force")
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--program", "program_name", default=None, help="A name from 'xlainspect programs' (required).")
+@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: this machine's GPU, or deviceless for --target without one.")
-@click.option("--target", default=None, help="GPU target (h100, a100 or a description file): compile deviceless.")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default: the program's).")
-@click.option("--max-batch", "find_max", is_flag=True, help="Bisect on the batch size for the largest that fits.")
-@click.option("--device-memory", default=None,
-              help="With --max-batch: the memory to fit, e.g. 80GiB (default: the --target's own memory).")
-@click.option("--start", type=int, default=16, show_default=True, help="With --max-batch: the first batch tried.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", show_default=True,
-              help="With --max-batch: where the curve's CSV and plots go.")
-@click.option("--force", is_flag=True, help="With --max-batch: replace an earlier curve in --out.")
-@click.option("--check-peak", default=None, metavar="BATCHES",
-              help="Run JAX steps at these batch sizes (e.g. 256,1024) and compare resident memory with the figures.")
+@click.option("--target", default=None, help="With --backend gpu: compile deviceless for this GPU (h100, a100 or a "
+                                              "description file).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the program's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def memory(program_name: str, framework: str, backend: str, target: str | None, batch_size: int | None,
-           find_max: bool, device_memory: str | None, start: int, out_dir: str, force: bool, check_peak: str | None,
-           as_json: bool) -> None:
-    """Compile-time memory of a program in JAX and TF: bytes, largest temporaries and owners, largest batch."""
-    import dataclasses
-    import json
+# The forms from before the subcommands, kept working: `memory --max-batch ...` and `memory --check-peak N,N`.
+@click.option("--max-batch", "find_max", is_flag=True, hidden=True)
+@click.option("--device-memory", type=ByteSize(), default=None, hidden=True)
+@click.option("--start", type=click.IntRange(min=1), default=16, hidden=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", hidden=True)
+@click.option("--force", is_flag=True, hidden=True)
+@click.option("--check-peak", type=BATCH_SIZES, default=None, hidden=True)
+@click.pass_context
+def memory(ctx: click.Context, program_name: str | None, framework: str, backend: str, target: str | None,
+           batch_size: int | None, as_json: bool, find_max: bool, device_memory: int | None, start: int,
+           out_dir: str, force: bool, check_peak: tuple[int, ...] | None) -> None:
+    """Compile-time memory of a program in JAX and TF: bytes, largest temporaries and who owns them.
 
-    from xlainspect.errors import CaptureError, InputError
-    from xlainspect.measure.memory import max_batch, memory_report, write_curve
-    from xlainspect.output.format import max_batch_text, memory_text
-    from xlainspect.output.plots import plot_curve
-
-    frameworks = ("jax", "tf") if framework == "all" else (framework,)
-    progress = lambda line: click.echo(line, err=True)  # noqa: E731
-    failures: list[str] = []
+    'memory max-batch' finds the largest batch that fits a device; 'memory check-peak' compares the figures with a
+    real step's resident memory.
+    """
+    if ctx.invoked_subcommand is not None:
+        for param in ctx.command.params:
+            if _given(ctx, param.name):
+                _refuse(ctx, f"{_flag(ctx, param.name)} goes after the subcommand: xlainspect memory "
+                             f"{ctx.invoked_subcommand} {_flag(ctx, param.name)} ...")
+        return
+    if program_name is None:
+        raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "program_name"))
     if check_peak is not None:
-        from xlainspect.measure.memory import check_peaks
-        from xlainspect.output.format import peak_check_text
-
-        try:
-            sizes = [int(size) for size in check_peak.split(",")]
-        except ValueError:
-            raise InputError(f"--check-peak must be comma-separated batch sizes, got {check_peak!r}") from None
-        checks = check_peaks(program_name, sizes, progress=progress)
-        click.echo(json.dumps([{**dataclasses.asdict(c), "error": round(c.error, 4)} for c in checks], indent=2)
-                   if as_json else peak_check_text(checks))
-    elif not find_max:
-        results, failures = memory_report(program_name, frameworks, backend, batch_size, target,
-                                          progress=progress)
-        if as_json:
-            click.echo(json.dumps({"program": program_name, "frameworks": {
-                r.framework: {**dataclasses.asdict(r), "peak": r.figures.peak} for r in results},
-                "failures": failures}, indent=2))
-        else:
-            click.echo(memory_text(results, failures))
+        _not_with(ctx, "--check-peak", ["framework", "backend", "target", "batch_size", *_MAX_BATCH_ONLY],
+                  "the peak check runs JAX steps on this machine's CPU at its own batch sizes "
+                  "(now 'xlainspect memory check-peak')")
+        _check_peak(program_name, check_peak, as_json)
+    elif find_max:
+        _not_with(ctx, "--max-batch", ["batch_size"], "it searches for the batch size (now 'xlainspect memory "
+                                                      "max-batch')")
+        _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json)
     else:
-        from xlainspect.measure.memory import curve_stem, device_limit
+        for name in _MAX_BATCH_ONLY:
+            if _given(ctx, name):
+                _refuse(ctx, f"{_flag(ctx, name)} needs --max-batch: it belongs to the largest-batch search "
+                             "('xlainspect memory max-batch')")
+        _target_needs_gpu(ctx, target, backend)
+        _memory_report(program_name, framework, backend, target, batch_size, as_json)
 
-        limit = device_limit(device_memory, target)
-        stem = curve_stem(out_dir, program_name, backend, target, force)
-        results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=progress)
-        written = [write_curve(results, stem.with_name(stem.name + ".csv"))]
-        written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
-        if as_json:
-            click.echo(json.dumps({"program": program_name, "limit": limit, "frameworks": {
-                r.framework: {"max_batch": r.max_batch, "exact": r.exact, "route": r.route,
-                              "curve": [{**dataclasses.asdict(p), "peak": p.peak} for p in r.curve]}
-                for r in results}, "failures": failures}, indent=2))
-        else:
-            click.echo(max_batch_text(results))
-            click.echo("wrote " + ", ".join(str(p) for p in written))
-            for message in failures:
-                click.echo(f"failed: {message}")
+
+@memory.command(name="max-batch")
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+              help="gpu: this machine's GPU, or deviceless for --target without one.")
+@click.option("--target", default=None,
+              help="A GPU (h100, a100 or a description file): its memory is the limit unless --device-memory is "
+                   "given; with --backend gpu, compile deviceless for it.")
+@click.option("--device-memory", type=ByteSize(), default=None,
+              help="The memory to fit, e.g. 80GiB (default: the --target's own memory).")
+@click.option("--start", type=click.IntRange(min=1), default=16, show_default=True, help="The first batch tried.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", show_default=True,
+              help="Where the curve's CSV and plots go.")
+@click.option("--force", is_flag=True, help="Replace an earlier curve in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def memory_max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
+                     device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool) -> None:
+    """The largest batch whose compile-time peak fits a device's memory, by bisection; the curve as CSV and plots."""
+    _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json)
+
+
+@memory.command(name="check-peak")
+@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--batch-sizes", type=BATCH_SIZES, required=True, help="Batch sizes to run, e.g. 256,1024.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def memory_check_peak(program_name: str, batch_sizes: tuple[int, ...], as_json: bool) -> None:
+    """Run JAX steps on this machine's CPU and compare their resident memory with the compile-time figures."""
+    _check_peak(program_name, batch_sizes, as_json)
+
+
+def _memory_report(program_name: str, framework: str, backend: str, target: str | None, batch_size: int | None,
+                   as_json: bool) -> None:
+    from xlainspect.errors import CaptureError
+    from xlainspect.measure.memory import memory_report
+    from xlainspect.output.format import memory_json, memory_text
+
+    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    results, failures = memory_report(program_name, frameworks, backend, batch_size, target, progress=_progress)
+    click.echo(memory_json(program_name, results, failures) if as_json else memory_text(results, failures))
     if failures:
         raise CaptureError("; ".join(failures))
+
+
+def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
+               device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool) -> None:
+    if device_memory is None and target is None:
+        _refuse(ctx, "the largest batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME: the memory to fit")
+    if device_memory is not None and target is not None and backend != "gpu":
+        _refuse(ctx, "--target cannot be used with --device-memory unless --backend gpu: on the CPU the target "
+                     "would only give the memory, which --device-memory already sets")
+    from xlainspect.errors import CaptureError
+    from xlainspect.measure.memory import curve_stem, device_limit, max_batch, write_curve
+    from xlainspect.output.format import max_batch_json, max_batch_text
+    from xlainspect.output.plots import plot_curve
+
+    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    limit = device_memory if device_memory is not None else device_limit(None, target)
+    stem = curve_stem(out_dir, program_name, backend, target, force)
+    results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=_progress)
+    written = [write_curve(results, stem.with_name(stem.name + ".csv"))]
+    written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
+    if as_json:
+        click.echo(max_batch_json(program_name, limit, results, failures))
+    else:
+        click.echo(max_batch_text(results))
+        click.echo("wrote " + ", ".join(str(p) for p in written))
+        for message in failures:
+            click.echo(f"failed: {message}")
+    if failures:
+        raise CaptureError("; ".join(failures))
+
+
+def _check_peak(program_name: str, batch_sizes: Sequence[int], as_json: bool) -> None:
+    from xlainspect.measure.memory import check_peaks
+    from xlainspect.output.format import peak_check_json, peak_check_text
+
+    checks = check_peaks(program_name, batch_sizes, progress=_progress)
+    click.echo(peak_check_json(checks) if as_json else peak_check_text(checks))
 
 
 @cli.command()

@@ -11,8 +11,15 @@ from xlainspect.analysis.stats import ModuleStats
 if TYPE_CHECKING:
     from xlainspect.analysis.census import Kernel
     from xlainspect.analysis.diff import CensusDiff
-    from xlainspect.analysis.passes import PassStep
+    from xlainspect.analysis.passes import Divergence, PassStep
+    from xlainspect.measure.records import FrameworkMemory, MaxBatch, PeakCheck
     from xlainspect.measure.timing import TimingReport
+
+
+def _width(cells: Iterable[str], least: int = 0) -> int:
+    """A column's width: its longest cell, and at least ``least`` (the width the table had for short names), so a
+    long TF kernel or module name widens its column instead of pushing the columns after it out of line."""
+    return max([least, *map(len, cells)])
 
 
 def stats_json(stats: Iterable[ModuleStats]) -> str:
@@ -63,15 +70,16 @@ def programs_json(programs: Iterable) -> str:
 
 def programs_text(programs: Iterable) -> str:
     """One block per program: name and description, then inputs with shapes and the hyperparameters."""
+    rows = [_program_row(program) for program in programs]
+    width = _width((row["name"] for row in rows), 12)
     blocks = []
-    for program in programs:
-        row = _program_row(program)
+    for row in rows:
         shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in row["shapes"].items())
-        lines = [f"{row['name']:<12} {row['description']}", f"{'':<12} inputs: {shapes}"]
+        lines = [f"{row['name']:<{width}} {row['description']}", f"{'':<{width}} inputs: {shapes}"]
         if row["default_batch_size"] is not None:
-            lines.append(f"{'':<12} batch size: {row['default_batch_size']} (--batch-size)")
+            lines.append(f"{'':<{width}} batch size: {row['default_batch_size']} (--batch-size)")
         if row["parameters"]:
-            lines.append(f"{'':<12} parameters: " + ", ".join(f"{k}={v}" for k, v in row["parameters"].items()))
+            lines.append(f"{'':<{width}} parameters: " + ", ".join(f"{k}={v}" for k, v in row["parameters"].items()))
         blocks.append("\n".join(lines))
     return "\n".join(blocks)
 
@@ -114,23 +122,31 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines = [f"A = {named(label_a, path_a)} ({a.module}{'; ' + diff.compiler_a if diff.compiler_a else ''})",
              f"B = {named(label_b, path_b)} ({b.module}{'; ' + diff.compiler_b if diff.compiler_b else ''})", ""]
 
-    def row(name: str, x: int, y: int, size: bool = False) -> str:
+    counts: list[tuple[str, str, str, str]] = []  # label, A, B, B-A
+
+    def row(name: str, x: int, y: int, size: bool = False) -> None:
         show = _size if size else str
         delta = y - x
-        return f"  {name:<28}{show(x):>10}{show(y):>10}{('+' if delta > 0 else '') + show(delta) if delta else '':>10}"
+        counts.append((name, show(x), show(y), ('+' if delta > 0 else '') + show(delta) if delta else ''))
 
-    lines.append(f"  {'':<28}{'A':>10}{'B':>10}{'B-A':>10}")
-    lines.append(row("kernels", a.kernel_count, b.kernel_count))
-    lines.append(row("launches (loops unrolled)", a.launches, b.launches))
-    lines.append(row("fusions", a.fusion_count, b.fusion_count))
-    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.fusions_by_kind, b.fusions_by_kind))
-    lines.append(row("custom-calls", sum(a.custom_calls.values()), sum(b.custom_calls.values())))
-    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.custom_calls, b.custom_calls))
-    lines.append(row("unfused ops", sum(a.unfused_ops.values()), sum(b.unfused_ops.values())))
-    lines.extend(row("  " + key, x, y) for key, x, y in count_delta(a.unfused_ops, b.unfused_ops))
-    lines.append(row("bytes read", a.bytes_read, b.bytes_read, size=True))
-    lines.append(row("bytes written", a.bytes_written, b.bytes_written, size=True))
-    lines.append(row("FLOPs (dots, convs)", a.flops, b.flops, size=True))
+    row("kernels", a.kernel_count, b.kernel_count)
+    row("launches (loops unrolled)", a.launches, b.launches)
+    row("fusions", a.fusion_count, b.fusion_count)
+    for key, x, y in count_delta(a.fusions_by_kind, b.fusions_by_kind):
+        row("  " + key, x, y)
+    row("custom-calls", sum(a.custom_calls.values()), sum(b.custom_calls.values()))
+    for key, x, y in count_delta(a.custom_calls, b.custom_calls):
+        row("  " + key, x, y)
+    row("unfused ops", sum(a.unfused_ops.values()), sum(b.unfused_ops.values()))
+    for key, x, y in count_delta(a.unfused_ops, b.unfused_ops):
+        row("  " + key, x, y)
+    row("bytes read", a.bytes_read, b.bytes_read, size=True)
+    row("bytes written", a.bytes_written, b.bytes_written, size=True)
+    row("FLOPs (dots, convs)", a.flops, b.flops, size=True)
+    label = _width((name + "  " for name, *_ in counts), 28)  # two spaces keep a long label off the numbers
+    number = _width((cell + " " for _, *cells in counts for cell in cells), 10)
+    lines.append(f"  {'':<{label}}{'A':>{number}}{'B':>{number}}{'B-A':>{number}}")
+    lines += [f"  {name:<{label}}{x:>{number}}{y:>{number}}{delta:>{number}}" for name, x, y, delta in counts]
     lines.append("")
     lines.append(f"matched kernels ({len(diff.matched)} pairs): = identical, L same math with a different layout, "
                  "~ similar (score); xN runs N times per step")
@@ -142,6 +158,7 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     def trips(kernel: Kernel) -> str:
         return f" x{kernel.trips}" if kernel.trips != 1 else ""
 
+    pairs: list[str | tuple[str, str, str, str, str]] = []  # a group's line, or mark, A, B, times and summary
     for pair in diff.matched:
         mark = {"identical": "=", "layout": "L"}.get(pair.relation, f"~ {pair.score:.2f}")
         group = grouped.get(id(pair.a)) or grouped.get(id(pair.b))
@@ -160,7 +177,7 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
             if left:
                 text += f" ({_launch_count(left)} of its launches unmatched)"
             label = "A" if side == "a" else "B"
-            lines.append(f"  {mark:<7}{label}: {text}: {fused_op_summary(kernel)}")
+            pairs.append(f"  {mark:<7}{label}: {text}: {fused_op_summary(kernel)}")
             continue
         timing = ""
         if timed:
@@ -172,7 +189,16 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
             name_a += f" ({_launch_count(pair.a.trips - pair.launches_a)} of its launches unmatched)"
         if pair.b.trips > pair.launches_b:
             name_b += f" ({_launch_count(pair.b.trips - pair.launches_b)} of its launches unmatched)"
-        lines.append(f"  {mark:<7}{name_a:<34} {name_b:<34} {timing}{fused_op_summary(pair.a)}")
+        pairs.append((mark, name_a, name_b, timing, fused_op_summary(pair.a)))
+    width_a = _width((entry[1] for entry in pairs if isinstance(entry, tuple)), 34)
+    width_b = _width((entry[2] for entry in pairs if isinstance(entry, tuple)), 34)
+    for entry in pairs:
+        if isinstance(entry, str):
+            lines.append(entry)
+        else:
+            mark, name_a, name_b, timing, summary = entry
+            lines.append(f"  {mark:<7}{name_a:<{width_a}} {name_b:<{width_b}} {timing}{summary}")
+    width = _width((kernel.name for kernel in (*diff.only_a, *diff.only_b)), 34)
     for title, kernels in ((f"only in A ({len(diff.only_a)})", diff.only_a), (f"only in B ({len(diff.only_b)})",
                                                                                diff.only_b)):
         lines.append("")
@@ -180,7 +206,7 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
         side_times = times_a if kernels is diff.only_a else times_b
         for kernel in kernels:
             timing = f" {us(side_times.get(kernel.name))}" if timed else ""
-            lines.append(f"  {kernel.name:<34} {kernel.kind}{trips(kernel)}{timing}: {fused_op_summary(kernel)}")
+            lines.append(f"  {kernel.name:<{width}} {kernel.kind}{trips(kernel)}{timing}: {fused_op_summary(kernel)}")
             where = _where(kernel, partner_a if kernels is diff.only_a else partner_b,
                            "B" if kernels is diff.only_a else "A")
             if where:
@@ -198,6 +224,27 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append("")
     lines.append("verdict: " + diff.verdict())
     return "\n".join(lines)
+
+
+def diff_json(diff: CensusDiff, times_a: Mapping[str, float] | None = None,
+              times_b: Mapping[str, float] | None = None, divergence: Divergence | None = None,
+              with_passes: bool = False) -> str:
+    """The diff as one JSON object; with times, per-kernel times and their split; with passes, ``first_divergence``
+    (null when the two sides' fusions never differ)."""
+    from xlainspect.analysis.diff import timed_json
+
+    data = timed_json(diff, dict(times_a), dict(times_b or {})) if times_a is not None else diff.to_json()
+    if with_passes:
+        data["first_divergence"] = None if divergence is None else {
+            "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,
+            "description": divergence.description}
+    return json.dumps(data, indent=2)
+
+
+def divergence_text(divergence: Divergence | None) -> str:
+    """The line ``diff --passes`` adds: the first pass after which the two sides' fusions differ, or that none does."""
+    return "first divergence: " + (divergence.description if divergence is not None else
+                                   "none: the two sides' fusions never differ after any pass")
 
 
 def _launch_count(value: object) -> str:
@@ -221,12 +268,13 @@ def _where(kernel: Kernel, partner: Mapping[str, str], other: str) -> str:
 
 def timeline_text(steps: Sequence[PassStep], missing: Sequence[int] = ()) -> str:
     """One line per pass dump: step, pass, instruction and fusion counts, marking where fusion counts change."""
-    lines = [f"{'step':>5}  {'pass':<58}{'instrs':>8}{'fusions':>9}  by kind"]
+    width = _width((step.label + " " for step in steps), 58)
+    lines = [f"{'step':>5}  {'pass':<{width}}{'instrs':>8}{'fusions':>9}  by kind"]
     previous = None
     for step in steps:
         changed = "*" if previous is not None and step.fusions_by_kind != previous.fusions_by_kind else " "
         kinds = ", ".join(f"{kind} {count}" for kind, count in step.fusions_by_kind.items())
-        lines.append(f"{step.index:>5}{changed} {step.label[:58]:<58}{step.instructions:>8}{step.fusions:>9}  {kinds}")
+        lines.append(f"{step.index:>5}{changed} {step.label:<{width}}{step.instructions:>8}{step.fusions:>9}  {kinds}")
         previous = step
     if missing:
         lines.append(f"missing steps {', '.join(map(str, missing))}: XLA could not write them (file name too long?)")
@@ -243,6 +291,11 @@ def timeline_json(steps: Sequence[PassStep]) -> str:
 
 def _rate(value: float | None, unit: str) -> str:
     return "" if value is None else _size(int(value)) + unit
+
+
+def timing_json(report: TimingReport) -> str:
+    """The timing report as one JSON object (what ``diff --timing`` and ``render --timing`` read back)."""
+    return json.dumps(report.to_json(), indent=2)
 
 
 def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
@@ -267,10 +320,11 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
         if not timing.kernels:
             continue
         covered = sum(kernel.share for kernel in timing.kernels)
+        op = _width((kernel.hlo_op + " " for kernel in timing.kernels[:top_kernels]), 36)
         lines += ["", f"{name}: time per HLO instruction of {timing.module_name} (profiled; {covered:.0%} of the step)",
-                  f"  {'hlo_op':<36}{'calls':>7}{'total us':>11}{'mean us':>10}{'share':>8}{'FLOP/s':>10}{'B/s':>10}"]
+                  f"  {'hlo_op':<{op}}{'calls':>7}{'total us':>11}{'mean us':>10}{'share':>8}{'FLOP/s':>10}{'B/s':>10}"]
         for kernel in timing.kernels[:top_kernels]:
-            lines.append(f"  {kernel.hlo_op[:36]:<36}{kernel.calls:>7}{kernel.total_us:>11.1f}{kernel.mean_us:>10.1f}"
+            lines.append(f"  {kernel.hlo_op:<{op}}{kernel.calls:>7}{kernel.total_us:>11.1f}{kernel.mean_us:>10.1f}"
                          f"{kernel.share:>8.1%}{_rate(kernel.flops_per_s, ''):>10}{_rate(kernel.bytes_per_s, ''):>10}")
         if len(timing.kernels) > top_kernels:
             lines.append(f"  ... {len(timing.kernels) - top_kernels} more")
@@ -281,24 +335,30 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
 
 def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) -> str:
     """Median step times per model, framework and batch size, SGD and DP-SGD, with the DP overhead factor."""
-    lines = [f"  {'model':<7}{'framework':<11}{'batch':>6}{'SGD ms':>10}{'DP-SGD ms':>11}{'DP/SGD':>8}"]
+    model_width = _width((r.model + " " for r in rows), 7)
+    framework_width = _width((r.framework + " " for r in rows), 11)
+    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>10}"
+             + f"{'DP-SGD ms':>11}{'DP/SGD':>8}"]
     medians = {(r.model, r.framework, r.batch_size, r.private): r.median_ms for r in rows}
     for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows}):
         sgd = medians.get((model, framework, batch, False))
         dp = medians.get((model, framework, batch, True))
         factor = factors.get((model, framework, batch))
-        lines.append(f"  {model:<7}{framework:<11}{batch:>6}{'' if sgd is None else f'{sgd:.3f}':>10}"
+        lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{'' if sgd is None else f'{sgd:.3f}':>10}"
                      f"{'' if dp is None else f'{dp:.3f}':>11}{'' if factor is None else f'{factor:.2f}x':>8}")
     return "\n".join(lines)
 
 
 def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float]) -> str:
     """Median step time of every ablation build, and how many times slower it is than the full build."""
-    lines = [f"  {'model':<7}{'framework':<11}{'build':<34}{'batch':>6}{'median ms':>11}{'compile s':>11}"
-             f"{'vs full':>9}"]
+    model_width = _width((r.model + " " for r in rows), 7)
+    framework_width = _width((r.framework + " " for r in rows), 11)
+    build_width = _width((r.label + " " for r in rows), 34)
+    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'build':<{build_width}}{'batch':>6}"
+             + f"{'median ms':>11}{'compile s':>11}{'vs full':>9}"]
     for r in rows:
         slowdown = slowdowns.get((r.model, r.framework, r.build))
-        lines.append(f"  {r.model:<7}{r.framework:<11}{r.label:<34}{r.batch_size:>6}{r.median_ms:>11.3f}"
+        lines.append(f"  {r.model:<{model_width}}{r.framework:<{framework_width}}{r.label:<{build_width}}{r.batch_size:>6}{r.median_ms:>11.3f}"
                      f"{r.compile_s:>11.2f}{'' if slowdown is None else f'{slowdown:.1f}x':>9}")
     return "\n".join(lines)
 
@@ -319,32 +379,56 @@ def memory_text(results: Sequence, failures: Sequence[str]) -> str:
                          + ("are materialised" if r.per_example_bytes else "- none materialised: XLA fused them away"))
         if r.largest:
             lines.append("  largest temporaries:")
+            shape = _width((b.shape for b in r.largest), 24)
+            instruction = _width((b.instruction for b in r.largest), 36)
             for b in r.largest:
                 mark = "  [per-example gradient]" if b.per_example_gradient else ""
-                lines.append(f"    {_bytes(b.size):>9}  {b.shape:<24} {b.instruction:<36} {b.op_name[:70]}{mark}")
+                lines.append(f"    {_bytes(b.size):>9}  {b.shape:<{shape}} {b.instruction:<{instruction}} "
+                             f"{b.op_name[:70]}{mark}".rstrip())
         lines.append("")
     lines += [f"failed: {message}" for message in failures]
     return "\n".join(lines).rstrip()
 
 
+def memory_json(program: str, results: Sequence[FrameworkMemory], failures: Sequence[str]) -> str:
+    """Each framework's memory figures (with the peak) as one JSON object, and the failures."""
+    from xlainspect.measure.records import MemoryRecord
+
+    return json.dumps(MemoryRecord(program, tuple(results), tuple(failures)).to_json(), indent=2)
+
+
+def max_batch_json(program: str, limit: int, results: Sequence[MaxBatch], failures: Sequence[str]) -> str:
+    """The largest batch per framework, with its bytes-against-batch curve, as one JSON object."""
+    from xlainspect.measure.records import MaxBatchRecord
+
+    return json.dumps(MaxBatchRecord(program, limit, tuple(results), tuple(failures)).to_json(), indent=2)
+
+
+def peak_check_json(checks: Sequence[PeakCheck]) -> str:
+    """Predicted against measured resident memory per batch size, as one JSON array."""
+    return json.dumps([check.to_json() for check in checks], indent=2)
+
+
 def max_batch_text(results: Sequence) -> str:
     """The largest batch per framework, with the peak at that batch and at the first batch that does not fit."""
-    lines = [f"  {'framework':<10}{'largest batch':>15}{'peak there':>13}{'limit':>12}  how"]
+    framework = _width((r.framework + " " for r in results), 10)
+    lines = [f"  {'framework':<{framework}}{'largest batch':>15}{'peak there':>13}{'limit':>12}  how"]
     for r in results:
         fitting = [p for p in r.curve if p.batch_size == r.max_batch]
         peak = _bytes(fitting[0].peak) if fitting else ""
         exact = "" if r.exact else " (search stopped early: a lower bound)"
         if r.capped:
             exact = " (still fits at the 32-bit indexing limit on the batch: a lower bound)"
-        lines.append(f"  {r.framework:<10}{r.max_batch:>15,}{peak:>13}{_bytes(r.limit):>12}  {r.route}{exact}")
+        lines.append(f"  {r.framework:<{framework}}{r.max_batch:>15,}{peak:>13}{_bytes(r.limit):>12}  {r.route}{exact}")
     return "\n".join(lines)
 
 
 def peak_check_text(checks: Sequence) -> str:
     """Predicted against measured resident memory per batch size."""
-    lines = [f"  {'framework':<10}{'batch':>7}{'predicted':>12}{'measured':>12}{'error':>8}"]
+    framework = _width((c.framework + " " for c in checks), 10)
+    lines = [f"  {'framework':<{framework}}{'batch':>7}{'predicted':>12}{'measured':>12}{'error':>8}"]
     for c in checks:
-        lines.append(f"  {c.framework:<10}{c.batch_size:>7}{_bytes(c.predicted):>12}{_bytes(c.measured):>12}"
+        lines.append(f"  {c.framework:<{framework}}{c.batch_size:>7}{_bytes(c.predicted):>12}{_bytes(c.measured):>12}"
                      f"{c.error:>+8.0%}")
     lines.append("  predicted: temporaries + outputs - aliased (XLA's buffer assignment); measured: the peak resident "
                  "memory one warm step added (VmHWM)")

@@ -5,19 +5,25 @@ hundred thousand. The picture keeps what decides speed (the kernels and the data
 plumbing (tuples, get-tuple-element, bitcasts, constants), routing edges through it. When the graph is still too
 big it collapses fusions to single nodes and cuts to a neighbourhood, and the caption says what was left out, so
 nobody mistakes a cut for the whole.
+
+The DOT is built with the ``graphviz`` package (a ``Digraph``, a cluster subgraph per expanded fusion), which quotes
+names and attribute values; graphviz's ``dot`` program lays it out.
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from xlainspect.analysis.census import CONTROL_OPCODES, FREE_OPCODES, kernel_cost
 from xlainspect.analysis.stats import fusion_kind_label
 from xlainspect.errors import FrameworkUnavailable, InputError
 from xlainspect.hlo import Computation, HloModule, Instruction
+
+if TYPE_CHECKING:
+    import graphviz
 
 # Fill colours by fusion kind; backend kinds (YNNPACK, Triton, cuDNN) count as kCustom.
 KIND_COLOURS = {"kLoop": "#8ecae6", "kInput": "#ffd166", "kOutput": "#f4a261", "kCustom": "#b5e48c"}
@@ -116,25 +122,25 @@ def kernel_graph(module: HloModule, options: RenderOptions = RenderOptions()) ->
     fusions = [computation.by_name[n] for n in names if computation.by_name[n].opcode == "fusion"]
     if collapse and fusions and not in_fusion:
         notes.append("fusions collapsed to one node each (--fusion NAME draws one fusion's ops)")
-    lines = _header(module, computation, notes)
+    graph = _new_graph(module, computation, notes)
     used: set[str] = set()
     times = dict(options.kernel_times) if options.color == "time" else {}
     step = sum(times.values()) or 1.0
     for name in names:
         instruction = computation.by_name[name]
-        category, attrs = _node_style(module, instruction, times, step, in_fusion)
+        category, label, attrs = _node_style(module, instruction, times, step, in_fusion)
         used.add(category)
         body = _fused_body(module, instruction)
         if not collapse and body is not None and 0 < len(body) <= options.expand_fusions_up_to:
-            lines += _fusion_cluster(instruction, body, attrs)
+            _fusion_cluster(graph, instruction, body, label, attrs)
         else:
-            lines.append(f"  {_q(name)} [{attrs}];")
+            graph.node(name, label, **attrs)
+    # Node names are the parser's (letters, digits, '_', '.', '-'), so the ':' that edge() reads as a port never occurs.
     for source, target, label in edges:
         if source in kept and target in kept:
-            lines.append(f"  {_q(source)} -> {_q(target)} [label={_q(label)}];")
-    lines += _legend(used, options.color == "time")
-    lines.append("}")
-    return Rendering("\n".join(lines), computation.name, tuple(names), total, tuple(notes))
+            graph.edge(source, target, _text(label))
+    _legend(graph, used, options.color == "time")
+    return Rendering(graph.source.rstrip("\n"), computation.name, tuple(names), total, tuple(notes))
 
 
 def render_svg(module: HloModule, options: RenderOptions = RenderOptions()) -> tuple[str, Rendering]:
@@ -149,19 +155,23 @@ def render_svg(module: HloModule, options: RenderOptions = RenderOptions()) -> t
 
 
 def dot_to_svg(dot: str) -> str:
-    """Runs graphviz's ``dot`` on DOT source.
+    """Lays out DOT source with graphviz's ``dot`` program, through the ``graphviz`` package, as SVG.
 
     Raises:
         FrameworkUnavailable: ``dot`` is not installed.
+        InputError: ``dot`` rejected the source (its last line of complaint says why).
     """
+    import graphviz
+
     try:
-        done = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
+        # quiet: dot's warnings go into the error below, not onto the caller's stderr (the library never prints).
+        return graphviz.pipe_string("dot", "svg", dot, encoding="utf-8", quiet=True)
+    except graphviz.ExecutableNotFound:
         raise FrameworkUnavailable("drawing needs graphviz's 'dot' program: sudo apt-get install graphviz "
                                    "(make install does it)") from None
-    if done.returncode != 0:
-        raise InputError(f"graphviz's dot failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}")
-    return done.stdout
+    except graphviz.CalledProcessError as e:
+        complaint = (e.stderr or "").strip().splitlines() or ["no message"]
+        raise InputError(f"graphviz's dot failed: {complaint[-1]}") from None
 
 
 # -- choosing what to draw ---------------------------------------------------------------------------------------
@@ -268,21 +278,23 @@ def _costliest(module: HloModule, drawn: list[Instruction], kernel_times: Mappin
 # -- drawing -----------------------------------------------------------------------------------------------------
 
 
-def _header(module: HloModule, computation: Computation, notes: list[str]) -> list[str]:
+def _new_graph(module: HloModule, computation: Computation, notes: list[str]) -> graphviz.Digraph:
+    """An empty drawing with its caption (the module, the computation, what is not shown) and default styles."""
+    import graphviz
+
     parts = [f"{module.name}: {computation.name}", *(f"Not shown: {note}" for note in notes)]
-    caption = "".join(_escape(part) + "\\l" for part in parts)  # \l: left-justified lines
-    return [
-        "digraph kernels {",
-        "  graph [newrank=true, rankdir=TB, fontname=Helvetica, fontsize=11, labelloc=t, labeljust=l, "
-        f"label=\"{caption}\", nodesep=0.25, ranksep=0.35];",
-        "  node [fontname=Helvetica, fontsize=9, style=filled, margin=\"0.08,0.03\"];",
-        "  edge [fontname=Helvetica, fontsize=7, color=\"#555555\", arrowsize=0.6];",
-    ]
+    caption = graphviz.nohtml("".join(graphviz.escape(part) + "\\l" for part in parts))  # \l: left-justified lines
+    return graphviz.Digraph(
+        "kernels",
+        graph_attr={"newrank": "true", "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "labelloc": "t",
+                    "labeljust": "l", "label": caption, "nodesep": "0.25", "ranksep": "0.35"},
+        node_attr={"fontname": "Helvetica", "fontsize": "9", "style": "filled", "margin": "0.08,0.03"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "7", "color": "#555555", "arrowsize": "0.6"})
 
 
 def _node_style(module: HloModule, instruction: Instruction, times: Mapping[str, float], step: float,
-                in_fusion: bool) -> tuple[str, str]:
-    """(legend category, DOT attributes) of one node."""
+                in_fusion: bool) -> tuple[str, str, dict[str, str]]:
+    """(legend category, label, other DOT attributes) of one node."""
     opcode = instruction.opcode
     lines = [instruction.name]
     if opcode == "parameter":
@@ -318,8 +330,7 @@ def _node_style(module: HloModule, instruction: Instruction, times: Mapping[str,
         else:
             colour = _heat(time / step)
             lines.append(f"{time:.1f} us, {time / step:.0%} of kernel time")
-    label = "\\n".join(_escape(line) for line in lines if line)
-    return category, f'label="{label}", shape={shape}, fillcolor="{colour}", penwidth={penwidth}'
+    return category, _text(*lines), {"shape": shape, "fillcolor": colour, "penwidth": penwidth}
 
 
 def _known_trip_count(instruction: Instruction) -> str | None:
@@ -331,28 +342,27 @@ def _known_trip_count(instruction: Instruction) -> str | None:
     return trips if trips.isascii() and trips.isdigit() else None
 
 
-def _fusion_cluster(instruction: Instruction, body: list[Instruction], attrs: str) -> list[str]:
+def _fusion_cluster(graph: graphviz.Digraph, instruction: Instruction, body: list[Instruction], label: str,
+                    attrs: Mapping[str, str]) -> None:
     """A fusion as a cluster: its own node on top, then its fused ops and the edges between them."""
-    cluster = f"cluster_{instruction.name}"
-    lines = [f"  subgraph {_q(cluster)} {{", "    style=\"rounded,dashed\"; color=\"#888888\"; label=\"\";",
-             f"    {_q(instruction.name)} [{attrs}];"]
-    inside = {i.name for i in body}
-    for op in body:
-        lines.append(f"    {_q(instruction.name + '/' + op.name)} [label={_q(op.opcode)}, shape=ellipse, "
-                     "fillcolor=\"#ffffff\", fontsize=8, height=0.25];")
-    starts = [op for op in body if not any(operand in inside for operand in op.operands)]
-    for op in starts:
-        lines.append(f"    {_q(instruction.name)} -> {_q(instruction.name + '/' + op.name)} [style=dotted, "
-                     "arrowhead=none];")
-    for op in body:
-        for operand in dict.fromkeys(op.operands):
-            if operand in inside:
-                lines.append(f"    {_q(instruction.name + '/' + operand)} -> {_q(instruction.name + '/' + op.name)};")
-    lines.append("  }")
-    return lines
+    fusion = instruction.name
+    with graph.subgraph(name=f"cluster_{fusion}") as cluster:
+        cluster.attr(style="rounded,dashed", color="#888888", label="")
+        cluster.node(fusion, label, **attrs)
+        inside = {i.name for i in body}
+        for op in body:
+            cluster.node(f"{fusion}/{op.name}", _text(op.opcode), shape="ellipse", fillcolor="#ffffff", fontsize="8",
+                         height="0.25")
+        for op in body:
+            if not any(operand in inside for operand in op.operands):
+                cluster.edge(fusion, f"{fusion}/{op.name}", style="dotted", arrowhead="none")
+        for op in body:
+            for operand in dict.fromkeys(op.operands):
+                if operand in inside:
+                    cluster.edge(f"{fusion}/{operand}", f"{fusion}/{op.name}")
 
 
-def _legend(used: set[str], by_time: bool) -> list[str]:
+def _legend(graph: graphviz.Digraph, used: set[str], by_time: bool) -> None:
     entries = [(kind, "box", colour) for kind, colour in KIND_COLOURS.items() if kind in used]
     entries += [(name, shape, colour) for name, shape, colour in (
         ("custom-call", "hexagon", CUSTOM_CALL_COLOUR), ("unfused", "ellipse", UNFUSED_COLOUR),
@@ -360,16 +370,15 @@ def _legend(used: set[str], by_time: bool) -> list[str]:
     if by_time:
         entries = [(name, shape, NO_TIME_COLOUR) for name, shape, _ in entries]
         entries += [("most time", "box", _heat(1.0)), ("no time measured", "box", NO_TIME_COLOUR)]
-    lines = ["  subgraph cluster_legend {", "    label=\"legend\"; fontsize=9; style=rounded; color=\"#aaaaaa\";"]
-    previous = None
-    for name, shape, colour in entries:
-        node = f"legend/{name}"
-        lines.append(f"    {_q(node)} [label={_q(name)}, shape={shape}, fillcolor=\"{colour}\", fontsize=8];")
-        if previous:
-            lines.append(f"    {_q(previous)} -> {_q(node)} [style=invis];")
-        previous = node
-    lines.append("  }")
-    return lines
+    with graph.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="legend", fontsize="9", style="rounded", color="#aaaaaa")
+        previous = None
+        for name, shape, colour in entries:
+            node = f"legend/{name}"
+            legend.node(node, _text(name), shape=shape, fillcolor=colour, fontsize="8")
+            if previous:
+                legend.edge(previous, node, style="invis")
+            previous = node
 
 
 def _fused_body(module: HloModule, instruction: Instruction) -> list[Instruction] | None:
@@ -407,9 +416,8 @@ def _heat(share: float) -> str:
     return f"#ff{green_blue:02x}{green_blue:02x}"
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+def _text(*lines: str) -> str:
+    """A label of these lines, shown as written: backslashes and ``<...>`` lose their DOT meaning; empty lines drop."""
+    import graphviz
 
-
-def _q(text: str) -> str:
-    return '"' + _escape(text) + '"'
+    return graphviz.nohtml("\\n".join(graphviz.escape(line) for line in lines if line))
