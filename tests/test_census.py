@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import re
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from xlainspect.analysis.graph import to_networkx
 from xlainspect.analysis.stats import ModuleStats, module_stats
-from xlainspect.errors import CaptureError, FrameworkUnavailable, HloParseError, InputError, XlaInspectError
+from xlainspect.errors import (
+    CaptureError,
+    FrameworkUnavailable,
+    HloParseError,
+    InputError,
+    RecordError,
+    XlaInspectError,
+)
 from xlainspect.hlo import (
     CalledComputation,
     Computation,
@@ -39,6 +46,7 @@ __all__ = [
     "Layout",
     "ModuleStats",
     "OpMetadata",
+    "RecordError",
     "Shape",
     "SourceLocation",
     "StackFrames",
