@@ -402,9 +402,37 @@ class CurvePoint:
 # -- xlainspect bench CSVs ---------------------------------------------------------------------------------------
 
 
+_CELL_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+class _BenchCsvRow:
+    """A row of a CSV that ``xlainspect bench`` writes: its columns are the dataclass's fields, in order."""
+
+    def to_row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_row(cls, cells: Cells) -> Any:
+        return cls(**{f.name: cells.get(f.name, _CELL_TYPES[str(f.type)]) for f in fields(cls)})  # type: ignore
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> list[Any]:
+        """The rows of the CSV at ``path``.
+
+        Raises:
+            InputError: the file cannot be read.
+            RecordError: it is not such a CSV (the line names file, line and column).
+        """
+        return read_csv(path, cls.columns(), cls.from_row, BENCH_HINT)
+
+
 @dataclass(frozen=True)
-class BenchRow:
-    """One measured configuration of the sweep: a row of ``bench.csv``, its columns the fields in order."""
+class BenchRow(_BenchCsvRow):
+    """One measured configuration of the sweep: a row of ``bench.csv``."""
 
     model: str
     private: bool
@@ -416,33 +444,10 @@ class BenchRow:
     compile_s: float
     runs: int
 
-    def to_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_row(cls, cells: Cells) -> BenchRow:
-        return cls(cells.get("model", str), cells.get("private", bool), cells.get("framework", str),
-                   cells.get("batch_size", int), cells.get("median_ms", float), cells.get("min_ms", float),
-                   cells.get("max_ms", float), cells.get("compile_s", float), cells.get("runs", int))
-
-    @classmethod
-    def columns(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> list[BenchRow]:
-        """The rows of a ``bench.csv``.
-
-        Raises:
-            InputError: the file cannot be read.
-            RecordError: it is not a ``bench.csv`` (the line names file, line and column).
-        """
-        return read_csv(path, cls.columns(), cls.from_row, BENCH_HINT)
-
 
 @dataclass(frozen=True)
-class AblationRow:
-    """One measured build of the ablation: a row of ``ablation.csv``, its columns the fields in order.
+class AblationRow(_BenchCsvRow):
+    """One measured build of the ablation: a row of ``ablation.csv``.
 
     Attributes:
         build: :attr:`xlainspect.programs.Variant.slug`: full, novec, nocompile, novec-nocompile.
@@ -459,27 +464,3 @@ class AblationRow:
     max_ms: float
     compile_s: float
     runs: int
-
-    def to_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_row(cls, cells: Cells) -> AblationRow:
-        return cls(cells.get("model", str), cells.get("framework", str), cells.get("build", str),
-                   cells.get("label", str), cells.get("batch_size", int), cells.get("median_ms", float),
-                   cells.get("min_ms", float), cells.get("max_ms", float), cells.get("compile_s", float),
-                   cells.get("runs", int))
-
-    @classmethod
-    def columns(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> list[AblationRow]:
-        """The rows of an ``ablation.csv``.
-
-        Raises:
-            InputError: the file cannot be read.
-            RecordError: it is not an ``ablation.csv`` (the line names file, line and column).
-        """
-        return read_csv(path, cls.columns(), cls.from_row, BENCH_HINT)
