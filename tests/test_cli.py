@@ -215,6 +215,8 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
      "--radius needs --around: it counts hops from that instruction"),
     (["render", "x.txt", "-o", "x.svg", "--color", "time"],
      "--color time needs --timing FILE: per-kernel times from 'xlainspect time --json'"),
+    (["render", "x.txt", "-o", "x.png"],
+     "--output x.png: render writes SVG; name the file *.svg (a browser or 'rsvg-convert' turns it into a PNG)"),
     (["report", "--program", "matvec", "-o", "r.html", "--backend", "tpu"],
      "Invalid value for '--backend': 'tpu' is not one of 'cpu', 'gpu'."),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else None)

@@ -334,6 +334,9 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
         _refuse(ctx, "--radius needs --around: it counts hops from that instruction")
     if color == "time" and timing_file is None:
         _refuse(ctx, "--color time needs --timing FILE: per-kernel times from 'xlainspect time --json'")
+    if not output.lower().endswith(".svg"):
+        _refuse(ctx, f"--output {output}: render writes SVG; name the file *.svg (a browser or 'rsvg-convert' "
+                     "turns it into a PNG)")
     from xlainspect.hlo.files import atomic_write_text, hlo_module_at
     from xlainspect.measure.timing import kernel_times_for_module
     from xlainspect.output.render import RenderOptions, render_svg
