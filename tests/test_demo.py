@@ -50,3 +50,24 @@ def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path):
     with pytest.raises(InputError, match="exists and is not a demo folder"):
         list(run_demo(str(tmp_path)))
     assert (tmp_path / "mine.txt").read_text() == "a user's file"
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_every_next_step_the_demo_suggests_runs(tmp_path, monkeypatch, capsys):
+    import re
+    import shutil
+
+    from xlainspect.cli import main
+    from xlainspect.demo import NEXT_STEPS
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "dumps", tmp_path / "dumps")  # a fresh clone's committed dumps, in a folder of our own
+    monkeypatch.chdir(tmp_path)
+    commands = re.findall(r"'xlainspect ([^']+)'", NEXT_STEPS)
+    assert len(commands) == 4
+    for command in commands[:2]:  # time and memory are exercised by their own tests
+        assert main(command.split()) == 0, command
+    assert (tmp_path / "my-dumps" / "cpu" / "dpsgd_mnist" / "jax" / "after_optimizations.txt").is_file()
+    capsys.readouterr()

@@ -62,5 +62,9 @@ def run_demo(out_dir: str) -> Iterator[str]:
     atomic_write_text(report, build_report(PROGRAM, str(out), "cpu"))
     yield (f"Wrote the kernel graphs {out}/{PROGRAM}-jax.svg and {PROGRAM}-tf.svg, and the report {report} "
            "(open it in any browser).")
-    yield ("Next: 'xlainspect dump --program dpsgd_mnist', 'xlainspect diff jax tf --program dpsgd_mnist', "
-           "'xlainspect time --program dpsgd_mnist', 'xlainspect memory --program dpsgd_mnist'.")
+    yield (f"Next: {NEXT_STEPS}.")
+
+
+# Each runs as written on a fresh clone: the diff reads the committed dumps, the dump writes beside them.
+NEXT_STEPS = ("'xlainspect diff jax tf --program dpsgd_mnist', 'xlainspect dump --program dpsgd_mnist --out my-dumps', "
+              "'xlainspect time --program dpsgd_mnist', 'xlainspect memory --program dpsgd_mnist'")
