@@ -271,3 +271,27 @@ def test_tf_hlo_timed_through_jax_runtime_is_labelled_and_attributed():
     assert "JAX's XLA" in timing.note and "not TF's runtime" in timing.note
     module = parse_hlo(timing.module_text)
     assert {k.hlo_op for k in timing.kernels} == {k.name for k in census(module).kernels}
+
+
+@pytest.mark.parametrize("program,batch_size,differs", [
+    ("dpsgd_mnist", 16, "batch size 16 against 128"),
+    ("sgd_mnist", 128, "program sgd_mnist against dpsgd_mnist"),
+])
+def test_timing_from_another_configuration_is_refused(tmp_path, capsys, program, batch_size, differs):
+    def timed() -> FrameworkTiming:
+        return FrameworkTiming("x", "0", 1.0, (0.01,), (KernelTime("fusion", 1, 1.0, 0.1),))
+
+    path = tmp_path / "timing.json"
+    path.write_text(json.dumps(TimingReport(program, batch_size, {"jax": timed(), "tf": timed()}).to_json()))
+    dumps = str(REPO / "dumps")
+    expected = (f"xlainspect: {path}: its jax times do not belong to {REPO}/dumps/cpu/dpsgd_mnist/jax/ ({differs}); "
+                "time the dump's program: 'xlainspect time --program dpsgd_mnist --batch-size 128 --json'\n")
+    assert main(["diff", "jax", "tf", "--program", "dpsgd_mnist", "--dumps", dumps, "--timing", str(path)]) == 1
+    assert capsys.readouterr().err == expected
+    assert main(["report", "--program", "dpsgd_mnist", "--dumps", dumps, "--timing", str(path),
+                 "-o", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err == expected
+    assert not (tmp_path / "r.html").exists()
+    # The same file for the dump's own configuration is taken.
+    path.write_text(json.dumps(TimingReport("dpsgd_mnist", 128, {"jax": timed(), "tf": timed()}).to_json()))
+    assert main(["diff", "jax", "tf", "--program", "dpsgd_mnist", "--dumps", dumps, "--timing", str(path)]) == 0

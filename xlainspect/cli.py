@@ -208,7 +208,8 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
     if timing_file is not None:
         from xlainspect.measure.timing import kernel_times_by_name
 
-        times_a, times_b = kernel_times_by_name(timing_file, a), kernel_times_by_name(timing_file, b)
+        times_a = kernel_times_by_name(timing_file, a, side_a.path)
+        times_b = kernel_times_by_name(timing_file, b, side_b.path)
     if as_json:
         click.echo(diff_json(result, times_a, times_b, divergence, with_passes))
     else:

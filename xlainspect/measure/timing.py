@@ -14,6 +14,7 @@ import statistics
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from xlainspect.analysis.census import CONTROL_OPCODES, census
@@ -22,6 +23,7 @@ from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.runners.children import ChildFailed, run_child
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
+from xlainspect.runners.sides import manifest_beside
 
 __all__ = ["COMMAND_BUFFERS_OFF", "FrameworkTiming", "KernelTime", "TimingReport", "command_buffer_calls",
            "kernel_times", "kernel_times_by_name", "kernel_times_for_module", "time_program"]
@@ -233,13 +235,48 @@ def _without_command_buffers(result: TimeResult, request: TimeRequest, report: C
                    module_name=again.module_name, note="; ".join(filter(None, (result.note, note))))
 
 
-def kernel_times_by_name(path: str, framework: str) -> dict[str, float]:
+def kernel_times_by_name(path: str, framework: str, dump: Path | None = None) -> dict[str, float]:
     """Per-step time (µs) by HLO instruction name for one framework, from ``xlainspect time --json`` output.
 
+    Args:
+        dump: the dump's ``after_optimizations.txt`` the times will label; they must fit it
+            (:func:`check_timing_fits_dump`).
+
     Raises:
-        InputError: the file cannot be read, is not that JSON, or has no per-kernel times for ``framework``.
+        InputError: the file cannot be read, is not that JSON, has no per-kernel times for ``framework``, or was
+            measured on another program, batch size or module than ``dump``.
     """
-    return TimingRecord.read(path).kernel_times(framework)
+    record = TimingRecord.read(path)
+    if dump is not None:
+        check_timing_fits_dump(record, framework, dump)
+    return record.kernel_times(framework)
+
+
+def check_timing_fits_dump(record: TimingRecord, framework: str, dump: Path) -> None:
+    """Refuses per-kernel times measured on another program, batch size or module than the dump they would label.
+
+    Kernel names repeat across batch sizes (``fusion.12`` is ``fusion.12`` at batch 16 and at 128), so times from
+    another configuration would attach silently and print meaningless deltas.
+
+    Raises:
+        InputError: one line naming the timing file, the dump, and what differs.
+    """
+    manifest = manifest_beside(dump)
+    if manifest is None:
+        return  # a module file no 'xlainspect dump' filed: nothing says what it was compiled for
+    summary = record.frameworks.get(framework)
+    differ = []
+    if record.program != manifest.program:
+        differ.append(f"program {record.program} against {manifest.program}")
+    if record.batch_size is not None and manifest.batch_size is not None and record.batch_size != manifest.batch_size:
+        differ.append(f"batch size {record.batch_size} against {manifest.batch_size}")
+    if summary is not None and summary.module and manifest.module_name and summary.module != manifest.module_name:
+        differ.append(f"module {summary.module} against {manifest.module_name}")
+    if differ:
+        batch = f" --batch-size {manifest.batch_size}" if manifest.batch_size is not None else ""
+        raise InputError(f"{record.source}: its {framework} times do not belong to {dump.parent}/ ("
+                         + ", ".join(differ) + f"); time the dump's program: 'xlainspect time --program "
+                         f"{manifest.program}{batch} --json'")
 
 
 def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:

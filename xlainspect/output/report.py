@@ -19,6 +19,7 @@ from xlainspect.analysis.census import Census, Kernel, census
 from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
 from xlainspect.hlo import read_hlo
 from xlainspect.measure.records import TimingRecord, TimingSummary
+from xlainspect.measure.timing import check_timing_fits_dump
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.sides import Side, manifest_beside, resolve_side
@@ -86,6 +87,8 @@ def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: Ti
     side = resolve_side(framework, program, dumps_dir, backend)
     manifest = manifest_beside(side.path)
     module = read_hlo(side.path)[0]
+    if timing is not None:
+        check_timing_fits_dump(timing, framework, side.path)
     framework_timing = timing.frameworks.get(framework) if timing is not None else None
     times = {k.hlo_op: k.total_us for k in framework_timing.kernels} if framework_timing is not None else {}
     svg, rendering = render_svg(module, RenderOptions(kernel_times=times))
