@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from xlainspect.analysis.census import CONTROL_OPCODES, census
-from xlainspect.errors import InputError
+from xlainspect.errors import CaptureError, InputError
 from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
+from xlainspect.runners.capture import gpu_visible
 from xlainspect.runners.children import ChildFailed, run_child
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 from xlainspect.runners.sides import manifest_beside
@@ -168,6 +169,10 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
     if backend not in ("cpu", "gpu"):
         raise InputError(f"unknown backend {backend!r}; choose cpu or gpu")
+    if backend == "gpu" and not gpu_visible():  # say so at once, not after starting a child per framework
+        raise CaptureError("--backend gpu: no NVIDIA GPU is visible on this machine (nvidia-smi lists none), and "
+                           "timing needs one; to see what XLA compiles for a GPU without one, use 'xlainspect dump "
+                           f"--program {program_name} --backend gpu' (deviceless)")
     program = PROGRAMS[program_name]
     variant = Variant(vectorize, compiled)
     if not vectorize and not program.has_per_example_gradients:
