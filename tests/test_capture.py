@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from xlainspect import read_hlo
+from xlainspect.analysis.census import census as kernel_census
 from xlainspect.analysis.stats import module_stats
 from xlainspect.cli import main
 from xlainspect.errors import InputError
@@ -67,6 +68,14 @@ def test_files_and_manifest(regenerated):
         assert module.name == manifest.module_name
         assert module.entry.root.shape.is_tuple  # gradients w.r.t. W and b
         assert {leaf.dims for leaf in module.entry.root.shape.leaves()} == {(5, 5), (5,)}
+        # Portable: no source path under the checkout stays absolute, and the manifest says what was rewritten.
+        checkout = str(REPO)
+        for name in ("before_optimizations.txt", "after_optimizations.txt"):
+            assert f'"{checkout}/' not in (folder / name).read_text(), name
+        assert (manifest.source_root, manifest.source_paths_rewritten > 0) == (checkout, True)
+        sources = [s.location for k in kernel_census(module).kernels for s in k.sources if s.location]
+        assert all(not location.startswith("/") for location in sources)
+        assert sources or framework == "tf"  # TF names only its own ops.py, which is never shown as a source
 
 
 def test_reference_dumps_are_committed_for_every_program():

@@ -242,6 +242,7 @@ def test_gpu_profile_is_repeated_with_command_buffers_off(monkeypatch):
                             [0.003], {"fusion.1": [1500.0]})
 
     monkeypatch.setattr("xlainspect.measure.timing.run_child", fake_child)
+    monkeypatch.setattr("xlainspect.measure.timing.gpu_visible", lambda: True)  # the stand-ins play the GPU
     report = time_program("matvec", ("jax",), repeats=2, profile_runs=1, backend="gpu")
     assert calls == [{"flags": "", "backend": "gpu"}, {"flags": COMMAND_BUFFERS_OFF, "backend": "gpu"}]
     timing = report.frameworks["jax"]

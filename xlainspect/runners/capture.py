@@ -24,6 +24,7 @@ from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.runners.children import ChildFailed, run_child
 from xlainspect.runners.manifest import DumpManifest
+from xlainspect.runners.portable import portable_text, source_roots
 from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
 
 if TYPE_CHECKING:
@@ -311,8 +312,14 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
     parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
     try:
-        shutil.copyfile(before, partial / "before_optimizations.txt")
-        shutil.copyfile(after, partial / "after_optimizations.txt")
+        roots = source_roots()
+        rewritten, used = 0, None
+        for source, name in ((before, "before_optimizations.txt"), (after, "after_optimizations.txt")):
+            text, root, count = portable_text(source.read_text(encoding="utf-8"), roots if used is None else [used])
+            (partial / name).write_text(text, encoding="utf-8")
+            used, rewritten = used or root, rewritten + count
+        if used is not None:
+            manifest = replace(manifest, source_root=used, source_paths_rewritten=rewritten)
         if pass_module is not None:
             passes = partial / "passes"
             passes.mkdir()

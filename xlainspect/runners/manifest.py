@@ -32,6 +32,9 @@ class DumpManifest:
         backend_folder: the folder under the dumps folder (``cpu``, ``gpu``, ``gpu-h100``).
         original_before, original_after: the file names XLA gave the two modules (``original_files``).
         pass_dump_files: how many pass dumps are under ``passes/``; None when none were kept.
+        source_root: the folder that source paths in the module text were made relative to (the repository or
+            the working folder the dump was made in), so the filed text names no machine; None when no path was
+            rewritten. ``source_paths_rewritten`` says how many.
     """
 
     program: str
@@ -60,6 +63,8 @@ class DumpManifest:
     platform: str
     regenerate: str
     pass_dump_files: int | None = None
+    source_root: str | None = None
+    source_paths_rewritten: int = 0
 
     @property
     def batch_size(self) -> int | None:
@@ -89,6 +94,8 @@ class DumpManifest:
                 "python": self.python, "platform": self.platform, "regenerate": self.regenerate}
         if self.pass_dump_files is not None:
             data["pass_dump_files"] = self.pass_dump_files
+        if self.source_root is not None:
+            data["source_paths"] = {"relative_to": self.source_root, "rewritten": self.source_paths_rewritten}
         return data
 
     @classmethod
@@ -97,6 +104,7 @@ class DumpManifest:
         shapes = f.record("shapes")
         files = f.record("original_files")
         backend = f.get("backend", str)
+        paths = f.record("source_paths") if "source_paths" in f.data else None
         return cls(f.get("program", str), f.get("description", str), f.scalars("parameters"),
                    {name: shapes.items(name, int) for name in shapes.data}, f.get("framework", str),
                    f.get("framework_version", str), f.get("xla_version", str), f.get("compiler", str, ""), backend,
@@ -106,7 +114,9 @@ class DumpManifest:
                    files.get("after_optimizations", str), f.get("compile_and_first_run_s", float),
                    f.get("child_process_s", float), f.get("created_utc", str), f.get("xlainspect_version", str),
                    f.get("python", str), f.get("platform", str), f.get("regenerate", str),
-                   f.get("pass_dump_files", int, None))
+                   f.get("pass_dump_files", int, None),
+                   paths.get("relative_to", str) if paths is not None else None,
+                   paths.get("rewritten", int) if paths is not None else 0)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> DumpManifest:
