@@ -170,3 +170,39 @@ def test_report_in_headless_chromium(tmp_path, capsys):
     assert (pixels.min(axis=2) < 200).mean() > 0.01  # text and drawings, not a blank page
     loop_fill = np.array([int(KIND_COLOURS["kLoop"][i:i + 2], 16) for i in (1, 3, 5)])
     assert (np.abs(pixels - loop_fill).max(axis=2) <= 2).sum() > 500  # the kLoop fusion boxes were painted
+
+
+# Measures the laid-out page from inside it (the report itself has no script; the test adds this one to a copy):
+# every numeric cell and header on one line, long cells cut to their column and whole in their tooltip, and each
+# graph as wide as its column at most.
+GEOMETRY_PROBE = """<script>
+const lines = cell => { const range = document.createRange(); range.selectNodeContents(cell);
+  return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size; };
+const numbers = [...document.querySelectorAll('td.num, th')];
+const long = [...document.querySelectorAll('td.long')];
+const graphs = [...document.querySelectorAll('.graph svg')];
+document.title = JSON.stringify({
+  numbers: numbers.length, wrapped: numbers.filter(cell => lines(cell) > 1).map(cell => cell.textContent),
+  long: long.length, longWrapped: long.filter(cell => lines(cell) > 1).length,
+  tooltips: long.every(cell => cell.title === cell.textContent),
+  graphs: graphs.length, tooWide: graphs.filter(svg => svg.getBoundingClientRect().width
+                                              > svg.parentElement.clientWidth + 1).length});
+</script></body>"""
+
+
+@pytest.mark.requires_chromium
+def test_report_numbers_never_wrap_and_graphs_fit_the_width(tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", "--program", "dpsgd_mnist", "-o", str(out)]) == 0  # TF's long op paths and names
+    page = out.read_text()
+    assert "<script" not in page  # the report itself stays script-free; only the probe's copy has one
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", GEOMETRY_PROBE))
+    loaded = chromium("--window-size=900,1200", "--dump-dom", probed.as_uri())
+    assert loaded.returncode == 0, loaded.stderr[-500:]
+    assert console_messages(loaded.stderr) == []
+    title = re.search(r"<title>(.*?)</title>", loaded.stdout, re.S).group(1)
+    geometry = json.loads(html.unescape(title))
+    assert geometry["numbers"] > 50 and geometry["wrapped"] == []
+    assert geometry["long"] > 5 and geometry["longWrapped"] == 0 and geometry["tooltips"] is True
+    assert geometry["graphs"] == 2 and geometry["tooWide"] == 0

@@ -31,13 +31,16 @@ body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margi
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.long { max-width: 24em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .verdict { font-size: 1.1em; background: #fff8e1; border-left: 4px solid #f4a261; padding: 0.5em 1em; }
 .sides { display: flex; gap: 1.5em; flex-wrap: wrap; } .sides > div { flex: 1 1 600px; min-width: 0; }
-.graph { overflow: auto; max-height: 900px; border: 1px solid #ddd; }
-.graph svg { max-width: none; height: auto; }
+.graph { overflow: auto; border: 1px solid #ddd; }
+.graph svg { max-width: 100%; height: auto; }
+.zoom { display: none; } .zoom + label { cursor: pointer; color: #1a5fb4; text-decoration: underline; }
+.zoom:checked + label + .graph svg { max-width: none; }
 .muted { color: #666; font-size: 0.9em; } code { background: #f4f4f4; padding: 0 0.2em; }
 """
 
@@ -120,9 +123,21 @@ def _e(value: Any) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td class=\"num\">{_e(c)}</td>" if i in numeric else f"<td>{_e(c)}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c, i in numeric) for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+LONG_CELL = 40  # characters; longer text (TF's op paths, kernel names) is cut with an ellipsis, whole on hover
+
+
+def _cell(value: Any, numeric: bool) -> str:
+    """A table cell: numbers never wrap; long text stays on one line, cut to the column, whole in its tooltip."""
+    if numeric:
+        return f"<td class=\"num\">{_e(value)}</td>"
+    text = str(value)
+    if len(text) > LONG_CELL:
+        return f"<td class=\"long\" title=\"{_e(text)}\">{_e(text)}</td>"
+    return f"<td>{_e(text)}</td>"
 
 
 def _head(program: str) -> str:
@@ -212,10 +227,13 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
 
 def _graphs_section(sides: Sequence[_Side]) -> str:
     parts = ["<h2>Kernel graphs</h2>", ("<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
-             "ellipses: unfused ops; edges carry shapes. Scroll inside each picture.</p>"), "<div class=\"sides\">"]
+             "ellipses: unfused ops; edges carry shapes. Each picture fits the page; 'full size' shows it at its own "
+             "scale, to scroll.</p>"), "<div class=\"sides\">"]
     for s in sides:
         notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
+        zoom = f"zoom-{_e(s.framework)}"  # a checkbox and its label: one click toggles full size, with no script
         parts.append(f"<div><h3>{_e(s.framework)}</h3><ul class=\"muted\">{notes}</ul>"
+                     f"<input type=\"checkbox\" class=\"zoom\" id=\"{zoom}\"><label for=\"{zoom}\">full size</label>"
                      f"<div class=\"graph\">{s.svg}</div></div>")
     parts.append("</div>")
     return "\n".join(parts)
