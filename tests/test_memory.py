@@ -53,6 +53,10 @@ def test_parse_size():
     assert parse_size("512M") == 512 * 10**6
     assert parse_size("1.5KiB") == 1536
     assert parse_size("1000") == 1000
+    assert parse_size("1e9") == 10**9  # as the docstring promises
+    for text in (".", "1.2.3", "1e", "e9"):  # once these reached float() and raised ValueError
+        with pytest.raises(InputError):
+            parse_size(text)
     with pytest.raises(InputError, match="give a size such as 80GiB"):
         parse_size("lots")
 

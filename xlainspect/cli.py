@@ -55,15 +55,6 @@ def _not_with(ctx: click.Context, option: str, others: Sequence[str], why: str) 
             _refuse(ctx, f"{option} cannot be used with {_flag(ctx, other)}: {why}")
 
 
-def _names_framework(spec: str) -> bool:
-    """Whether a side of ``diff`` names a framework's filed dump rather than a path, as ``resolve_side`` reads it."""
-    from pathlib import Path
-
-    from xlainspect.runners.sides import FRAMEWORK_NAMES
-
-    return spec in FRAMEWORK_NAMES and not Path(spec).exists()
-
-
 def _target_needs_gpu(ctx: click.Context, target: str | None, backend: str) -> None:
     if target is not None and backend != "gpu":
         _refuse(ctx, "--target needs --backend gpu: it names the GPU to compile for")
@@ -184,7 +175,9 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
     _target_needs_gpu(ctx, target, backend)
     if ignore_layout and not fail_on_diff:
         _refuse(ctx, "--ignore-layout needs --fail-on-diff: it only relaxes the verdict that sets the exit status")
-    if not _names_framework(a) and not _names_framework(b):
+    from xlainspect.runners.sides import names_framework
+
+    if not names_framework(a) and not names_framework(b):
         for name in ("program_name", "dumps_dir", "backend", "target"):
             if _given(ctx, name):
                 _refuse(ctx, f"{_flag(ctx, name)} picks the filed dumps that A or B name (jax, tf, tf_via_jax); "

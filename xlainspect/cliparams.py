@@ -65,7 +65,7 @@ class ByteSize(click.ParamType):
 
         try:
             size = parse_size(str(value))
-        except (InputError, ValueError):  # ValueError: parse_size's pattern lets "." and "1.2.3" through to float()
+        except InputError:
             self.fail(f"{value!r} is not a size; give one such as 80GiB, 40GB or 17179869184", param, ctx)
         if size <= 0:
             self.fail(f"{value!r} is no memory at all; give a positive size such as 80GiB", param, ctx)

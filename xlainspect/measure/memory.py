@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["FrameworkMemory", "MaxBatch", "MemoryFigures", "OwnedBuffer", "PeakCheck", "check_peaks", "curve_stem",
            "device_limit", "max_batch", "memory_report", "parse_size", "write_curve"]
 
-_SIZE_RE = re.compile(r"^\s*([0-9.]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
+_SIZE_RE = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 
 
 def parse_size(text: str) -> int:

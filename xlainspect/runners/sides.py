@@ -36,6 +36,11 @@ def backend_folder(dumps: str, backend: str, program: str, target: str | None = 
     return "gpu-h100" if "gpu-h100" in found or not found else found[0]
 
 
+def names_framework(spec: str) -> bool:
+    """Whether ``spec`` names a framework's filed dump (``jax``, ``tf``, ``tf_via_jax``) rather than a path."""
+    return spec in FRAMEWORK_NAMES and not Path(spec).exists()
+
+
 def resolve_side(spec: str, program: str | None, dumps: str, backend: str, target: str | None = None) -> Side:
     """Turns ``jax``/``tf``/``tf_via_jax`` (with a program), a dump folder or an HLO file into the file to read.
 
@@ -44,7 +49,7 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
             ``after_optimizations.txt``.
         RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
     """
-    if spec in FRAMEWORK_NAMES and not Path(spec).exists():
+    if names_framework(spec):
         if program is None:
             raise InputError(f"'{spec}' names a framework; add --program NAME to pick the dump "
                              f"({dumps}/{backend}/<program>/{spec}/), or give a path")
