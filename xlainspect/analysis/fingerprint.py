@@ -32,6 +32,7 @@ from typing import Any
 
 from xlainspect.errors import XlaInspectError
 from xlainspect.hlo import CALL_ROLES, Computation, HloModule, Instruction, Shape
+from xlainspect.hlo.tokens import CALL_ROLE_SET
 
 # Attributes that never change the values an instruction computes. Everything else counts.
 NON_SEMANTIC_ATTRIBUTES: frozenset[str] = frozenset({
@@ -57,8 +58,6 @@ TUNING_CONFIG_KEYS: frozenset[str] = frozenset({
     "workspace_size", "lhs_stride", "rhs_stride", "grad_x", "grad_y", "outer_dimension_partitions",
     "autotune_results", "collective_backend_config", "native_emitter_backend_config", "cost_model",
 })
-
-CALL_ROLE_SET = frozenset(CALL_ROLES)
 
 # Ops whose result does not depend on the order of their (two) operands.
 COMMUTATIVE_OPCODES: frozenset[str] = frozenset({"add", "multiply", "maximum", "minimum", "and", "or", "xor"})
