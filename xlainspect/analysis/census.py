@@ -200,12 +200,9 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
     producers: dict[str, tuple[str, ...]] = {}
     for instruction in computation.instructions:
         opcode = instruction.opcode
-        is_kernel = not (opcode in CONTROL_OPCODES or opcode in FREE_OPCODES or opcode.endswith("-done")
-                         or opcode.endswith("-update") or (opcode.endswith("-start") and
-                                                            _is_async_shorthand(instruction)))
         inputs = tuple(dict.fromkeys(name for operand in instruction.operands
                                      for name in producers.get(operand, ())))
-        producers[instruction.name] = (instruction.name,) if is_kernel else inputs
+        producers[instruction.name] = inputs  # until it turns out to be a kernel: free ops and control pass through
         if opcode in CONTROL_OPCODES or (opcode.endswith("-start") and _is_async_shorthand(instruction)):
             body_trips, body_known = trips, known
             if opcode == "while":
@@ -218,6 +215,7 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
             continue
         if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
             continue
+        producers[instruction.name] = (instruction.name,)
         kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels), source_ops))
     active.discard(computation.name)
 
