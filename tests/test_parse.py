@@ -620,6 +620,157 @@ def test_real_async_opcodes_are_not_shorthand():
     assert module.entry.by_name["s"].called_computations == (CalledComputation("to_apply", "add"),)
 
 
+# -- compact get-tuple-element operands (`%t#0`), written by XLA from jax 0.11 on -------------------------------------
+
+COMPACT_WHILE = hlo("""
+    HloModule m
+    body {
+      %arg_tuple.1 = (s32[], f32[4]{0}) parameter(0)
+      %one = s32[] constant(1)
+      %next = s32[] add(%arg_tuple.1#0, %one)
+      %twice = f32[4]{0} add(%arg_tuple.1#1, %arg_tuple.1#1)
+      ROOT %t = (s32[], f32[4]{0}) tuple(%next, %twice)
+    }
+    cond {
+      %arg_tuple.2 = (s32[], f32[4]{0}) parameter(0)
+      %ten = s32[] constant(10)
+      ROOT %lt = pred[] compare(%arg_tuple.2#0, %ten), direction=LT
+    }
+    ENTRY e {
+      %x = f32[4]{0} parameter(0)
+      %zero = s32[] constant(0)
+      %init = (s32[], f32[4]{0}) tuple(%zero, %x)
+      %w = (s32[], f32[4]{0}) while(%init), condition=cond, body=body
+      ROOT %r = f32[4]{0} negate(%w #1)
+    }
+    """)
+
+
+def test_compact_tuple_operands_become_the_get_tuple_elements_xla_makes():
+    module = parse_hlo(COMPACT_WHILE)
+    body = module.computation("body")
+    # One get-tuple-element per element and computation, just before its first user, named as XLA names it.
+    assert [(i.name, i.opcode, i.operands) for i in body.instructions] == [
+        ("arg_tuple.1", "parameter", ()), ("one", "constant", ()),
+        ("arg_tuple.1_0", "get-tuple-element", ("arg_tuple.1",)), ("next", "add", ("arg_tuple.1_0", "one")),
+        ("arg_tuple.1_1", "get-tuple-element", ("arg_tuple.1",)),
+        ("twice", "add", ("arg_tuple.1_1", "arg_tuple.1_1")), ("t", "tuple", ("next", "twice"))]
+    made = body.by_name["arg_tuple.1_1"]
+    assert made.synthetic and made.attributes == {"index": "1"} and str(made.shape) == "f32[4]{0}"
+    assert made.line == body.by_name["twice"].line == 6 and not made.is_root
+    assert not any(i.synthetic for i in body.instructions if i.opcode != "get-tuple-element")
+    assert [i.name for i in module.computation("cond").instructions] == ["arg_tuple.2", "ten", "arg_tuple.2_0", "lt"]
+    entry = module.entry  # spaces around '#' are XLA's too: its lexer reads a name, '#', an integer
+    assert [(i.name, i.operands, i.is_root) for i in entry.instructions[-2:]] == [
+        ("w_1", ("w",), False), ("r", ("w_1",), True)]
+
+
+def test_compact_form_parses_like_the_module_written_in_full():
+    full = (COMPACT_WHILE.replace("  %next = s32[] add(%arg_tuple.1#0, %one)\n",
+                                  "  %arg_tuple.1_0 = s32[] get-tuple-element(%arg_tuple.1), index=0\n"
+                                  "  %next = s32[] add(%arg_tuple.1_0, %one)\n")
+            .replace("  %twice = f32[4]{0} add(%arg_tuple.1#1, %arg_tuple.1#1)\n",
+                     "  %arg_tuple.1_1 = f32[4]{0} get-tuple-element(%arg_tuple.1), index=1\n"
+                     "  %twice = f32[4]{0} add(%arg_tuple.1_1, %arg_tuple.1_1)\n")
+            .replace("  ROOT %lt = pred[] compare(%arg_tuple.2#0, %ten)",
+                     "  %arg_tuple.2_0 = s32[] get-tuple-element(%arg_tuple.2), index=0\n"
+                     "  ROOT %lt = pred[] compare(%arg_tuple.2_0, %ten)")
+            .replace("  ROOT %r = f32[4]{0} negate(%w #1)",
+                     "  %w_1 = f32[4]{0} get-tuple-element(%w), index=1\n  ROOT %r = f32[4]{0} negate(%w_1)"))
+    assert "#" not in full
+
+    def seen(module):
+        return [[(i.name, i.opcode, i.operands, i.shape, dict(i.attributes), i.is_root) for i in c.instructions]
+                for c in module.computations]
+
+    compact, written = parse_hlo(COMPACT_WHILE), parse_hlo(full)
+    assert seen(compact) == seen(written)
+    # What the analyses see is the same too: kernels with their fingerprints and producers, and the graph.
+    from xlainspect.analysis import census, to_networkx
+
+    def kernels(module):
+        return [(k, k.fingerprint, k.layout_fingerprint, k.producers) for k in census(module).kernels]
+
+    assert kernels(compact) == kernels(written) and len(kernels(compact)) == 4
+    assert sorted(to_networkx(compact).edges(keys=True)) == sorted(to_networkx(written).edges(keys=True))
+
+
+def test_compact_tuple_operands_nest_repeat_and_avoid_taken_names():
+    module = parse_hlo(hlo("""
+        ENTRY e {
+          p = (f32[4], (f32[2], s32[])) parameter(0)
+          a = f32[2] negate(p#1#0)
+          b = (f32[2], s32[]) tuple(p#1#0, p#1#1)
+          c = (f32[2], s32[]) copy(p#1)
+          p_1 = f32[3] parameter(1)
+          ROOT t = (f32[2], f32[3], s32[]) tuple(a, p_1, b#1)
+        }
+        """))
+    names = [(i.name, i.operands, i.attributes.get("index")) for i in module.entry.instructions]
+    # `p_1` is the text's own, so the element of `p` at 1 takes `p_1.1`; the nested name follows the text, as XLA's.
+    assert names == [
+        ("p", (), None), ("p_1.1", ("p",), "1"), ("p_1_0", ("p_1.1",), "0"), ("a", ("p_1_0",), None),
+        ("p_1_1", ("p_1.1",), "1"), ("b", ("p_1_0", "p_1_1"), None), ("c", ("p_1.1",), None),
+        ("p_1", (), None), ("b_1", ("b",), "1"), ("t", ("a", "p_1", "b_1"), None)]
+    assert str(module.entry.by_name["p_1.1"].shape) == "(f32[2], s32[])"
+
+
+def test_compact_tuple_operands_in_branches_and_custom_calls():
+    module = parse_hlo(hlo("""
+        HloModule m
+        branch_0 {
+          arg_tuple.3 = (f32[4], f32[4]) parameter(0)
+          ROOT n = f32[4] negate(arg_tuple.3#1)
+        }
+        branch_1 {
+          arg_tuple.4 = (f32[4], f32[4]) parameter(0)
+          ROOT s = f32[4] subtract(arg_tuple.4#0, arg_tuple.4#1)
+        }
+        ENTRY e {
+          i = s32[] parameter(0)
+          p = (f32[4], f32[4]) parameter(1)
+          c = f32[4] conditional(i, p, p), branch_computations={branch_0, branch_1}
+          r = (f32[4], f32[]) custom-call(c, p#0), custom_call_target="xla_ffi_python_cpu_callback"
+          ROOT d = f32[] add(r#1, r#1)
+        }
+        """))
+    assert module.computation("branch_0").root.operands == ("arg_tuple.3_1",)
+    assert module.computation("branch_1").root.operands == ("arg_tuple.4_0", "arg_tuple.4_1")
+    entry = module.entry
+    assert entry.by_name["r"].operands == ("c", "p_0") and entry.by_name["d"].operands == ("r_1", "r_1")
+    assert [i.name for i in entry.instructions] == ["i", "p", "c", "p_0", "r", "r_1", "d"]
+
+
+COMPACT_ERRORS = [
+    ("%x#", "x.hlo:3:29: expected a tuple index (a number) after '#', found ')'"),
+    ("%x#a", "x.hlo:3:29: expected a tuple index (a number) after '#', found 'a)'"),
+    ("%x#-1", "x.hlo:3:29: expected a tuple index (a number) after '#', found '-1)'"),
+    ("%x#0#", "x.hlo:3:31: expected a tuple index (a number) after '#', found ')'"),
+    ("%x#2", "x.hlo:3:26: operand 'x#2': tuple index 2 is out of range; 'x' has 2 elements ((f32[4], s32[]))"),
+    ("%x#0#1", "x.hlo:3:26: operand 'x#0#1' takes element 1 of a tuple, but 'x#0' has shape f32[4]"),
+    ("%y#0", "x.hlo:3:26: instruction 'n' uses operand 'y', which computation 'e' does not define"),
+]
+
+
+def compact_error_text(operand: str) -> str:
+    return f"e {{\n  x = (f32[4], s32[]) parameter(0)\n  ROOT n = f32[4] negate({operand})\n}}\n"
+
+
+@pytest.mark.parametrize("operand, message", COMPACT_ERRORS)
+def test_malformed_compact_tuple_operands_are_one_line_errors(operand, message):
+    assert parse_error(compact_error_text(operand), "x.hlo") == message
+
+
+def test_the_valid_twin_of_the_malformed_compact_operands_parses():
+    assert parse_hlo(compact_error_text("%x#0")).entry.root.operands == ("x_0",)
+
+
+def test_compact_operand_used_before_its_tuple_is_defined_says_so():
+    text = "e {\n  p = f32[4] parameter(0)\n  ROOT n = f32[4] negate(t#0)\n  t = (f32[4]) tuple(p)\n}\n"
+    assert parse_error(text) == ("<string>:3:26: instruction 'n' uses operand 't' before its definition on line 4; "
+                                 "XLA requires every instruction to be defined above its users: move 't' above 'n'")
+
+
 def test_modules_separated_by_dashes_and_by_headers():
     text = hlo("""
         // RUN: test

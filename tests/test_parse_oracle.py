@@ -7,6 +7,8 @@ every difference in computations, instructions, opcodes, operands, roots and sha
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import json
 import os
 import random
 import re
@@ -20,11 +22,24 @@ from xlainspect import parse_hlo, parse_hlo_modules, read_hlo
 
 DATA = Path(__file__).resolve().parent / "data"
 
-# Corpus files holding a module XLA's parser (jaxlib 0.10.2) rejects, with the words its error must contain. The test
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text))
+
+
+def _running_jaxlib() -> str | None:
+    """The installed jaxlib's version, read from its metadata (importing jax here would load it into the tests)."""
+    try:
+        return importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# Corpus files holding a module the running XLA's parser rejects, with the words its error must contain. The test
 # below asserts the set of rejected files is exactly this one, so a broken harness cannot quietly shrink coverage.
+# jaxlib 0.10.2's XLA does not know the opcode `collective-reduce`; 0.12.0.1's does, and reads the whole corpus.
 KNOWN_XLA_REJECTS = {
     "xla__hlo__translate__hlo_to_mhlo__tests__import.hlo": "collective-reduce",
-}
+} if _version(_running_jaxlib() or "0") < (0, 11) else {}
 
 
 def _format(differences: list[str], limit: int = 25) -> str:
@@ -130,6 +145,17 @@ def test_generated_dumps_match_xla(jax_dumps, dump_oracle):
     assert not problems, _format(problems)
 
 
+def _made_by_newer_xla(path: Path) -> bool:
+    """Whether the manifest beside a filed dump names a jaxlib newer than the running one (whose parser may then
+    reject syntax it has not learnt yet, as jaxlib 0.10.2's rejects jax 0.12's ``%t#0`` operands)."""
+    manifest = path.parent / "manifest.json"
+    if not manifest.is_file():
+        return False
+    maker = re.match(r"jaxlib (\S+)", json.loads(manifest.read_text()).get("xla_version", ""))
+    running = _running_jaxlib()
+    return maker is not None and running is not None and _version(maker.group(1)) > _version(running)
+
+
 @pytest.mark.requires_jax
 def test_reference_dumps_match_xla():
     """Every committed dump, before and after optimization: CPU, TF through JAX's XLA, and XLA:GPU for an H100."""
@@ -140,11 +166,132 @@ def test_reference_dumps_match_xla():
     problems = []
     for path, result in zip(paths, results, strict=True):
         if not result.ok:
+            if _made_by_newer_xla(path):  # no yardstick here; xlainspect must still read it
+                parse_hlo(path.read_text(), str(path))
+                continue
             problems.append(f"{path}: XLA cannot parse its own dump: {result.error or result.crash}")
             continue
         problems.extend(f"{path}: {d}" for d in xla_oracle.compare(parse_hlo(path.read_text(), str(path)),
                                                                    result.summary))
     assert not problems, _format(problems)
+
+
+# -- committed dumps of each supported jax -----------------------------------------------------------------------
+
+# tests/data/jax-<version>/: a few real dumps of that jax, with what its XLA parser made of them (see the README there).
+VERSION_FOLDERS = sorted(DATA.glob("jax-*"), key=lambda folder: _version(folder.name))
+# Syntax that XLA printers newer than jaxlib 0.10.2's write and its parser rejects: compact get-tuple-element
+# operands (`%t#0`), and named shardings (`{mesh[...]...}`, `{single_device[device_id=0]}`).
+NEWER_SYNTAX_RE = re.compile(r"%[\w.\-]+#\d|\{mesh\[|\{single_device\[")
+
+
+def _recorded(folder: Path) -> dict:
+    return json.loads((folder / "xla_summaries.json").read_text())
+
+
+def _computation_text(text: str, name: str) -> str:
+    """The lines of computation ``name`` in a dump, header to closing brace."""
+    match = re.search(r"^(?:ENTRY )?%" + re.escape(name) + r" .*?^}$", text, re.MULTILINE | re.DOTALL)
+    assert match is not None, name
+    return match.group()
+
+
+def test_each_supported_jax_has_committed_dumps():
+    assert [folder.name for folder in VERSION_FOLDERS] == ["jax-0.10.2", "jax-0.12.0.1"]
+    texts = {path.name: path.read_text() for path in VERSION_FOLDERS[-1].glob("*.txt")}
+    # The places the compact form shows up: while bodies, conditional branches, a custom-call's operands.
+    loops = texts["jit_loops_and_branches.before_optimizations.txt"]
+    bodies = re.findall(r"while\(.*?body=%([\w.\-]+)", loops)
+    branches = [name for group in re.findall(r"branch_computations=\{([^}]*)\}", texts["jit_branches.before_"
+                                                                                         "optimizations.txt"])
+                for name in re.findall(r"%([\w.\-]+)", group)]
+    assert len(bodies) >= 3 and len(branches) == 3
+    for body in bodies:
+        assert re.search(r"\(%arg_tuple\.\d+#\d", _computation_text(loops, body)), body
+    for branch in branches:
+        assert re.search(r"%arg_tuple\.\d+#\d", _computation_text(texts["jit_branches.before_optimizations.txt"],
+                                                                  branch)), branch
+    assert re.search(r"custom-call\([^)]*%\S+#\d", texts["jit_logged_loop.cpu_after_optimizations.txt"])
+
+
+@pytest.mark.parametrize("folder", VERSION_FOLDERS, ids=[folder.name for folder in VERSION_FOLDERS])
+def test_committed_dumps_match_what_their_own_xla_made_of_them(folder):
+    """Each version's dumps against the summaries its own XLA parser recorded: needs no jax, so every version's
+    dumps are checked under any installed jax (or none)."""
+    record = _recorded(folder)
+    assert record["jaxlib"] == folder.name.removeprefix("jax-")
+    assert record["fields"] == list(xla_oracle.FIELDS)
+    paths = sorted(folder.glob("*.txt"))
+    assert sorted(record["summaries"]) == [path.name for path in paths] and len(paths) >= 8
+    problems = []
+    for path in paths:
+        module = parse_hlo(path.read_text(), str(path))
+        summary = xla_oracle.unpacked_summary(record["summaries"][path.name])
+        problems.extend(f"{folder.name}/{path.name}: {d}" for d in xla_oracle.compare(module, summary))
+    assert not problems, _format(problems)
+
+
+@pytest.mark.requires_jax
+@pytest.mark.parametrize("folder", VERSION_FOLDERS, ids=[folder.name for folder in VERSION_FOLDERS])
+def test_committed_dumps_match_the_running_xla(folder):
+    """Each version's dumps against the installed XLA's parser: the same version must agree with its record, a newer
+    one must read them all alike, an older one rejects exactly the dumps that hold syntax newer than it."""
+    running = _running_jaxlib()
+    made_by = folder.name.removeprefix("jax-")
+    paths = sorted(folder.glob("*.txt"))
+    texts = [path.read_text() for path in paths]
+    results = xla_oracle.xla_summaries(texts)
+    assert all(result.crash is None for result in results), [result.crash for result in results]
+    problems, rejected = [], []
+    for path, text, result in zip(paths, texts, results, strict=True):
+        if not result.ok:
+            rejected.append(path.name)
+            continue
+        problems.extend(f"{path.name}: {d}" for d in xla_oracle.compare(parse_hlo(text, str(path)), result.summary))
+        if running == made_by:
+            assert xla_oracle.packed_summary(result.summary) == _recorded(folder)["summaries"][path.name], path.name
+    assert not problems, _format(problems)
+    if _version(running) >= _version(made_by):
+        assert rejected == []
+    else:
+        assert rejected == [path.name for path, text in zip(paths, texts) if NEWER_SYNTAX_RE.search(text)]
+        assert rejected  # the premise: an older XLA cannot read them, which is why the record exists
+
+
+@pytest.mark.requires_jax
+def test_generated_dumps_of_a_newer_xla_hold_the_compact_form(jax_dumps):
+    """From jax 0.11 on, XLA writes tuple elements as `%t#i` where jax 0.10 wrote get-tuple-element instructions;
+    the dumps the running jax made must show the form its version writes, in the three places it appears."""
+    text = "\n".join(path.read_text() for path in jax_dumps)
+    compact = re.findall(r"%[\w.\-]+#\d", text)
+    if _version(_running_jaxlib()) < (0, 11):
+        assert compact == []
+        return
+    assert compact
+    # Only a root, which no operand can name, is still written as an instruction.
+    written = re.findall(r"^ *(ROOT )?%\S+ = [^=\n]*? get-tuple-element\(", text, re.MULTILINE)
+    assert written and set(written) == {"ROOT "}
+    for program in ("jit_loops_and_branches", "jit_branches", "jit_logged_loop"):
+        assert any(program in path.name and "#" in path.read_text() for path in jax_dumps), program
+
+
+@pytest.mark.requires_jax
+def test_xla_reads_compact_tuple_operands_as_xlainspect_does():
+    """XLA from jaxlib 0.11 on reads `%t#i` as xlainspect does and rejects the malformed spellings xlainspect rejects;
+    jaxlib 0.10.2's XLA rejects the form altogether (why its dumps never hold it)."""
+    from test_parse import COMPACT_ERRORS, COMPACT_WHILE, compact_error_text
+
+    twin_text = compact_error_text("%x#0")
+    bad = [compact_error_text(operand) for operand, _ in COMPACT_ERRORS]
+    good, twin, *malformed = xla_oracle.xla_summaries([COMPACT_WHILE, twin_text, *bad])
+    assert not any(result.crash for result in [good, twin, *malformed])
+    assert not any(result.ok for result in malformed)
+    if _version(_running_jaxlib()) < (0, 11):
+        assert not good.ok and "cannot parse as an instruction name" in good.error
+        return
+    assert good.ok and twin.ok, (good.error, twin.error)
+    assert xla_oracle.compare(parse_hlo(COMPACT_WHILE), good.summary) == []
+    assert xla_oracle.compare(parse_hlo(twin_text), twin.summary) == []
 
 
 # -- any other corpus -----------------------------------------------------------------------------------------------

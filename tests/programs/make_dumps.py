@@ -10,7 +10,13 @@ leaves the resulting ``*.before_optimizations.txt`` and
 
 Usage::
 
-    python tests/programs/make_dumps.py OUTDIR
+    python tests/programs/make_dumps.py OUTDIR                       # CPU: compile and run
+    python tests/programs/make_dumps.py OUTDIR --gpu TARGET.txtpb    # compile only, for a GPU that is not there
+
+With ``--gpu`` every single-device program is compiled (not run) for the GPU the target description names (e.g.
+``shared/gpu_specs/h100.txtpb``), deviceless, as NOTES.md describes; this needs jax's CUDA plugin
+(``jax[cuda12]``). The programs that need 8 devices or a host callback are left out there, and XLA writes
+``*.sm_9.0a_gpu_after_optimizations.txt`` instead of ``*.cpu_after_optimizations.txt``.
 
 The XLA flags (dump location, text format, 8 forced host devices for the
 SPMD programs) only take effect if they are set before JAX initialises, so
@@ -41,14 +47,20 @@ FEATURES: list[str] = []
 _Program = Callable[[], Any]
 """A program family: compiles and runs its jitted functions, returns their outputs."""
 
-_PROGRAMS: list[tuple[str, _Program]] = []
+_PROGRAMS: list[tuple[str, _Program, bool]] = []
+"""(name, program, whether it runs on the CPU only: it needs the 8 forced host devices or a host callback)."""
+
+_GPU_DEVICE: list[Any] = []
+"""The compile-only GPU device when ``--gpu`` was given (then ``_jit`` compiles without running), else empty."""
 
 
-def _program(*features: str) -> Callable[[_Program], _Program]:
+def _program(*features: str, cpu_only: bool = False) -> Callable[[_Program], _Program]:
     """Register a program family and the features it covers.
 
     Args:
         *features: Short names appended to ``FEATURES``.
+        cpu_only: whether the program needs the 8 forced host devices or a host callback, which a deviceless
+            GPU compile has not (one GPU; no runtime to call back into): left out with ``--gpu``.
 
     Returns:
         A decorator that records the function in the program registry and
@@ -56,11 +68,33 @@ def _program(*features: str) -> Callable[[_Program], _Program]:
     """
 
     def register(fn: _Program) -> _Program:
-        _PROGRAMS.append((fn.__name__.removeprefix("program_"), fn))
+        _PROGRAMS.append((fn.__name__.removeprefix("program_"), fn, cpu_only))
         FEATURES.extend(features)
         return fn
 
     return register
+
+
+def _jit(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    """``jax.jit(fn, **options)``; with ``--gpu``, a function that compiles for the deviceless GPU instead of running.
+
+    The programs call it as they would call ``jax.jit``, so one program text serves both backends: on the GPU
+    target only the input shapes and dtypes matter, and compiling is what writes the dump.
+    """
+    import jax
+
+    jitted = jax.jit(fn, **options)
+    if not _GPU_DEVICE:
+        return jitted
+
+    def compile_only(*args: Any) -> None:
+        import numpy as np
+
+        placement = jax.sharding.SingleDeviceSharding(_GPU_DEVICE[0])
+        specs = [jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype, sharding=placement) for a in args]
+        jitted.lower(*specs).compile()
+
+    return compile_only
 
 
 def configure_environment(outdir: Path) -> None:
@@ -91,7 +125,6 @@ def configure_environment(outdir: Path) -> None:
 @_program("while_loop", "fori_loop", "scan", "cond", "switch")
 def program_control_flow() -> Any:
     """Loops and branches: ``while`` and ``conditional`` with 2 and 4 branches."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
@@ -104,13 +137,12 @@ def program_control_flow() -> Any:
         switched = lax.switch(idx, [jnp.exp, jnp.tanh, jnp.negative, jnp.square], x)
         return counted, summed, carry, ys, branched, switched
 
-    return jax.jit(loops_and_branches)(np.arange(6, dtype=np.float32), np.int32(3), np.int32(2))
+    return _jit(loops_and_branches)(np.arange(6, dtype=np.float32), np.int32(3), np.int32(2))
 
 
 @_program("sort", "multi_operand_sort", "argsort", "top_k")
 def program_sorting() -> Any:
     """Single- and multi-operand ``sort`` plus ``top_k``."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
@@ -124,13 +156,12 @@ def program_sorting() -> Any:
 
     rng = np.random.default_rng(0)
     keys, vals = rng.normal(size=(2, 4, 16)).astype(np.float32)
-    return jax.jit(sorting)(keys, vals)
+    return _jit(sorting)(keys, vals)
 
 
 @_program("gather", "scatter_add", "scatter_set", "take_along_axis")
 def program_gather_scatter() -> Any:
     """Fancy indexing and ``.at[]`` updates lowering to gather/scatter."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
 
@@ -144,13 +175,12 @@ def program_gather_scatter() -> Any:
 
     table = np.arange(40, dtype=np.float32).reshape(10, 4)
     idx = np.array([3, 1, 7, 1], dtype=np.int32)
-    return jax.jit(gather_scatter)(table, idx, np.ones((4, 4), np.float32))
+    return _jit(gather_scatter)(table, idx, np.ones((4, 4), np.float32))
 
 
 @_program("fft", "ifft", "rfft", "irfft", "fft2")
 def program_fft() -> Any:
     """Complex and real FFTs in every ``fft_type``."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
 
@@ -160,13 +190,12 @@ def program_fft() -> Any:
         restored = jnp.fft.irfft(half, n=x.shape[-1])
         return spectrum, jnp.fft.ifft(spectrum), half, restored, jnp.fft.fft2(x)
 
-    return jax.jit(transforms)(np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32))
+    return _jit(transforms)(np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32))
 
 
 @_program("lapack_cholesky", "lapack_qr", "lapack_eigh", "lapack_svd", "lapack_lu", "linalg_solve")
 def program_linalg() -> Any:
     """Dense linear algebra that lowers to LAPACK custom-calls on CPU."""
-    import jax
     import jax.numpy as jnp
     import jax.scipy.linalg as jsl
     import numpy as np
@@ -182,7 +211,7 @@ def program_linalg() -> Any:
 
     rng = np.random.default_rng(2)
     a = rng.normal(size=(6, 6)).astype(np.float32)
-    return jax.jit(decompositions)(a, rng.normal(size=(6, 2)).astype(np.float32))
+    return _jit(decompositions)(a, rng.normal(size=(6, 2)).astype(np.float32))
 
 
 @_program("convolution", "grouped_convolution", "dilated_convolution", "convolution_grad")
@@ -209,7 +238,7 @@ def program_convolution() -> Any:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 8, 8, 4)).astype(np.float32)
     w = rng.normal(size=(3, 3, 2, 6)).astype(np.float32)
-    return jax.jit(conv)(x, w), jax.jit(jax.grad(conv_loss, argnums=(0, 1)))(x, w)
+    return _jit(conv)(x, w), _jit(jax.grad(conv_loss, argnums=(0, 1)))(x, w)
 
 
 @_program("reduce_window", "max_pool", "avg_pool", "select_and_scatter")
@@ -232,10 +261,10 @@ def program_pooling() -> Any:
     def pools(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         return max_pool(x), avg_pool(x), jax.grad(lambda v: max_pool(v).sum())(x)
 
-    return jax.jit(pools)(np.random.default_rng(4).normal(size=(2, 8, 8, 3)).astype(np.float32))
+    return _jit(pools)(np.random.default_rng(4).normal(size=(2, 8, 8, 3)).astype(np.float32))
 
 
-@_program("shard_map", "psum", "all_gather", "ppermute", "all_to_all", "psum_scatter", "axis_index")
+@_program("shard_map", "psum", "all_gather", "ppermute", "all_to_all", "psum_scatter", "axis_index", cpu_only=True)
 def program_shard_map_collectives() -> Any:
     """Explicit collectives over an 8-device mesh via ``shard_map``."""
     import jax
@@ -262,10 +291,10 @@ def program_shard_map_collectives() -> Any:
         out_specs=(P(), P(), P("x"), P("x"), P("x")),
         check_vma=False,
     )
-    return jax.jit(collectives)(np.arange(8 * 16, dtype=np.float32).reshape(8, 16))
+    return _jit(collectives)(np.arange(8 * 16, dtype=np.float32).reshape(8, 16))
 
 
-@_program("spmd_partitioner", "named_sharding", "sharding_annotations")
+@_program("spmd_partitioner", "named_sharding", "sharding_annotations", cpu_only=True)
 def program_spmd_jit() -> Any:
     """``jit`` with ``NamedSharding`` so the SPMD partitioner inserts collectives."""
     import jax
@@ -283,7 +312,7 @@ def program_spmd_jit() -> Any:
         h = jax.lax.with_sharding_constraint(jax.nn.relu(x @ w), sharded("data", None))
         return h, jnp.mean(h, axis=0)
 
-    partitioned = jax.jit(
+    partitioned = _jit(
         layer,
         in_shardings=(sharded("data", "model"), sharded("model", None)),
         out_shardings=(sharded("data", None), sharded()),
@@ -305,7 +334,6 @@ def program_spmd_jit() -> Any:
 )
 def program_dtypes() -> Any:
     """Non-f32 element types and the bit-level ops that go with them."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
@@ -322,7 +350,7 @@ def program_dtypes() -> Any:
         return bf_mm, half, int_mm, cplx, as_bits, narrowed
 
     rng = np.random.default_rng(6)
-    return jax.jit(mixed)(
+    return _jit(mixed)(
         rng.normal(size=(4, 8)).astype(np.float32),
         rng.integers(-100, 100, size=(4, 8)).astype(np.int8),
         (rng.normal(size=(4, 8)) + 1j * rng.normal(size=(4, 8))).astype(np.complex64),
@@ -403,13 +431,12 @@ def program_mlp_training() -> Any:
     x = rng.normal(size=(16, 8)).astype(np.float32)
     labels = rng.integers(0, 4, size=16).astype(np.int32)
     programs = (train_step, remat_grads, per_example_grads)
-    return [jax.jit(fn)(np.uint32(0), x, labels) for fn in programs]
+    return [_jit(fn)(np.uint32(0), x, labels) for fn in programs]
 
 
 @_program("cumsum", "cumprod", "argmax", "batched_einsum")
 def program_reductions() -> Any:
     """Cumulative reductions, ``argmax`` and a batched ``einsum``."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
 
@@ -423,7 +450,7 @@ def program_reductions() -> Any:
 
     rng = np.random.default_rng(8)
     x = rng.normal(size=(4, 32)).astype(np.float32)
-    return jax.jit(reductions)(x, rng.normal(size=(3, 4, 5)).astype(np.float32))
+    return _jit(reductions)(x, rng.normal(size=(3, 4, 5)).astype(np.float32))
 
 
 @_program(
@@ -439,7 +466,6 @@ def program_reductions() -> Any:
 )
 def program_array_ops() -> Any:
     """Slicing, padding, shuffling and elementwise selection ops."""
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
@@ -456,10 +482,10 @@ def program_array_ops() -> Any:
         return window, patched, padded, joined, chosen, new_key, random_bits
 
     x = np.arange(24, dtype=np.float32).reshape(4, 6) / 10.0
-    return jax.jit(array_ops)(x, np.int32(1), np.zeros(4, np.uint32))
+    return _jit(array_ops)(x, np.int32(1), np.zeros(4, np.uint32))
 
 
-@_program("pure_callback", "debug_print")
+@_program("pure_callback", "debug_print", cpu_only=True)
 def program_host_callbacks() -> Any:
     """Host callbacks, which lower to Python-callback custom-calls."""
     import jax
@@ -473,27 +499,91 @@ def program_host_callbacks() -> Any:
         jax.debug.print("make_dumps debug.print sum={s}", s=squared.sum())
         return squared + 1.0
 
-    return jax.jit(with_callbacks)(np.arange(4, dtype=np.float32))
+    return _jit(with_callbacks)(np.arange(4, dtype=np.float32))
 
 
 @_program("donate_argnums", "input_output_alias")
 def program_donation() -> Any:
     """Donated buffers, which add ``input_output_alias`` to the module header."""
-    import jax
     import numpy as np
 
     def update(state: jax.Array, delta: jax.Array) -> tuple[jax.Array, jax.Array]:
         return state + delta, (state * delta).sum()
 
-    donating = jax.jit(update, donate_argnums=0)
+    donating = _jit(update, donate_argnums=0)
     return donating(np.zeros((8, 8), np.float32), np.ones((8, 8), np.float32))
 
 
-def run_programs(outdir: Path) -> list[Path]:
+@_program("io_callback_in_loop", "custom_vjp", "remat_scan", "rbg_prng", "tuple_carry_while",
+          "dynamic_update_slice_in_loop", "triangular_solve", "switch_on_tuples")
+def program_more_control_flow() -> Any:
+    """Tuple-carrying loops and branches around a callback, custom gradients, remat and the ``rbg`` PRNG.
+
+    jax 0.11's XLA writes the tuple elements these pass around as ``%t#i`` operands in loop bodies, branches and
+    custom-call operand lists; these programs make sure each of those places shows up in a dump.
+    """
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.linalg as jsl
+    import numpy as np
+    from jax import lax
+    from jax.experimental import io_callback
+
+    def host_log(step: np.ndarray, value: np.ndarray) -> np.ndarray:
+        return np.asarray(value * 0 + step, dtype=np.float32)
+
+    @jax.custom_vjp
+    def clip_gradient(x: jax.Array) -> jax.Array:
+        return x
+
+    def clip_forward(x: jax.Array) -> tuple[jax.Array, None]:
+        return x, None
+
+    def clip_backward(_: None, g: jax.Array) -> tuple[jax.Array]:
+        return (jnp.clip(g, -1.0, 1.0),)
+
+    clip_gradient.defvjp(clip_forward, clip_backward)
+
+    def loop_body(i: jax.Array, carry: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
+        buffer, total, scale = carry
+        row = jnp.sin(buffer[i] * scale + i)
+        # A deviceless GPU compile has no runtime to call back into; everything else is compiled there too.
+        logged = 0.0 if _GPU_DEVICE else io_callback(host_log, jax.ShapeDtypeStruct((), jnp.float32), i, total,
+                                                     ordered=True)
+        return lax.dynamic_update_slice(buffer, row[None], (i, 0)), total + row.sum() + logged, scale * 0.5
+
+    def logged_loop(scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+        buffer, total, _ = lax.fori_loop(0, 4, loop_body, (jnp.ones((4, 3)), jnp.float32(0), scale))
+        return buffer, total
+
+    def custom_gradients(x: jax.Array) -> jax.Array:
+        def scanned(v: jax.Array) -> jax.Array:
+            layer = jax.checkpoint(lambda c, w: (jnp.tanh(clip_gradient(c) * w), None))
+            return lax.scan(layer, v, jnp.linspace(0.5, 1.5, 3))[0].sum()
+
+        return jax.grad(scanned)(x)
+
+    def branches(x: jax.Array, seed: jax.Array, a: jax.Array, branch: jax.Array) -> tuple[jax.Array, ...]:
+        rbg = jax.random.uniform(jax.random.key(seed, impl="rbg"), (4,))
+        pair = lax.switch(branch, [lambda t: (t[0] + 1, t[1]), lambda t: (t[1], t[0]), lambda t: (t[0], -t[1])],
+                          (x, rbg))
+        upper = jnp.triu(a) + 4.0 * jnp.eye(a.shape[0])
+        solved = jsl.solve_triangular(upper, x[:, None], lower=False)
+        return *pair, solved
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=4).astype(np.float32)
+    return (_jit(logged_loop)(np.float32(2)), _jit(custom_gradients)(x),
+            _jit(branches)(x, np.uint32(3), rng.normal(size=(4, 4)).astype(np.float32), np.int32(1)))
+
+
+def run_programs(outdir: Path, gpu_target: Path | None = None) -> list[Path]:
     """Compile and run every registered program, dumping HLO into ``outdir``.
 
     Args:
         outdir: Dump directory (created if missing).
+        gpu_target: a ``GpuTargetConfigProto`` text file: compile the single-device programs for that GPU,
+            deviceless, instead of compiling and running them on the CPU.
 
     Returns:
         All files present in ``outdir`` afterwards, sorted.
@@ -507,9 +597,17 @@ def run_programs(outdir: Path) -> list[Path]:
     configure_environment(outdir)
     import jax
 
-    if jax.device_count() < NUM_DEVICES:
+    if gpu_target is not None:
+        from jax.experimental import topologies
+
+        topology = topologies.get_topology_desc(platform="cuda", target_config=gpu_target.read_text(),
+                                                topology="1x1x1")
+        _GPU_DEVICE.append(topology.devices[0])
+    elif jax.device_count() < NUM_DEVICES:
         raise SystemExit(f"make_dumps: expected {NUM_DEVICES} devices, got {jax.device_count()}")
-    for name, fn in _PROGRAMS:
+    for name, fn, cpu_only in _PROGRAMS:
+        if cpu_only and gpu_target is not None:
+            continue
         try:
             jax.block_until_ready(fn())
             jax.effects_barrier()
@@ -523,17 +621,20 @@ def main(argv: Sequence[str]) -> int:
     """Command-line entry point.
 
     Args:
-        argv: Arguments after the script name; exactly one output directory.
+        argv: Arguments after the script name: the output directory, optionally ``--gpu TARGET.txtpb``.
 
     Returns:
         Process exit status.
     """
-    if len(argv) != 1:
-        print(f"usage: {Path(sys.argv[0]).name} OUTDIR", file=sys.stderr)
+    gpu_target = None
+    if len(argv) == 3 and argv[1] == "--gpu":
+        gpu_target = Path(argv[2]).resolve()
+    elif len(argv) != 1:
+        print(f"usage: {Path(sys.argv[0]).name} OUTDIR [--gpu TARGET.txtpb]", file=sys.stderr)
         return 2
     outdir = Path(argv[0]).resolve()
     started = time.perf_counter()
-    files = run_programs(outdir)
+    files = run_programs(outdir, gpu_target)
     modules = sum(1 for p in files if p.name.endswith("optimizations.txt"))
     elapsed = time.perf_counter() - started
     print(

@@ -55,6 +55,10 @@ class Instruction:
         line: 1-based line in the source text where the instruction starts.
         literal: a constant's literal as written (``{...}`` when elided), else None.
         parameter_number: a parameter's number, else None.
+        synthetic: True for a ``get-tuple-element`` the text never defines but writes as an operand ``%t#i``
+            (XLA's compact form, the default in dumps since jax 0.11): XLA's parser creates the same instruction,
+            named ``t_i``, just before its first user, and every later ``%t#i`` of the computation uses it. With it,
+            counts, graphs and fingerprints of a compact dump equal those of the same module printed in full.
     """
 
     name: str
@@ -69,6 +73,7 @@ class Instruction:
     parameter_number: int | None = None
     frames: StackFrames = field(default=NO_FRAMES, repr=False, compare=False)
     implicit_calls: tuple[CalledComputation, ...] = ()
+    synthetic: bool = False
 
     @cached_property
     def called_computations(self) -> tuple[CalledComputation, ...]:
@@ -156,7 +161,7 @@ def make_instruction(name: str, opcode: str, shape: Shape, operands: tuple[str, 
     _set_attribute(instruction, "__dict__", {
         "name": name, "opcode": opcode, "shape": shape, "operands": operands, "attributes": attributes,
         "computation": computation, "is_root": is_root, "line": line, "literal": literal,
-        "parameter_number": parameter_number, "frames": frames, "implicit_calls": (),
+        "parameter_number": parameter_number, "frames": frames, "implicit_calls": (), "synthetic": False,
     })
     return instruction
 

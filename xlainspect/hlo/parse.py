@@ -38,6 +38,7 @@ from xlainspect.hlo.tokens import (
     ARROW_SHAPE_RE,
     ATTRIBUTE_KEY_RE,
     ATTRIBUTE_RE,
+    BAD_TUPLE_INDEX_RE,
     CALL_ROLE_SET,
     COMPUTATION_RE,
     EXECUTION_THREAD_RE,
@@ -56,6 +57,7 @@ from xlainspect.hlo.tokens import (
     STRING_RE,
     TABLE_RE,
     TABLE_ROW_RE,
+    TUPLE_INDEX_RE,
     VALUE_RE,
     WS_RE,
     blank_comments,
@@ -169,6 +171,8 @@ class _Parser:
         self.opcodes_seen: set[str] = set()  # opcodes of the current module
         self.defined: dict[str, Computation] = {}  # computations of the current module parsed so far
         self.header_pos = 0  # where the current module starts, for errors about its header
+        self.compact_gtes: dict[str, str] = {}  # `t#0`, `t#1#0` -> the get-tuple-element made for it (per computation)
+        self.taken_names: set[str] | None = None  # names a made get-tuple-element must avoid; found on first need
         self._line_mark = (0, 1 + line_offset)  # (offset, its line): line numbers are counted forward from here
 
     def line_at(self, pos: int) -> int:
@@ -230,6 +234,7 @@ class _Parser:
         self.callers = []
         self.opcodes_seen = set()
         self.defined = {}
+        self.taken_names = None
         computations: list[Computation] = []
         entry_name = ""
         pos = self.skip_ws(pos)
@@ -398,6 +403,7 @@ class _Parser:
         callers = self.callers
         opcodes_seen = self.opcodes_seen
         required_roles = _REQUIRED_ROLES.get
+        self.compact_gtes = {}
         while True:
             if text.startswith("}", pos) or (pos < n and text[pos].isspace() and
                                              text.startswith("}", pos := match_ws(text, pos).end())):
@@ -447,6 +453,10 @@ class _Parser:
                 operands = self.operand_names(inner or "", line_pos)
             for operand in operands:  # XLA resolves each name as it reads it: no forward references, no cycles
                 if operand not in by_name:
+                    if "#" in operand:  # rare enough to leave the loop for: `%t#0` names a tuple element
+                        operands = self.tuple_elements(operands, name, computation, by_name, ordered, line,
+                                                       line_pos, pos, frames)
+                        break
                     raise self.undefined_use(name, operand, "operand", computation, line_pos, pos)
             if "control-predecessors" in attributes:
                 for predecessor in parse_called_names(attributes["control-predecessors"]):
@@ -551,11 +561,78 @@ class _Parser:
             at = offset + inner.find(piece, position)
             position = inner.find(piece, position) + len(piece)
             if OPERAND_LIST_RE.fullmatch(piece) is None:
+                bad_index = BAD_TUPLE_INDEX_RE.match(piece)
+                if bad_index is not None:
+                    after = self.skip_ws(at + bad_index.end(1))
+                    raise self.error(after, f"expected a tuple index (a number) after '#', {self.found(after)}")
                 if re.match(r"\s*[a-z][a-z0-9\-]*\s*\(", piece):
                     raise self.error(at, "an instruction nested in an operand list is not supported; define it as "
                                          "its own instruction and use its name")
                 raise self.error(self.skip_ws(at), f"expected an operand name, {self.found(self.skip_ws(at))}")
         raise self.error(offset, f"malformed operand list ({inner.strip()[:60]})")
+
+    def tuple_elements(self, operands: tuple[str, ...], user: str, computation: str,
+                       by_name: dict[str, Instruction], ordered: list[Instruction], line: int, instruction_pos: int,
+                       rest: int, frames: StackFrames) -> tuple[str, ...]:
+        """``operands`` with each compact ``t#i`` (or ``t#i#j``) replaced by the get-tuple-element XLA makes for it.
+
+        XLA's parser turns ``%t#i`` into ``get-tuple-element(%t), index=i`` placed just before the instruction that
+        uses it, one per element and computation (a later ``%t#i`` reuses it), and names it ``t_i`` unless that name
+        is taken. The same happens here, so instruction counts, opcodes and operands agree with XLA's.
+        """
+        resolved = []
+        for operand in operands:
+            if "#" not in operand:
+                if operand not in by_name:
+                    raise self.undefined_use(user, operand, "operand", computation, instruction_pos, rest)
+                resolved.append(operand)
+                continue
+            base = operand[:operand.index("#")].rstrip()
+            if base not in by_name:
+                raise self.undefined_use(user, base, "operand", computation, instruction_pos, rest)
+            producer, key, suffix = base, base, ""
+            for index_text in TUPLE_INDEX_RE.findall(operand):
+                index = int(index_text)
+                owner, key = key, f"{key}#{index}"
+                suffix += f"_{index}"
+                made = self.compact_gtes.get(key)
+                if made is None:
+                    element = self.tuple_element(by_name[producer].shape, owner, index, key, instruction_pos)
+                    made = self.unique_name(base + suffix)
+                    gte = replace(make_instruction(made, "get-tuple-element", element, (producer,),
+                                                   {"index": str(index)}, computation, False, line, None, None,
+                                                   frames), synthetic=True)
+                    by_name[made] = gte
+                    ordered.append(gte)
+                    self.compact_gtes[key] = made
+                    self.opcodes_seen.add("get-tuple-element")
+                producer = made
+            resolved.append(producer)
+        return tuple(resolved)
+
+    def tuple_element(self, shape: Shape, owner: str, index: int, written: str, instruction_pos: int) -> Shape:
+        """Element ``index`` of ``shape``, the shape of ``owner`` (``t`` or ``t#1``), for the operand ``written``."""
+        if not shape.is_tuple:
+            message = f"operand '{written}' takes element {index} of a tuple, but '{owner}' has shape {shape}"
+        elif index >= len(shape.tuple_shapes):
+            message = (f"operand '{written}': tuple index {index} is out of range; '{owner}' has "
+                       f"{len(shape.tuple_shapes)} elements ({shape})")
+        else:
+            return shape.tuple_shapes[index]
+        base = written[:written.index("#")]
+        raise self.error(self.find_name(base, self.find_after_head(instruction_pos, "(")), message)
+
+    def unique_name(self, name: str) -> str:
+        """``name``, or ``name.1``, ``name.2``... if the module's text or an earlier made instruction has it."""
+        if self.taken_names is None:  # every `name =` of the chunk: a superset of its instruction names
+            self.taken_names = set(_DEFINED_NAME_RE.findall(self.text))
+        taken = self.taken_names
+        candidate, number = name, 0
+        while candidate in taken:
+            number += 1
+            candidate = f"{name}.{number}"
+        taken.add(candidate)
+        return candidate
 
     def shape(self, text: str, instruction_pos: int) -> Shape:
         try:
@@ -609,6 +686,7 @@ class _Parser:
                     _, name, _, opcode, inner, attributes, end = self.instruction_slow(pos)
                     operands = () if opcode in ("constant", "parameter") else self.operand_names(inner or "", pos)
                     start, pos = pos, end
+                operands = tuple(operand.split("#", 1)[0].rstrip() for operand in operands)  # `t#0` depends on t
                 predecessors = parse_called_names(attributes.get("control-predecessors", ""))
                 later.setdefault(name, (text.count("\n", 0, start) + 1 + self.line_offset, operands + predecessors))
         except HloParseError:
@@ -663,3 +741,4 @@ class _Parser:
 _REQUIRED_ROLES = {opcode: tuple(role for role, _ in roles) for opcode, roles in REQUIRED_CALLS.items()}
 _REQUIRED_ROLES["conditional"] = ("",)
 _NAME_RE = re.compile(NAME)
+_DEFINED_NAME_RE = re.compile(r"(?<![\w.\-%])%?(" + NAME + r")\s*=")

@@ -50,8 +50,11 @@ INSTRUCTION_HEAD_RE = re.compile(_INSTRUCTION_HEAD)
 INSTRUCTION_NAME_RE = re.compile(r"(ROOT\s+)?%?(" + NAME + r")\s*=\s*")
 ARRAY_SHAPE_RE = re.compile(ARRAY_SHAPE)
 OPCODE_RE = re.compile(r"([a-z][a-z0-9\-]*)\s*(?=\()")
-# An operand: its name, optionally after its shape (`f32[2]{0} %x`, `(f32[], s32[]) %t`).
-_OPERAND = r"\s*(?:(?:" + ARRAY_SHAPE + r"|(?=\()" + _GROUP + r")\s*)?%?(" + NAME + r")\s*"
+# An operand: its name, optionally after its shape (`f32[2]{0} %x`, `(f32[], s32[]) %t`), optionally followed by
+# tuple indices (`%t#0`, `%t#1#0`): XLA's compact get-tuple-element, which its printer writes by default since jax
+# 0.11 (`xla_dump_compact_gte`) and its lexer reads as name, '#', integer, so spaces may surround the '#'.
+TUPLE_INDEX = r"(?:\s*#\s*\d+)"
+_OPERAND = r"\s*(?:(?:" + ARRAY_SHAPE + r"|(?=\()" + _GROUP + r")\s*)?%?(" + NAME + TUPLE_INDEX + r"*)\s*"
 _OPERAND_UNCAPTURED = _OPERAND.replace("(" + NAME, "(?:" + NAME)
 OPERAND_LIST_RE = re.compile(_OPERAND + r"(?:," + _OPERAND + r")*")
 OPERAND_NAMES_RE = re.compile(r"(?:^|,)" + _OPERAND)
@@ -77,6 +80,11 @@ MODULE_RE = re.compile(r"HloModule\s+%?(" + NAME + ")")
 TABLE_RE = re.compile(r"(FileNames|FunctionNames|FileLocations|StackFrames)(?![\w.\-])")
 TABLE_ROW_RE = re.compile(r"\s*(\d+)\s*(" + STRING + r"|\{[^{}]*\})")
 _NAME_RE = re.compile(NAME)
+# The tuple indices of a compact get-tuple-element operand (`t#1#0` -> `1`, `0`).
+TUPLE_INDEX_RE = re.compile(r"\s*#\s*(\d+)")
+# An operand whose '#' is not followed by a tuple index (`%t#`, `%t#a`): group 1 ends just after the '#'.
+BAD_TUPLE_INDEX_RE = re.compile(r"\s*(?:(?:" + ARRAY_SHAPE + r"|(?=\()" + _GROUP + r")\s*)?%?" + NAME + TUPLE_INDEX
+                                + r"*(\s*#)(?!\s*\d)")
 OPERAND_SPLIT_RE = re.compile(r"(?:[^,{}\[\]()\"']++|" + STRING + "|" + _GROUP + ")+")
 _COMMENT_RE = re.compile(r"/\*|//")
 _SEPARATOR_RE = re.compile(r"^// -----[ \t]*$", re.MULTILINE)  # exactly, as in XLA's tests; `// ------...` is prose
