@@ -299,4 +299,4 @@ def kernel_cost(module: HloModule, instruction: Instruction) -> int:
 
 def _flops(module: HloModule, instruction: Instruction) -> int:
     """2 x multiply-adds of a dot, convolution or library GEMM/convolution (:mod:`.flops`); 0 for other ops."""
-    return instruction_flops(module.computation(instruction.computation), instruction)
+    return instruction_flops(module.computation(instruction.computation), instruction, module)
