@@ -180,6 +180,8 @@ def shape_text(shape: Shape, layouts: bool) -> str:
 def semantic_attributes(instruction: Instruction) -> str:
     """The attributes that can change an instruction's result, as canonical text (attribute order ignored)."""
     attributes = instruction.attributes
+    if instruction.opcode == "compare" and attributes.keys() & {"type", "order"}:
+        attributes = _compare_order(attributes)
     keys = attributes.keys() - NON_SEMANTIC_ATTRIBUTES
     text = ",".join(sorted(f"{key}={_normalize_space(attributes[key])}" for key in keys)) if keys else ""
     config = attributes.get("backend_config")
@@ -191,6 +193,19 @@ def semantic_attributes(instruction: Instruction) -> str:
             semantic = _CONFIG_CACHE[config] = _semantic_config(instruction.backend_config)
         text += ",backend_config=" + semantic
     return text
+
+
+def _compare_order(attributes: Mapping[str, str]) -> dict[str, str]:
+    """``compare``'s ordering in one spelling: jax 0.10's XLA writes a float total order as ``type=TOTALORDER``,
+    jax 0.12's as ``order=TOTAL`` (and a partial order as ``order=PARTIAL`` or not at all); each pair means the same
+    comparison, so both hash alike. Other types (``FLOAT``, ``SIGNED``...) are left as written."""
+    normalized = dict(attributes)
+    if normalized.get("type") == "TOTALORDER":
+        del normalized["type"]
+        normalized["order"] = "TOTAL"
+    if normalized.get("order") == "PARTIAL":
+        del normalized["order"]
+    return normalized
 
 
 # Semantic parts of backend configs by their text: a module repeats a few hundred configs thousands of times.
