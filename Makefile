@@ -6,13 +6,23 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The interpreter .venv/ is made with: Python 3.12 (jax 0.11 and newer need it). A working python3.12 on PATH comes
+# first, then pyenv's newest 3.12.x (installed but not selected, its shim answers "command not found"). PYTHON=...
+# overrides both.
+PY_MINOR := 3.12
+define find_python
+$(shell for p in python$(1) "$$(pyenv root 2>/dev/null)/versions/$$(pyenv versions --bare 2>/dev/null | grep -E '^$(subst .,\.,$(1))\.[0-9]+$$' | sort -t. -k3 -n | tail -1)/bin/python3"; do \
+  if "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(1)".split("."))))' >/dev/null 2>&1; then command -v "$$p" || echo "$$p"; break; fi; done)
+endef
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(call find_python,$(PY_MINOR))
+endif
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install install-gpu system-deps test-deps test demo bench clean distclean
+.PHONY: help venv install install-gpu compat-env system-deps test-deps test test-compat demo bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -20,6 +30,7 @@ help:  ## list the targets
 venv: $(VPY)  ## create .venv/ if it is missing (PYTHON=python3.12 picks the interpreter)
 
 $(VPY):
+	@if [ -z "$(PYTHON)" ]; then echo "xlainspect: Python $(PY_MINOR) not found (neither python$(PY_MINOR) on PATH nor in pyenv); install it (e.g. 'pyenv install $(PY_MINOR)') or run make with PYTHON=/path/to/python$(PY_MINOR)" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 
@@ -37,6 +48,35 @@ $(GPU_STAMP): $(STAMP)
 	touch $(GPU_STAMP)
 
 install-gpu: $(GPU_STAMP)  ## also install the [gpu] extra: XLA's GPU compiler, to compile for an H100 without one
+
+# The compatibility environment: the oldest supported end, Python 3.11 with jax 0.10.2 (and its CUDA plugin for
+# deviceless GPU compiles) and TF, and nothing else: no xlainspect. Framework children run under it through
+# XLAINSPECT_PYTHON, as a user's own environment runs them through --python, while .venv's xlainspect drives them.
+COMPAT_PY_MINOR := 3.11
+COMPAT_VENV := .venv-jax0.10
+COMPAT_VPY := $(COMPAT_VENV)/bin/python
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+COMPAT_PACKAGES := 'jax[cuda12]==0.10.2' 'jaxlib==0.10.2' 'tensorflow-cpu==2.21.*' 'numpy<3'
+ifeq ($(origin COMPAT_PYTHON),undefined)
+COMPAT_PYTHON := $(call find_python,$(COMPAT_PY_MINOR))
+endif
+# Tests that run a framework in a child process: the compatibility run repeats these under jax 0.10.2.
+COMPAT_MARKERS := requires_jax or requires_tf or requires_jax_cuda
+COMPAT_PYTEST_ARGS ?=
+
+$(COMPAT_STAMP):
+	@if [ -z "$(COMPAT_PYTHON)" ]; then echo "xlainspect: Python $(COMPAT_PY_MINOR) not found (neither python$(COMPAT_PY_MINOR) on PATH nor in pyenv); install it or run make with COMPAT_PYTHON=/path/to/python$(COMPAT_PY_MINOR)" >&2; exit 1; fi
+	@echo "xlainspect: making $(COMPAT_VENV)/ (Python $(COMPAT_PY_MINOR), jax 0.10.2, TF): the oldest versions xlainspect supports"
+	rm -rf $(COMPAT_VENV)
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VPY) -m pip install --quiet --upgrade pip
+	$(COMPAT_VPY) -m pip install --quiet $(COMPAT_PACKAGES)
+	touch $(COMPAT_STAMP)
+
+compat-env: $(COMPAT_STAMP)  ## make .venv-jax0.10/: Python 3.11, jax 0.10.2 and TF only, for the compatibility tests
+
+test-compat: install install-gpu test-deps $(COMPAT_STAMP)  ## the framework-facing tests again, with children under jax 0.10.2
+	XLAINSPECT_PYTHON=$(abspath $(COMPAT_VPY)) XLAINSPECT_COMPAT_RUN=1 $(VPY) -m pytest -m '$(COMPAT_MARKERS)' $(COMPAT_PYTEST_ARGS)
 
 # $(call apt_install,PROGRAM,PACKAGE,WHY): install Debian's PACKAGE when PROGRAM is missing (as root, or with sudo),
 # or stop with one line that says what to run.
@@ -57,8 +97,9 @@ system-deps:  ## install Debian's graphviz (the dot program) if it is missing
 test-deps: system-deps  ## also Debian's chromium, which the HTML report's headless-browser test opens pages in
 	$(call apt_install,chromium,chromium,a headless browser for the report test)
 
-test: install install-gpu test-deps  ## set up, then run the whole test suite (PYTEST_ARGS="-k parse" to pick)
+test: install install-gpu test-deps $(COMPAT_STAMP)  ## set up, run the whole suite, then the framework tests under jax 0.10.2
 	$(VPY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-compat
 
 demo: install system-deps  ## set up, then dump linear_grad from JAX and TF, diff, draw and report (dumps/demo/)
 	$(VPY) -m xlainspect demo
@@ -72,5 +113,5 @@ clean:  ## remove caches and build leftovers (keeps .venv/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info dumps/demo
 	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
 
-distclean: clean  ## also remove .venv/
-	rm -rf $(VENV)
+distclean: clean  ## also remove .venv/ and .venv-jax0.10/
+	rm -rf $(VENV) $(COMPAT_VENV)

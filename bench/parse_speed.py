@@ -254,7 +254,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         All figures, ready for printing or JSON.
     """
     xlainspect = import_xlainspect()
-    from jax._src.lib import xla_client as xc
+    from xlainspect.runners.jax_private import hlo_module_from_text
 
     cache = args.cache or default_cache_path(args.min_mb)
     text = load_module_text(cache, args.min_mb)
@@ -262,7 +262,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     rss_before = max_rss_bytes()
 
     ours = time_both_gc_modes(lambda: xlainspect.parse_hlo(text), args.repeats)
-    xla = time_both_gc_modes(lambda: xc.hlo.hlo_module_from_text(text), args.repeats)
+    xla = time_both_gc_modes(lambda: hlo_module_from_text(text), args.repeats)
     module = xlainspect.parse_hlo(text)
     parsed_instructions = sum(len(c.instructions) for c in module.computations)
     graph = time_both_gc_modes(lambda: xlainspect.to_networkx(module), args.repeats)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from xlainspect import __version__
 from xlainspect.errors import InputError
-from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.children import ChildFailed, child_python, run_child
 from xlainspect.runners.manifest import DumpManifest
-from xlainspect.runners.portable import portable_text, source_roots
+from xlainspect.runners.portable import portable_path, portable_text, source_roots
 from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
 
 if TYPE_CHECKING:
@@ -130,6 +132,7 @@ def dump_program(
     progress: Callable[[str], None] | None = None,
     target: str = "h100",
     compiler: str = "native",
+    python: str | None = None,
 ) -> DumpOutcome:
     """Compiles a synthetic program in each framework in a child process and files its HLO.
 
@@ -147,6 +150,8 @@ def dump_program(
         target: the GPU to compile for without one: ``h100``, ``a100`` or a target description's path.
         compiler: ``jax`` compiles TF's module with JAX's XLA (filed as ``tf_via_jax``), separating what TF's
             front end emitted from what TF's own XLA version did with it.
+        python: the interpreter that runs the framework, e.g. another virtual environment's ``bin/python`` with
+            an older jax; it needs only the framework and numpy. None: ``$XLAINSPECT_PYTHON`` or xlainspect's own.
 
     Raises:
         InputError: an unknown program, framework or backend, or a dump that exists without ``force``; nothing is
@@ -165,6 +170,9 @@ def dump_program(
     if compiler not in COMPILERS:
         raise InputError(f"unknown compiler {compiler!r}; choose native or jax")
     from xlainspect.runners.gpu_targets import gpu_target
+
+    interpreter = child_python(python)
+    foreign = python is not None or interpreter != sys.executable
 
     gpu_target_ = gpu_target(target) if backend == "gpu" else None
     on_gpu = backend == "gpu" and gpu_visible()
@@ -187,7 +195,8 @@ def dump_program(
     for framework in frameworks:
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
-                                      report, routes[framework], target, compiler))
+                                      report, routes[framework], target, compiler,
+                                      interpreter if foreign else None))
         except (_CaptureFailed, ChildFailed) as e:
             failures.append(DumpFailure(framework, str(e)))
             report(f"{framework}: failed")
@@ -207,7 +216,7 @@ def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
 
 def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
                  pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
-                 compiler: str) -> FrameworkDump:
+                 compiler: str, interpreter: str | None) -> FrameworkDump:
     target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
     with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
         raw_dir = Path(scratch) / "xla_dump"
@@ -217,7 +226,8 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
         front_end_version = ""
         if route.via_jax:
             proto = str(Path(scratch) / "tf_before_optimizations.pb")
-            exported = run_child(replace(request, export_hlo=proto), ExportResult, report, "exporting TF's module of")
+            exported = run_child(replace(request, export_hlo=proto), ExportResult, report, "exporting TF's module of",
+                                 python=interpreter)
             front_end_version = exported.framework_version
             request = replace(request, framework="jax", hlo_proto=proto, function_name=exported.function_name)
         if route.target is not None:
@@ -225,7 +235,7 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
         child_backend = "gpu" if backend == "gpu" and route.target is None else "cpu"
         result = run_child(request, CompileResult, report,
                            "compiling" if route.via_jax or route.target is not None else "compiling and running",
-                           xla_flags=flags, backend=child_backend)
+                           xla_flags=flags, backend=child_backend, python=interpreter)
         elapsed = time.perf_counter() - started
         before, after, module_name = _select_module(raw_dir, result.function_name, framework)
         manifest = DumpManifest(
@@ -254,7 +264,9 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
             python=result.python,
             platform=result.platform,
             regenerate=_regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
-                                           target_name if backend == "gpu" else None, compiler),
+                                           target_name if backend == "gpu" else None, compiler,
+                                           portable_path(interpreter, source_roots()) if interpreter else None),
+            interpreter=portable_path(interpreter, source_roots()) if interpreter is not None else None,
         )
         manifest = _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
@@ -262,8 +274,11 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
 
 
 def _regenerate_command(program: Program, framework: str, backend: str, batch_size: int | None, dtype: str,
-                        pass_dumps: bool, target: str | None = None, compiler: str = "native") -> str:
+                        pass_dumps: bool, target: str | None = None, compiler: str = "native",
+                        interpreter: str | None = None) -> str:
     parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
+    if interpreter is not None:
+        parts += ["--python", shlex.quote(interpreter)]
     if target is not None:
         parts += ["--target", target]
     if compiler != "native":

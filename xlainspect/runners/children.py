@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,24 +20,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from xlainspect.errors import InputError
 from xlainspect.runners.protocol import M, Message, R, Request
 
 _INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
                                                                                  "(tensorflow-cpu)"}
+_PACKAGES = {"jax": "jax jaxlib numpy", "tf": "tensorflow-cpu numpy"}
 _PROGRESS_EVERY_S = 2.0
 EXIT_FRAMEWORK_MISSING = 3  # a child could not import its framework; its stderr holds a MISSING line
 EXIT_NO_GPU = 4  # a child asked for the GPU backend found none; its last stderr line says so
 _RESULT = "RESULT "
+_UNSUPPORTED = "UNSUPPORTED "
 
 
 # -- the child's side -------------------------------------------------------------------------------------------
 
 
 def missing_framework(*modules: str) -> bool:
-    """In a child: imports ``modules`` and, when one is not installed, prints the line the parent looks for.
+    """In a child: imports ``modules`` and, when one is not installed or is a jax xlainspect does not support,
+    prints the line the parent looks for.
 
     Returns:
-        True when a module is missing; the child should then exit with :data:`EXIT_FRAMEWORK_MISSING`.
+        True when a module is missing or unsupported; the child should then exit with
+        :data:`EXIT_FRAMEWORK_MISSING`.
     """
     try:
         for module in modules:
@@ -44,6 +50,14 @@ def missing_framework(*modules: str) -> bool:
     except ImportError as e:
         print(f"MISSING {e}", file=sys.stderr)
         return True
+    if "jax" in modules:
+        from xlainspect.runners.jax_private import UnsupportedJax, check_jax
+
+        try:
+            check_jax()
+        except UnsupportedJax as e:
+            print(f"{_UNSUPPORTED}{e}", file=sys.stderr)
+            return True
     return False
 
 
@@ -72,8 +86,45 @@ class ChildFailed(Exception):
     """A child process failed; the message says which framework, why, and what to do."""
 
 
+PYTHON_ENV = "XLAINSPECT_PYTHON"  # the interpreter children run under when no --python is given
+MIN_CHILD_PYTHON = (3, 11)
+
+
+def child_python(python: str | os.PathLike[str] | None = None) -> str:
+    """The interpreter a framework child runs under: ``python``, else ``$XLAINSPECT_PYTHON``, else this one.
+
+    Another interpreter is how one xlainspect compares framework versions: a second virtual environment with an
+    older or newer jax (and numpy) compiles the program, and needs no xlainspect of its own, because the child
+    imports xlainspect's child modules from this checkout (they import only numpy and the framework).
+
+    Raises:
+        InputError: the interpreter is missing, does not run, or is older than Python 3.11.
+    """
+    chosen = python if python is not None else os.environ.get(PYTHON_ENV) or None
+    if chosen is None:
+        return sys.executable
+    where = f"--python {chosen}" if python is not None else f"{PYTHON_ENV}={chosen}"
+    path = shutil.which(str(chosen)) or str(chosen)
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise InputError(f"{where}: no such Python interpreter; give the path of a virtual environment's "
+                         "bin/python that has the framework installed")
+    try:
+        probe = subprocess.run([path, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                               text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise InputError(f"{where}: could not run it ({e}); give a working Python interpreter") from e
+    version = tuple(int(part) for part in probe.stdout.split()) if probe.returncode == 0 else ()
+    if len(version) != 2:
+        raise InputError(f"{where}: it did not run as Python ({_last_error_line(probe.stderr)}); give a working "
+                         "Python interpreter")
+    if version < MIN_CHILD_PYTHON:
+        raise InputError(f"{where}: Python {version[0]}.{version[1]} is too old; framework children need Python "
+                         f"{MIN_CHILD_PYTHON[0]}.{MIN_CHILD_PYTHON[1]} or newer")
+    return os.path.abspath(path) if os.sep in path else path
+
+
 def run_child(request: Request, result_type: type[M], report: Callable[[str], None], activity: str,
-              xla_flags: str = "", backend: str = "cpu") -> M:
+              xla_flags: str = "", backend: str = "cpu", python: str | None = None) -> M:
     """Runs ``python -m <request.child> REQUEST_JSON`` and reads its RESULT line as ``result_type``.
 
     Args:
@@ -82,6 +133,7 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
         xla_flags: added to the child's ``XLA_FLAGS``.
         backend: ``cpu`` keeps the framework off any GPU the machine has; ``gpu`` leaves the devices visible and
             the child checks that it got one.
+        python: the interpreter to run the child under, as :func:`child_python` chose it; None asks it.
 
     Raises:
         ChildFailed: the framework is missing, the child failed, or it printed no result.
@@ -97,10 +149,12 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
             env["JAX_PLATFORMS"] = "cpu"
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    command = [sys.executable, "-m", request.child, json.dumps(request.to_json())]
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+    interpreter = python or child_python()
+    command = [interpreter, "-m", request.child, json.dumps(request.to_json())]
+    with tempfile.TemporaryDirectory(prefix="xlainspect-path-") as path_dir, \
+            tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        env["PYTHONPATH"] = _package_path(Path(path_dir)) + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, stdin=subprocess.DEVNULL)
         started = time.perf_counter()
         last_report = -_PROGRESS_EVERY_S
@@ -118,7 +172,14 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
         stdout.seek(0)
         stderr.seek(0)
         out, err = stdout.read(), stderr.read()
+    unsupported = [line for line in err.splitlines() if line.startswith(_UNSUPPORTED)]
+    if child.returncode == EXIT_FRAMEWORK_MISSING and unsupported:
+        where = f" (in {interpreter})" if interpreter != sys.executable else ""
+        raise ChildFailed(f"{framework}{where}: {unsupported[-1][len(_UNSUPPORTED):]}")
     if child.returncode == EXIT_FRAMEWORK_MISSING and "MISSING" in err:
+        if interpreter != sys.executable:
+            raise ChildFailed(f"{framework} is not installed for {interpreter}; install it there "
+                              f"({interpreter} -m pip install {_PACKAGES[framework]}) or choose another --python")
         raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
                           "(or run 'make install')")
     if child.returncode == EXIT_NO_GPU:  # the child's last line says why
@@ -131,6 +192,16 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
             return result_type.from_json(json.loads(line[len(_RESULT):]), request.child)
     raise ChildFailed(f"{framework}: the child process printed no result; its output ended with: "
                       f"{_last_error_line(err or out)}")
+
+
+def _package_path(folder: Path) -> str:
+    """``folder``, made to hold only this xlainspect package (a link), for the child's ``PYTHONPATH``.
+
+    The folder that holds the package may be a site-packages with this environment's jax in it; a child under
+    another interpreter (``--python``) must import that interpreter's framework, so it gets the package alone.
+    """
+    (folder / "xlainspect").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    return str(folder)
 
 
 def _last_error_line(text: str) -> str:

@@ -53,18 +53,9 @@ def compile_hlo_proto(proto: bytes, device: jax.Device, load: bool) -> Any:
     Args:
         load: True for a device that can run it (the result has ``execute``); False for a compile-only device.
     """
-    from jax._src.interpreters import mlir
-    from jax._src.lib import _jax, xla_client
-    from jax._src.lib import mlir as jax_mlir
+    from xlainspect.runners.jax_private import compile_stablehlo, hlo_to_stablehlo
 
-    stablehlo = _jax.mlir.hlo_to_stablehlo(proto)
-    with mlir.make_ir_context():
-        module = jax_mlir.ir.Module.parse(stablehlo)
-        devices = xla_client.DeviceList((device,))
-        options = xla_client.CompileOptions()
-        if load:
-            return device.client.compile_and_load(module, devices, options)
-        return device.client.compile(module, devices, options)
+    return compile_stablehlo(hlo_to_stablehlo(proto), device, load)
 
 
 def tf_hlo_proto(program: Program, types: Sequence[tuple[tuple[int, ...], Any]]) -> bytes:

@@ -35,6 +35,8 @@ class DumpManifest:
         source_root: the folder that source paths in the module text were made relative to (the repository or
             the working folder the dump was made in), so the filed text names no machine; None when no path was
             rewritten. ``source_paths_rewritten`` says how many.
+        interpreter: the Python that ran the framework when it was not xlainspect's own (``--python``), e.g. a
+            virtual environment with another jax; ``python`` and the versions above are then that interpreter's.
     """
 
     program: str
@@ -65,6 +67,7 @@ class DumpManifest:
     pass_dump_files: int | None = None
     source_root: str | None = None
     source_paths_rewritten: int = 0
+    interpreter: str | None = None
 
     @property
     def batch_size(self) -> int | None:
@@ -96,6 +99,8 @@ class DumpManifest:
             data["pass_dump_files"] = self.pass_dump_files
         if self.source_root is not None:
             data["source_paths"] = {"relative_to": self.source_root, "rewritten": self.source_paths_rewritten}
+        if self.interpreter is not None:
+            data["interpreter"] = self.interpreter
         return data
 
     @classmethod
@@ -116,7 +121,8 @@ class DumpManifest:
                    f.get("python", str), f.get("platform", str), f.get("regenerate", str),
                    f.get("pass_dump_files", int, None),
                    paths.get("relative_to", str) if paths is not None else None,
-                   paths.get("rewritten", int) if paths is not None else 0)
+                   paths.get("rewritten", int) if paths is not None else 0,
+                   f.get("interpreter", str, None))
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> DumpManifest:

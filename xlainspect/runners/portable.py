@@ -36,3 +36,11 @@ def portable_text(text: str, roots: list[str]) -> tuple[str, str | None, int]:
         if count:
             return text.replace(prefix, '"'), root, count
     return text, None, 0
+
+
+def portable_path(path: str, roots: list[str]) -> str:
+    """``path`` relative to the first root it lies under (e.g. ``.venv-jax0.10/bin/python``), else as it is."""
+    for root in roots:
+        if path.startswith(root.rstrip("/") + "/"):
+            return path[len(root.rstrip("/")) + 1:]
+    return path
