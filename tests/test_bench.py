@@ -13,7 +13,10 @@ from xlainspect.measure.bench import (
     run_ablation,
     run_bench,
 )
+from xlainspect.measure.records import csv_text
+from xlainspect.measure.spread import Spread
 from xlainspect.measure.timing import FrameworkTiming, TimingReport
+from xlainspect.output.format import ablation_text, bench_text
 from xlainspect.output.plots import plot_ablation, plot_bench
 
 
@@ -47,13 +50,13 @@ def test_rows_carry_each_statistic_in_its_column(tmp_path, monkeypatch):
     monkeypatch.setattr("xlainspect.measure.bench.time_program", fake_time_program)
     notes = []
     rows = run_bench(tmp_path, ["ffnn"], ["jax", "tf"], [16], progress=lambda done, total, note: notes.append(note))
-    assert rows == [BenchRow("ffnn", False, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5),
-                    BenchRow("ffnn", True, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5)]
+    assert rows == [BenchRow("ffnn", False, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5, 1.5, 4.5),
+                    BenchRow("ffnn", True, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5, 1.5, 4.5)]
     assert "dpsgd_ffnn tf batch 16 failed: tf: timing failed" in notes  # the sweep goes on without the row
     assert BenchRow.read(tmp_path / "bench.csv") == rows
     builds = run_ablation(tmp_path, ["mnist"], ["jax"], batch_size=8)
-    assert [(r.build, r.median_ms, r.min_ms, r.max_ms, r.runs) for r in builds] == [
-        (build, 3.0, 1.0, 5.0, 5) for build in ("full", "novec", "nocompile", "novec-nocompile")]
+    assert [(r.build, r.median_ms, r.min_ms, r.max_ms, r.runs, r.q1_ms, r.q3_ms) for r in builds] == [
+        (build, 3.0, 1.0, 5.0, 5, 1.5, 4.5) for build in ("full", "novec", "nocompile", "novec-nocompile")]
     assert AblationRow.read(tmp_path / "ablation.csv") == builds
 
 
@@ -109,3 +112,46 @@ def test_ablation_times_every_build_and_keeps_the_csv(tmp_path):
     assert slowdowns[("ffnn", "jax", "novec-nocompile")] > 1.0
     with pytest.raises(InputError, match="add --force"):
         run_ablation(tmp_path, ["ffnn"], ["jax"], batch_size=4, repeats=2)
+
+
+def spread_row(private: bool, framework: str, median: float, half_iqr: float | None) -> BenchRow:
+    quartiles = (None, None) if half_iqr is None else (median - half_iqr, median + half_iqr)
+    return BenchRow("ffnn", private, framework, 16, median, median / 2, median * 2, 0.1, 10, *quartiles)
+
+
+def test_bench_table_prints_the_spread_and_calls_a_factor_within_it_noise():
+    # jax: 2.0 ± 0.1 against 5.0 ± 0.2, a real overhead. tf: 4.0 ± 0.5 against 4.6 ± 0.2, 0.6 apart within 0.7.
+    rows = [spread_row(False, "jax", 2.0, 0.1), spread_row(True, "jax", 5.0, 0.2),
+            spread_row(False, "tf", 4.0, 0.5), spread_row(True, "tf", 4.6, 0.2)]
+    lines = bench_text(rows, overhead_factors(rows)).splitlines()
+    assert lines[0] == "  model  framework   batch    SGD ms       ±  DP-SGD ms       ±        DP/SGD"
+    assert lines[1] == "  ffnn   jax            16     2.000  ±0.100      5.000  ±0.200         2.50x"
+    assert lines[2] == "  ffnn   tf             16     4.000  ±0.500      4.600  ±0.200  within noise"
+    assert lines[3] == "  ± is half the interquartile range of the timed runs"
+    # Rows from before the quartiles were kept: no spread, so the factor is printed as measured.
+    old = [spread_row(False, "tf", 4.0, None), spread_row(True, "tf", 4.6, None)]
+    assert bench_text(old, overhead_factors(old)).splitlines()[1] == (
+        "  ffnn   tf             16     4.000              4.600                 1.15x")
+
+
+def test_ablation_table_prints_the_spread_and_calls_a_slowdown_within_it_noise():
+    def build(name: str, median: float, half_iqr: float) -> AblationRow:
+        return AblationRow("mnist", "tf", name, name, 128, median, median, median, 0.1, 10, median - half_iqr,
+                           median + half_iqr)
+
+    rows = [build("full", 10.0, 1.0), build("nocompile", 11.0, 0.5), build("novec", 30.0, 2.0)]
+    lines = ablation_text(rows, ablation_slowdowns(rows)).splitlines()
+    assert [line.split()[-1] for line in lines[1:4]] == ["1.0x", "noise", "3.0x"]
+    assert "  10.000   ±1.000" in lines[1] and lines[2].endswith("within noise")
+
+
+def test_a_bench_csv_from_before_the_quartiles_still_reads(tmp_path):
+    path = tmp_path / "bench.csv"
+    path.write_text("model,private,framework,batch_size,median_ms,min_ms,max_ms,compile_s,runs\n"
+                    "ffnn,False,jax,16,0.1,0.1,0.2,0.3,10\n")
+    (old,) = BenchRow.read(path)
+    assert (old.q1_ms, old.q3_ms, old.spread) == (None, None, None)
+    new = BenchRow("ffnn", False, "jax", 16, 0.1, 0.05, 0.2, 0.3, 10, 0.08, 0.12)
+    path.write_text(csv_text(BenchRow.columns(), [new.to_row()]))
+    (read,) = BenchRow.read(path)
+    assert read == new and read.spread == Spread(0.05, 0.08, 0.12, 0.2)

@@ -219,6 +219,8 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
      "--output x.png: render writes SVG; name the file *.svg (a browser or 'rsvg-convert' turns it into a PNG)"),
     (["report", "--program", "matvec", "-o", "r.html", "--backend", "tpu"],
      "Invalid value for '--backend': 'tpu' is not one of 'cpu', 'gpu'."),
+    (["report", "--program", "matvec", "-o", "r.html", "--target", "h100"],  # as diff says it
+     "--target needs --backend gpu: it names the GPU to compile for"),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
 def test_usage_errors_exit_2_with_one_line_naming_the_options(capsys, args, message):
     status, out, err = run(capsys, *args)
@@ -289,14 +291,24 @@ def test_memory_max_batch_subcommand_and_the_old_flag_do_the_same(capsys, calls,
     old = run(capsys, "memory", *args, "--max-batch")
     assert new == old and new[0] == 0
     assert new[1].splitlines()[1] == "  jax                    16       4.1KiB      1.0GiB  JAX, on this machine's CPU"
-    assert calls.calls == [("max_batch", ("dpsgd_ffnn", 2**30, ("jax",), "cpu", None, 4), {})] * 2
+    assert calls.calls == [("max_batch", ("dpsgd_ffnn", 2**30, ("jax",), "cpu", None, 4), {"python": None})] * 2
     assert (tmp_path / "dpsgd_ffnn-cpu.csv").read_text().splitlines()[1].startswith("jax,16,1000,200,0,3000,4200,1")
+
+
+def test_python_reaches_the_memory_functions_after_the_subcommand_only(capsys, calls, tmp_path):
+    args = ["--program", "dpsgd_ffnn", "--framework", "jax", "--device-memory", "1GiB", "--start", "4",
+            "--out", str(tmp_path)]
+    assert run(capsys, "memory", "max-batch", *args, "--python", "/envs/old/bin/python")[0] == 0
+    assert run(capsys, "memory", "--program", "dpsgd_ffnn", "--python", "/envs/old/bin/python")[0] == 0
+    assert [kwargs for _, _, kwargs in calls.calls] == [{"python": "/envs/old/bin/python"}] * 2
+    status, _, err = run(capsys, "memory", "--python", "/envs/old/bin/python", "max-batch", *args)
+    assert status == 2 and "--python goes after the subcommand: xlainspect memory max-batch --python ..." in err
 
 
 def test_memory_report_stays_the_plain_command(capsys, calls):
     status, out, _ = run(capsys, "memory", "--program", "dpsgd_ffnn", "--framework", "jax", "--batch-size", "16")
     assert status == 0 and out.startswith("jax, batch 16: jit_step (JAX, on this machine's CPU; device cpu)\n")
-    assert calls.calls == [("memory_report", ("dpsgd_ffnn", ("jax",), "cpu", 16, None), {})]
+    assert calls.calls == [("memory_report", ("dpsgd_ffnn", ("jax",), "cpu", 16, None), {"python": None})]
     status, out, _ = run(capsys, "memory", "--program", "dpsgd_ffnn", "--json")
     assert status == 0 and json.loads(out)["frameworks"]["jax"]["peak"] == 4200
 

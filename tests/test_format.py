@@ -97,3 +97,25 @@ def test_timeline_shows_long_pass_names_whole_with_the_counts_in_line():
     assert [line[:end].split()[-1] for line in lines[1:4]] == ["11", "12", "13"]
     assert [line[end:].split()[0] for line in lines[1:4]] == ["0", "2", "2"]
     assert lines[2][5] == "*" and lines[3][5] == " "  # the fusion counts changed in step 2 only
+
+
+def test_timing_text_gives_each_kernel_its_spread_in_line_with_the_header():
+    from xlainspect.measure.spread import Spread
+    from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport
+    from xlainspect.output.format import timing_text
+
+    kernels = (KernelTime("fusion.1", 2, 1234.5, 0.5, None, None, Spread(1000.0, 1100.0, 1300.0, 1500.0)),
+               KernelTime(LONG, 1, 12.0, 0.01, None, None, Spread(11.0, 11.5, 12.5, 13.0)))
+    report = TimingReport("p", 8, {"jax": FrameworkTiming("jax", "0", 1.0, (2.0, 2.5, 3.0), kernels, "m")})
+    lines = timing_text(report).splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("hlo_op"))
+    first = next(line for line in lines if line.startswith("  fusion.1 "))
+    second = next(line for line in lines if line.startswith("  " + LONG))
+    end = header.index("± us") + len("± us")  # each spread ends under its heading
+    assert first[:end].endswith(" 100.0") and second[:end].endswith(" 0.5")
+    assert first[:header.index("total us") + 8].endswith("1234.5")
+    assert "  total us: per step, the mean over the profiled runs; ± us: half the interquartile range of each run's " \
+           "total" in lines
+    unknown = TimingReport("p", 8, {"jax": FrameworkTiming("jax", "0", 1.0, (2.0,), (KernelTime("f", 1, 1.0, 0.5),),
+                                                           "m")})
+    assert "  ± us: unknown (one profiled run, or the profile did not mark the runs)" in timing_text(unknown)

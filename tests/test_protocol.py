@@ -34,6 +34,7 @@ from xlainspect.measure.records import (
     TimingRecord,
     csv_text,
 )
+from xlainspect.measure.spread import Spread
 from xlainspect.measure.timing import FrameworkTiming, TimingReport
 from xlainspect.runners.children import read_request, run_child
 from xlainspect.runners.manifest import DumpManifest
@@ -64,12 +65,13 @@ class Named:
     schema: Any
 
 
+KERNEL_SPREAD = ("min_us", "q1_us", "q3_us", "max_us")
 KERNEL = {"hlo_op": str, "calls": int, "total_us": float, "mean_us": float, "share": float,
-          "flops_per_s": (float, None), "bytes_per_s": (float, None)}
+          "flops_per_s": (float, None), "bytes_per_s": (float, None), **{key: (float, None) for key in KERNEL_SPREAD}}
 SUMMARY = {"framework_version": str, "compile_s": float, "median_ms": float, "min_ms": float, "max_ms": float,
-           "q1_ms": float, "q3_ms": float, "runs": int, "module": str, "profiled_step_ms": (float, None),
-           "busy_ms": (float, None), "kernels": [KERNEL], "note": str}
-TIMING = {"program": str, "batch_size": (int, None), "variant": str, "frameworks": Named(SUMMARY),
+           "q1_ms": float, "q3_ms": float, "runs": int, "module": str, "module_fingerprint": str,
+           "profiled_step_ms": (float, None), "busy_ms": (float, None), "kernels": [KERNEL], "note": str}
+TIMING = {"program": str, "batch_size": (int, None), "variant": str, "backend": str, "frameworks": Named(SUMMARY),
           "failures": [{"framework": str, "message": str}]}
 FIGURES = {"batch_size": (int, None), "argument": int, "output": int, "alias": int, "temp": int,
            "generated_code": int}
@@ -86,13 +88,16 @@ MANIFEST = {"program": str, "description": str, "parameters": dict, "shapes": di
             "module_name": str, "original_files": {"before_optimizations": str, "after_optimizations": str},
             "compile_and_first_run_s": float, "child_process_s": float, "created_utc": str,
             "xlainspect_version": str, "python": str, "platform": str, "regenerate": str}
-BENCH_COLUMNS = ("model", "private", "framework", "batch_size", "median_ms", "min_ms", "max_ms", "compile_s", "runs")
+BENCH_COLUMNS = ("model", "private", "framework", "batch_size", "median_ms", "min_ms", "max_ms", "compile_s", "runs",
+                 "q1_ms", "q3_ms")
 ABLATION_COLUMNS = ("model", "framework", "build", "label", "batch_size", "median_ms", "min_ms", "max_ms",
-                    "compile_s", "runs")
+                    "compile_s", "runs", "q1_ms", "q3_ms")
 
 # Keys that came after a format's first version: a file without them still reads, as the default says.
 OPTIONAL = {
-    "timing": {"variant", "frameworks.*.profiled_step_ms", "frameworks.*.busy_ms"},
+    "timing": {"variant", "backend", "frameworks.*.profiled_step_ms", "frameworks.*.busy_ms",
+               "frameworks.*.module_fingerprint",
+               *(f"frameworks.*.kernels[{i}].{key}" for i in range(2) for key in KERNEL_SPREAD)},
     "max_batch": {"frameworks.*.capped"},
     "manifest": {"compiler", "backend_folder", "deviceless", "target", "pass_dump_files", "source_paths"},
 }
@@ -123,7 +128,7 @@ def mismatches(value: Any, schema: Any, where: str = "") -> list[str]:
 
 def test_the_schema_check_itself_catches_a_renamed_key_and_a_retyped_value():
     good = {"hlo_op": "d", "calls": 1, "total_us": 2.0, "mean_us": 2.0, "share": 0.5, "flops_per_s": None,
-            "bytes_per_s": 1.0}
+            "bytes_per_s": 1.0, "min_us": 1.0, "q1_us": 1.5, "q3_us": 2.5, "max_us": None}
     assert mismatches(good, KERNEL) == []
     renamed = {("op" if key == "hlo_op" else key): value for key, value in good.items()}
     assert mismatches(renamed, KERNEL) == [": keys ['hlo_op', 'op'] differ"]
@@ -136,9 +141,9 @@ def test_the_schema_check_itself_catches_a_renamed_key_and_a_retyped_value():
 
 def timing_report() -> TimingReport:
     jax = FrameworkTiming("jax", "0.10.2", 0.51234567, (4.0, 1.0, 3.0, 2.0, 5.0),
-                          (KernelTime("fusion.1", 2, 12.345678, 0.25, 3.5e9, 1.25e10),
+                          (KernelTime("fusion.1", 2, 12.345678, 0.25, 3.5e9, 1.25e10, Spread(10.0, 11.0, 13.5, 15.0)),
                            KernelTime("custom-call.3", 1, 1.0, 0.02)),
-                          "jit_step", "", "HloModule jit_step", 5.123456, 4.5)
+                          "jit_step", "", "HloModule jit_step", 5.123456, 4.5, "0123456789abcdef")
     tf = FrameworkTiming("tf", "2.21.0", 1.0, (7.0, 8.0), (), "", "no module to profile")
     return TimingReport("dpsgd_ffnn", 32, {"jax": jax, "tf": tf}, (("tf", "tf: timing failed"),), "novec")
 
@@ -285,7 +290,7 @@ CHILD_MESSAGES = [
     ExportResult("2.21.0", 12345, "dpsgd_ffnn_step"),
     TimeResult("0.10.2", 0.5, (0.002, 0.003)),
     TimeResult("jaxlib 0.10.2 running TF's HLO", 0.5, (0.002,), "m", "HloModule m", {"d": (1.5, 2.5)}, 2,
-               (0.004, 0.005), 1.25, "a note", 1e-7),
+               (0.004, 0.005), 1.25, "a note", 1e-7, {"d": (0, 1)}),
     CompiledMemory(figures(), "jit_step", "jaxlib 0.10.2", "cpu", "BufferAssignment:", "HloModule jit_step"),
     BisectResult(16, 17, (figures(16), figures(17, 2000)), True, False, "jaxlib 0.10.2", "cpu"),
     BisectResult(20648881, None, (figures(16),), False, True, "jaxlib 0.10.2", "H100"),
@@ -380,11 +385,16 @@ def test_time_json_errors_literally(tmp_path):
 
 def test_a_file_from_the_first_timing_version_still_reads():
     data = timing_report().to_json()
-    del data["variant"]
+    del data["variant"], data["backend"]
     for summary in data["frameworks"].values():
-        del summary["profiled_step_ms"], summary["busy_ms"]
+        del summary["profiled_step_ms"], summary["busy_ms"], summary["module_fingerprint"]
+        for kernel in summary["kernels"]:
+            for key in KERNEL_SPREAD:
+                del kernel[key]
     record = TimingRecord.from_json(data, "old.json")
     assert record.variant == "full" and record.frameworks["jax"].busy_ms is None
+    assert record.backend == "" and record.frameworks["jax"].module_fingerprint == ""  # unknown: not checked
+    assert record.frameworks["jax"].kernels[0].spread is None
 
 
 def test_a_manifest_from_before_gpu_dumps_reads_with_what_it_meant():

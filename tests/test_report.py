@@ -13,19 +13,21 @@ import re
 import shutil
 import subprocess
 import tempfile
+import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from xlainspect import read_hlo
+from xlainspect import parse_hlo, read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import RecordError
+from xlainspect.measure.spread import Spread
 from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport
 from xlainspect.output.render import KIND_COLOURS
-from xlainspect.output.report import build_report
+from xlainspect.output.report import build_report, kernel_sources
 from xlainspect.runners.manifest import DumpManifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,19 +94,116 @@ def test_page_needs_no_network_and_no_scripts():
 
 def test_timing_adds_step_and_kernel_times(tmp_path):
     jax_kernels = sorted(top_level_kernels("linear_grad", "jax"))
-    jax = FrameworkTiming("jax", "0.10.2", 0.1, (0.04, 0.05, 0.09), (KernelTime(jax_kernels[0], 1, 12.5, 0.25),))
+    spread = Spread(10.0, 11.5, 13.5, 15.0)
+    jax = FrameworkTiming("jax", "0.10.2", 0.1, (0.04, 0.05, 0.09), (KernelTime(jax_kernels[0], 1, 12.5, 0.25, None,
+                                                                               None, spread),))
     path = tmp_path / "time.json"
     path.write_text(json.dumps(TimingReport("linear_grad", None, {"jax": jax}).to_json()))
     page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
     assert "<h2>Timing</h2>" in page and "25.0%" in page
-    assert f"<td>{jax_kernels[0]}</td><td class=\"num\">1</td><td class=\"num\">12.5</td>" in page
-    assert "<td class=\"num\">0.050</td><td class=\"num\">0.040</td><td class=\"num\">0.090</td>" in page
+    # The kernel's time, ± half its IQR, and its range over the profiled runs.
+    assert (f"<td>{jax_kernels[0]}</td><td class=\"num\">1</td><td class=\"num\">12.5</td><td class=\"num\">±1.0</td>"
+            "<td class=\"num\">10.0–15.0</td>") in page
+    # Steps of 40, 50 and 90 µs: median, ± half the IQR (quartiles 40 and 90), min and max.
+    assert ("<td class=\"num\">0.050</td><td class=\"num\">±0.025</td><td class=\"num\">0.040</td>"
+            "<td class=\"num\">0.090</td>") in page
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     with pytest.raises(RecordError) as info:
         build_report("linear_grad", str(DUMPS), timing_file=str(bad))
     assert str(info.value) == (f"{bad}: it holds a list, not a JSON object; not the output of 'xlainspect time "
                                "--program P --json' (an older or foreign file?)")
+
+
+def timing_of_dumps(program: str, scale: float = 1.0, half_iqr: float = 0.0) -> TimingReport:
+    """Times for every kernel of both committed dumps of ``program``: 10 µs (times ``scale``) for each, ± half_iqr."""
+    frameworks = {}
+    for framework in ("jax", "tf"):
+        module = read_hlo(DUMPS / "cpu" / program / framework / "after_optimizations.txt")[0]
+        manifest = DumpManifest.read(DUMPS / "cpu" / program / framework / "manifest.json")
+        us = 10.0 * (scale if framework == "tf" else 1.0)
+        kernels = tuple(KernelTime(k.name, 1, us, us / 1e3, None, None,
+                                   Spread(us - 2 * half_iqr, us - half_iqr, us + half_iqr, us + 2 * half_iqr))
+                        for k in census(module).kernels)
+        frameworks[framework] = FrameworkTiming(framework, "0", 0.5, (1.0, 1.1, 1.2), kernels,
+                                                manifest.module_name)
+    return TimingReport(program, DumpManifest.read(DUMPS / "cpu" / program / "jax" / "manifest.json").batch_size,
+                        frameworks)
+
+
+def test_matched_kernels_show_their_difference_or_that_it_is_noise(tmp_path):
+    path = tmp_path / "time.json"
+    path.write_text(json.dumps(timing_of_dumps("linear_grad", 1.2, 1.5).to_json()))  # 12 ± 1.5 against 10 ± 1.5
+    page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
+    assert "<th>tf − jax µs</th>" in page
+    assert page.count("<td class=\"num\">within noise (±3.0)</td>") == 2  # both matched pairs: 2 apart, 3 of noise
+    assert "<p>median step, tf − jax: within noise (±0.200 ms)</p>" in page  # equal runs of 1.0, 1.1 and 1.2 ms
+    path.write_text(json.dumps(timing_of_dumps("linear_grad", 1.5, 1.0).to_json()))  # 15 ± 1 against 10 ± 1
+    page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
+    assert "<td class=\"num\">within noise" not in page
+    assert page.count("<td class=\"num\">+5.0</td>") == 2
+
+
+@pytest.mark.parametrize("program", ["linear_grad", "dpsgd_ffnn", "dpsgd_mnist", "sgd_mnist"])
+def test_tf_kernels_name_a_user_source_or_the_tf_op(program):
+    # TF's metadata names only its own ops.py (skipped as a framework frame), so each TF kernel is named by its TF
+    # op; kernels XLA made itself (split reductions, a max-pool gradient's iotas) by the nearest kernel that has one.
+    module = read_hlo(DUMPS / "cpu" / program / "tf" / "after_optimizations.txt")[0]
+    kernels = census(module).kernels
+    sources = kernel_sources(kernels)
+    assert set(sources) == {k.name for k in kernels}
+    for kernel in kernels:
+        text = sources[kernel.name]
+        assert text and "tensorflow/python" not in text and "site-packages" not in text, (kernel.name, text)
+        if kernel.sources:
+            assert text.split("; ")[0] in {s.op_name for s in kernel.sources}, (kernel.name, text)
+        else:
+            assert text.startswith(("made by XLA, feeds ", "made by XLA, reads ")), (kernel.name, text)
+    page = build_report(program, str(DUMPS))
+    named = next(k for k in kernels if k.sources)
+    assert f"<td>{html.escape(sources[named.name])}</td>" in page or \
+        f"title=\"{html.escape(sources[named.name])}\"" in page
+
+
+def test_jax_kernels_name_the_users_source_line():
+    kernels = census(read_hlo(DUMPS / "cpu/dpsgd_ffnn/jax/after_optimizations.txt")[0]).kernels
+    sources = kernel_sources(kernels)
+    lines = [sources[k.name] for k in kernels if k.sources and any(s.location for s in k.sources)]
+    assert lines and all(text.startswith("xlainspect/programs/") for text in lines), lines
+
+
+def test_kernels_xla_made_are_named_by_the_nearest_kernel_with_a_source():
+    module = textwrap.dedent("""\
+        HloModule m
+        ENTRY e {
+          x = f32[8]{0} parameter(0)
+          i = f32[8]{0} iota(), iota_dimension=0
+          c = f32[8]{0} cosine(i)
+          s = f32[8]{0} sine(c)
+          ROOT t = f32[8]{0} tanh(s), metadata={op_name="step/Tanh" op_type="Tanh"}
+        }
+        """)
+    kernels = census(parse_hlo(module)).kernels
+    assert kernel_sources(kernels) == {"c": "made by XLA, feeds t: step/Tanh", "s": "made by XLA, feeds t: step/Tanh",
+                                       "t": "step/Tanh"}
+    orphan = module.replace(', metadata={op_name="step/Tanh" op_type="Tanh"}', "")
+    assert set(kernel_sources(census(parse_hlo(orphan)).kernels).values()) == {"made by XLA"}
+    # Nothing downstream has a source: the nearest kernel upstream names it.
+    first = orphan.replace("c = f32[8]{0} cosine(i)", 'c = f32[8]{0} cosine(i), metadata={op_name="step/Cos"}')
+    assert kernel_sources(census(parse_hlo(first)).kernels) == {
+        "c": "step/Cos", "s": "made by XLA, reads c: step/Cos", "t": "made by XLA, reads c: step/Cos"}
+
+
+def test_report_target_reads_the_deviceless_dumps(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", "--program", "linear_grad", "--backend", "gpu", "--target", "h100", "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "dumps/gpu-h100/linear_grad/jax/after_optimizations.txt" in page
+    assert main(["report", "--program", "linear_grad", "--dumps", str(tmp_path), "--backend", "gpu", "--target",
+                 "a100", "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (f"xlainspect: {tmp_path}/gpu-a100/linear_grad/jax/after_optimizations.txt: no "
+                                       "dump; make it with 'xlainspect dump --program linear_grad --framework jax "
+                                       f"--backend gpu --target a100 --out {tmp_path}'\n")
 
 
 def test_pass_timeline_section(linear_grad_pass_dumps):
@@ -179,10 +278,12 @@ GEOMETRY_PROBE = """<script>
 const lines = cell => { const range = document.createRange(); range.selectNodeContents(cell);
   return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size; };
 const numbers = [...document.querySelectorAll('td.num, th')];
+const noise = numbers.filter(cell => cell.textContent.startsWith('within noise')).length;
+const spreads = numbers.filter(cell => cell.textContent.startsWith('±')).length;
 const long = [...document.querySelectorAll('td.long')];
 const graphs = [...document.querySelectorAll('.graph svg')];
 document.title = JSON.stringify({
-  numbers: numbers.length, wrapped: numbers.filter(cell => lines(cell) > 1).map(cell => cell.textContent),
+  numbers: numbers.length, noise: noise, spreads: spreads, wrapped: numbers.filter(cell => lines(cell) > 1).map(cell => cell.textContent),
   long: long.length, longWrapped: long.filter(cell => lines(cell) > 1).length,
   tooltips: long.every(cell => cell.title === cell.textContent),
   graphs: graphs.length, tooWide: graphs.filter(svg => svg.getBoundingClientRect().width
@@ -193,7 +294,10 @@ document.title = JSON.stringify({
 @pytest.mark.requires_chromium
 def test_report_numbers_never_wrap_and_graphs_fit_the_width(tmp_path):
     out = tmp_path / "report.html"
-    assert main(["report", "--program", "dpsgd_mnist", "-o", str(out)]) == 0  # TF's long op paths and names
+    timing = tmp_path / "time.json"  # spreads, ranges and "within noise" cells in the kernel and timing tables
+    timing.write_text(json.dumps(timing_of_dumps("dpsgd_mnist", 1.1, 2.0).to_json()))
+    assert main(["report", "--program", "dpsgd_mnist", "--timing", str(timing), "-o", str(out)]) == 0  # TF's long
+    # op paths and names
     page = out.read_text()
     assert "<script" not in page  # the report itself stays script-free; only the probe's copy has one
     probed = tmp_path / "probed.html"
@@ -201,8 +305,9 @@ def test_report_numbers_never_wrap_and_graphs_fit_the_width(tmp_path):
     loaded = chromium("--window-size=900,1200", "--dump-dom", probed.as_uri())
     assert loaded.returncode == 0, loaded.stderr[-500:]
     assert console_messages(loaded.stderr) == []
-    title = re.search(r"<title>(.*?)</title>", loaded.stdout, re.S).group(1)
+    title = re.search(r"<title>(.*?)</title>", loaded.stdout, re.DOTALL).group(1)
     geometry = json.loads(html.unescape(title))
-    assert geometry["numbers"] > 50 and geometry["wrapped"] == []
+    assert geometry["numbers"] > 500 and geometry["wrapped"] == []
+    assert geometry["noise"] > 50 and geometry["spreads"] >= 30  # the new cells were among those measured
     assert geometry["long"] > 5 and geometry["longWrapped"] == 0 and geometry["tooltips"] is True
     assert geometry["graphs"] == 2 and geometry["tooWide"] == 0

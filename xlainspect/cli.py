@@ -113,6 +113,13 @@ def programs(as_json: bool) -> None:
     click.echo(programs_json(PROGRAMS.values()) if as_json else programs_text(PROGRAMS.values()))
 
 
+# --python on every command that runs a framework: how one xlainspect compares jax (or TF) versions.
+_python_option = click.option(
+    "--python", "python", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+    help="Run the framework under this interpreter, e.g. another virtual environment's bin/python with an older or "
+         "newer jax; it needs only the framework and numpy (default: $XLAINSPECT_PYTHON, else xlainspect's own).")
+
+
 @cli.command()
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
@@ -131,9 +138,10 @@ def programs(as_json: bool) -> None:
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--pass-dumps", is_flag=True, help="Also keep XLA's module after every pass, under passes/.")
 @click.option("--force", is_flag=True, help="Replace existing dumps.")
+@_python_option
 @click.pass_context
 def dump(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None, compiler: str,
-         out_dir: str, batch_size: int | None, dtype: str, pass_dumps: bool, force: bool) -> None:
+         out_dir: str, batch_size: int | None, dtype: str, pass_dumps: bool, force: bool, python: str | None) -> None:
     """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
     _target_needs_gpu(ctx, target, backend)
     if compiler == "jax" and framework == "jax":
@@ -143,7 +151,7 @@ def dump(ctx: click.Context, program_name: str, framework: str, backend: str, ta
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
-                           progress=_progress, target=target or DEFAULT_TARGET, compiler=compiler)
+                           progress=_progress, target=target or DEFAULT_TARGET, compiler=compiler, python=python)
     for item in outcome.dumps:
         click.echo(f"{item.framework}: {item.directory} ({item.module_name}; {item.manifest.compiler})")
     if outcome.failures:
@@ -190,23 +198,23 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
 
     side_a = resolve_side(a, program_name, dumps_dir, backend, target)
     side_b = resolve_side(b, program_name, dumps_dir, backend, target)
-    result = diff_census(census(read_hlo(side_a.path)[0]), census(read_hlo(side_b.path)[0]), side_a.compiler,
-                         side_b.compiler)
+    module_a, module_b = read_hlo(side_a.path)[0], read_hlo(side_b.path)[0]
+    result = diff_census(census(module_a), census(module_b), side_a.compiler, side_b.compiler)
     divergence = None
     if with_passes:
         from xlainspect.analysis.passes import first_divergence, pass_timeline
 
         divergence = first_divergence(pass_timeline(side_a.path.parent), pass_timeline(side_b.path.parent), (a, b))
-    times_a = times_b = None
+    timing_a = timing_b = None
     if timing_file is not None:
-        from xlainspect.measure.timing import kernel_times_by_name
+        from xlainspect.measure.timing import timing_for_dump
 
-        times_a = kernel_times_by_name(timing_file, a, side_a.path)
-        times_b = kernel_times_by_name(timing_file, b, side_b.path)
+        timing_a = timing_for_dump(timing_file, a, side_a.path, module_a)
+        timing_b = timing_for_dump(timing_file, b, side_b.path, module_b)
     if as_json:
-        click.echo(diff_json(result, times_a, times_b, divergence, with_passes))
+        click.echo(diff_json(result, timing_a, timing_b, divergence, with_passes))
     else:
-        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path), times_a, times_b))
+        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path), timing_a, timing_b))
         if with_passes:
             click.echo(divergence_text(divergence))
     if fail_on_diff and not (result.same_math if ignore_layout else result.same_structure):
@@ -230,10 +238,11 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
 @click.option("--tf-via-jax", is_flag=True,
               help="Time TF's HLO compiled and run by JAX's XLA (when TF's profiler gives no per-op times).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_python_option
 @click.pass_context
 def time_command(ctx: click.Context, program_name: str, framework: str, backend: str, batch_size: int | None,
                  repeats: int, warmup: int, profile_runs: int, no_vectorize: bool, no_compile: bool, tf_via_jax: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, python: str | None) -> None:
     """Time a program in JAX and TF2+XLA, each in its own process: compile time, step time, time per kernel."""
     if tf_via_jax:
         if framework == "jax":
@@ -248,7 +257,8 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs, progress=_progress,
-                          vectorize=not no_vectorize, compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax)
+                          vectorize=not no_vectorize, compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax,
+                          python=python)
     click.echo(timing_json(report) if as_json else timing_text(report))
     if report.failures:
         raise CaptureError("; ".join(message for _, message in report.failures))
@@ -349,16 +359,21 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
 @cli.command()
 @click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+              help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
+@click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-def report(program_name: str, dumps_dir: str, backend: str, timing_file: str | None, output: str) -> None:
+@click.pass_context
+def report(ctx: click.Context, program_name: str, dumps_dir: str, backend: str, target: str | None,
+           timing_file: str | None, output: str) -> None:
     """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline."""
+    _target_needs_gpu(ctx, target, backend)
     from xlainspect.hlo.files import atomic_write_text
     from xlainspect.output.report import build_report
 
-    page = build_report(program_name, dumps_dir, backend, timing_file)
+    page = build_report(program_name, dumps_dir, backend, timing_file, target)
     atomic_write_text(output, page)
     click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
 
@@ -384,10 +399,11 @@ _MAX_BATCH_ONLY = ("find_max", "device_memory", "start", "out_dir", "force")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", hidden=True)
 @click.option("--force", is_flag=True, hidden=True)
 @click.option("--check-peak", type=BATCH_SIZES, default=None, hidden=True)
+@_python_option
 @click.pass_context
 def memory(ctx: click.Context, program_name: str | None, framework: str, backend: str, target: str | None,
            batch_size: int | None, as_json: bool, find_max: bool, device_memory: int | None, start: int,
-           out_dir: str, force: bool, check_peak: tuple[int, ...] | None) -> None:
+           out_dir: str, force: bool, check_peak: tuple[int, ...] | None, python: str | None) -> None:
     """Compile-time memory of a program in JAX and TF: bytes, largest temporaries and who owns them.
 
     'memory max-batch' finds the largest batch that fits a device; 'memory check-peak' compares the figures with a
@@ -402,21 +418,22 @@ def memory(ctx: click.Context, program_name: str | None, framework: str, backend
     if program_name is None:
         raise click.MissingParameter(ctx=ctx, param=next(p for p in ctx.command.params if p.name == "program_name"))
     if check_peak is not None:
-        _not_with(ctx, "--check-peak", ["framework", "backend", "target", "batch_size", *_MAX_BATCH_ONLY],
+        _not_with(ctx, "--check-peak", ["framework", "backend", "target", "batch_size", "python", *_MAX_BATCH_ONLY],
                   "the peak check runs JAX steps on this machine's CPU at its own batch sizes "
                   "(now 'xlainspect memory check-peak')")
         _check_peak(program_name, check_peak, as_json)
     elif find_max:
         _not_with(ctx, "--max-batch", ["batch_size"], "it searches for the batch size (now 'xlainspect memory "
                                                       "max-batch')")
-        _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json)
+        _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json,
+                   python)
     else:
         for name in _MAX_BATCH_ONLY:
             if _given(ctx, name):
                 _refuse(ctx, f"{_flag(ctx, name)} needs --max-batch: it belongs to the largest-batch search "
                              "('xlainspect memory max-batch')")
         _target_needs_gpu(ctx, target, backend)
-        _memory_report(program_name, framework, backend, target, batch_size, as_json)
+        _memory_report(program_name, framework, backend, target, batch_size, as_json, python)
 
 
 @memory.command(name="max-batch")
@@ -434,11 +451,13 @@ def memory(ctx: click.Context, program_name: str | None, framework: str, backend
               help="Where the curve's CSV and plots go.")
 @click.option("--force", is_flag=True, help="Replace an earlier curve in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_python_option
 @click.pass_context
 def memory_max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
-                     device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool) -> None:
+                     device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool,
+                     python: str | None) -> None:
     """The largest batch whose compile-time peak fits a device's memory, by bisection; the curve as CSV and plots."""
-    _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json)
+    _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json, python)
 
 
 @memory.command(name="check-peak")
@@ -451,20 +470,22 @@ def memory_check_peak(program_name: str, batch_sizes: tuple[int, ...], as_json: 
 
 
 def _memory_report(program_name: str, framework: str, backend: str, target: str | None, batch_size: int | None,
-                   as_json: bool) -> None:
+                   as_json: bool, python: str | None) -> None:
     from xlainspect.errors import CaptureError
     from xlainspect.measure.memory import memory_report
     from xlainspect.output.format import memory_json, memory_text
 
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
-    results, failures = memory_report(program_name, frameworks, backend, batch_size, target, progress=_progress)
+    results, failures = memory_report(program_name, frameworks, backend, batch_size, target, progress=_progress,
+                                      python=python)
     click.echo(memory_json(program_name, results, failures) if as_json else memory_text(results, failures))
     if failures:
         raise CaptureError("; ".join(failures))
 
 
 def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
-               device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool) -> None:
+               device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool,
+               python: str | None) -> None:
     if device_memory is None and target is None:
         _refuse(ctx, "the largest batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME: the memory to fit")
     if device_memory is not None and target is not None and backend != "gpu":
@@ -478,7 +499,8 @@ def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: s
     frameworks = FRAMEWORKS if framework == "all" else (framework,)
     limit = device_memory if device_memory is not None else device_limit(None, target)
     stem = curve_stem(out_dir, program_name, backend, target, force)
-    results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=_progress)
+    results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=_progress,
+                                  python=python)
     written = [write_curve(results, stem.with_name(stem.name + ".csv"))]
     written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
     if as_json:

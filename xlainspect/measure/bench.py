@@ -1,6 +1,6 @@
 """``xlainspect bench``: the seed's runtime experiment on this machine.
 
-Median step time of the FFNN and MNIST programs, private (DP-SGD) and not, in JAX and TF, against batch size; each
+Median step time (with its quartiles, so tables can say what is noise) of the FFNN and MNIST programs, private (DP-SGD) and not, in JAX and TF, against batch size; each
 configuration in a fresh child process. Rows are appended to the CSV as they are measured, so an interrupted sweep
 keeps what it measured. The DP overhead factor (private over non-private median) per framework, model and batch size
 is what the seed's headline is about: with vectorization and compilation, DP-SGD costs little more than SGD.
@@ -89,9 +89,10 @@ def _measure(program: str, framework: str, batch: int, repeats: int, **variant: 
 
 
 def _figures(result: FrameworkTiming) -> dict[str, Any]:
+    q1, q3 = result.iqr_ms
     return {"median_ms": round(result.median_ms, 4), "min_ms": round(min(result.runs_ms), 4),
             "max_ms": round(max(result.runs_ms), 4), "compile_s": round(result.compile_s, 4),
-            "runs": len(result.runs_ms)}
+            "runs": len(result.runs_ms), "q1_ms": round(q1, 4), "q3_ms": round(q3, 4)}
 
 
 def run_bench(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS, frameworks: Sequence[str] = ("jax", "tf"),

@@ -33,7 +33,7 @@ from xlainspect.measure.records import (
     PeakCheck,
     csv_text,
 )
-from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.children import ChildFailed, child_python, run_child
 from xlainspect.runners.intervals import union_length
 from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
@@ -91,8 +91,13 @@ def _targets(program: str, backend: str, target: str | None) -> tuple[Program, G
 
 def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), backend: str = "cpu",
                   batch_size: int | None = None, target: str | None = None, most: int = 10,
-                  progress: Callable[[str], None] | None = None) -> tuple[list[FrameworkMemory], list[str]]:
+                  progress: Callable[[str], None] | None = None,
+                  python: str | None = None) -> tuple[list[FrameworkMemory], list[str]]:
     """Each framework's compile-time memory figures, largest temporaries and per-example-gradient bytes.
+
+    Args:
+        python: the interpreter the frameworks run under (another environment's jax, say); None for
+            ``$XLAINSPECT_PYTHON`` or xlainspect's own.
 
     Returns:
         The figures per framework, and the failures (one line each).
@@ -101,6 +106,7 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
         InputError: unknown program, backend or target.
     """
     program, gpu = _targets(program_name, backend, target)
+    interpreter = child_python(python)
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
@@ -109,7 +115,7 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
             try:
                 result = run_child(request, CompiledMemory, report, "compiling",
                                    xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
-                                   backend="gpu" if request.on_gpu else "cpu")
+                                   backend="gpu" if request.on_gpu else "cpu", python=interpreter)
             except ChildFailed as e:
                 failures.append(str(e))
                 continue
@@ -168,8 +174,13 @@ def _per_example_shapes(program: Program, batch: int | None) -> set[tuple[int, .
 
 def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
               backend: str = "cpu", target: str | None = None, start: int = 16,
-              progress: Callable[[str], None] | None = None) -> tuple[list[MaxBatch], list[str]]:
+              progress: Callable[[str], None] | None = None,
+              python: str | None = None) -> tuple[list[MaxBatch], list[str]]:
     """Bisects on the batch size with compile-time figures only, per framework, in one child process each.
+
+    Args:
+        python: the interpreter the frameworks run under (another environment's jax, say); None for
+            ``$XLAINSPECT_PYTHON`` or xlainspect's own.
 
     Raises:
         InputError: a program without a batch, a bad limit, or as :func:`memory_report`.
@@ -179,13 +190,14 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
         raise InputError(f"{program_name} has no batch dimension; 'memory max-batch' applies to the training steps")
     if device_memory <= 0 or start < 1:
         raise InputError("--device-memory must be positive and the starting batch at least 1")
+    interpreter = child_python(python)
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
         request = _request(program_name, framework, backend, gpu, mode="bisect", limit=device_memory, start=start)
         try:
             result = run_child(request, BisectResult, report, "bisecting the batch of",
-                               backend="gpu" if request.on_gpu else "cpu")
+                               backend="gpu" if request.on_gpu else "cpu", python=interpreter)
         except ChildFailed as e:
             failures.append(str(e))
             continue
@@ -215,26 +227,31 @@ def device_limit(device_memory: str | None, target: str | None) -> int:
 
 def curve_stem(out_dir: str | os.PathLike[str], program: str, backend: str, target: str | None,
                force: bool) -> Path:
-    """Where a max-batch curve goes (``<stem>.csv``, ``.png``, ``.svg``), the folder made and an earlier curve kept.
+    """Where a max-batch curve goes (``<stem>.csv``, ``.png``, ``.svg``), checked before any work: an earlier curve
+    is kept. The folder is made when the curve is written, so a run that fails leaves nothing behind.
 
     Raises:
-        InputError: an earlier curve is there and ``force`` is not set, or the folder cannot be made.
+        InputError: an earlier curve is there and ``force`` is not set.
     """
     stem = Path(out_dir) / f"{program}-{backend}{'-' + Path(target).stem if target else ''}"
     csv_path = stem.with_name(stem.name + ".csv")
     if csv_path.exists() and not force:
         raise InputError(f"{csv_path}: a curve from an earlier run is there; add --force or give --out")
-    try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{stem.parent}: cannot create the results folder: {e.strerror}") from None
     return stem
 
 
 def write_curve(results: Sequence[MaxBatch], path: str | os.PathLike[str]) -> Path:
-    """The bytes-against-batch curve of every framework as CSV (:class:`CurvePoint` rows), written atomically."""
+    """The bytes-against-batch curve of every framework as CSV (:class:`CurvePoint` rows), written atomically.
+
+    Raises:
+        InputError: the results folder cannot be made.
+    """
     from xlainspect.hlo.files import atomic_write_text
 
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{Path(path).parent}: cannot create the results folder: {e.strerror}") from None
     points = [CurvePoint(result.framework, point, point.peak <= result.limit) for result in results
               for point in result.curve]
     atomic_write_text(path, csv_text(CURVE_COLUMNS, (point.to_row() for point in points)))

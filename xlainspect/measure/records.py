@@ -14,10 +14,11 @@ import csv
 import io
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from xlainspect.errors import InputError, RecordError
+from xlainspect.measure.spread import Spread
 from xlainspect.runners.protocol import MemoryFigures
 from xlainspect.runners.reading import Cells, Fields, read_csv, read_json_file
 
@@ -46,9 +47,11 @@ class KernelTime:
     Attributes:
         hlo_op: the instruction, as the profiler's ``hlo_op`` field names it.
         calls: launches per run.
-        total_us: µs per run, all launches.
+        total_us: µs per run, all launches (the mean over the profiled runs).
         share: ``total_us`` over the median step time.
         flops_per_s, bytes_per_s: achieved rates from the census, None when it gives no FLOPs or bytes.
+        spread: how the per-run totals (all launches of one run summed) varied across the profiled runs; None with
+            fewer than two runs, when the profile could not tell runs apart, and in files older than it.
     """
 
     hlo_op: str
@@ -57,6 +60,7 @@ class KernelTime:
     share: float
     flops_per_s: float | None = None
     bytes_per_s: float | None = None
+    spread: Spread | None = None
 
     @property
     def mean_us(self) -> float:
@@ -64,18 +68,25 @@ class KernelTime:
 
     def rounded(self) -> KernelTime:
         """As ``time --json`` keeps it: µs to 3 decimals, the share to 4."""
-        return replace(self, total_us=round(self.total_us, 3), share=round(self.share, 4))
+        return replace(self, total_us=round(self.total_us, 3), share=round(self.share, 4),
+                       spread=None if self.spread is None else self.spread.rounded(3))
 
     def to_json(self) -> dict[str, Any]:
+        s = self.spread
         return {"hlo_op": self.hlo_op, "calls": self.calls, "total_us": round(self.total_us, 3),
                 "mean_us": round(self.mean_us, 3), "share": round(self.share, 4), "flops_per_s": self.flops_per_s,
-                "bytes_per_s": self.bytes_per_s}
+                "bytes_per_s": self.bytes_per_s, "min_us": None if s is None else round(s.low, 3),
+                "q1_us": None if s is None else round(s.q1, 3), "q3_us": None if s is None else round(s.q3, 3),
+                "max_us": None if s is None else round(s.high, 3)}
 
     @classmethod
     def from_fields(cls, f: Fields) -> KernelTime:
         f.get("mean_us", float)  # derived from the others, but part of the format
+        # The per-run spread came later: a file without it reads with the spread unknown.
+        bounds = [f.get(key, float, None, nullable=True) for key in ("min_us", "q1_us", "q3_us", "max_us")]
+        spread = None if None in bounds else Spread(*bounds)
         return cls(f.get("hlo_op", str), f.get("calls", int), f.get("total_us", float), f.get("share", float),
-                   f.get("flops_per_s", float, nullable=True), f.get("bytes_per_s", float, nullable=True))
+                   f.get("flops_per_s", float, nullable=True), f.get("bytes_per_s", float, nullable=True), spread)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,9 @@ class TimingSummary:
         profiled_step_ms: mean wall time of the profiled runs, None without them (and in files older than it).
         busy_ms: per profiled run, how long at least one op of the module ran; None where the profiler gives no
             intervals (and in files older than it).
+        module_fingerprint: what the module that ran computes, with its layouts, names ignored
+            (:func:`xlainspect.measure.timing.module_fingerprint`): whether the times belong to a dump's kernels.
+            "" when nothing was compiled as one module, and in files older than it.
     """
 
     framework_version: str
@@ -102,11 +116,18 @@ class TimingSummary:
     note: str
     profiled_step_ms: float | None = None
     busy_ms: float | None = None
+    module_fingerprint: str = ""
+
+    @property
+    def spread(self) -> Spread | None:
+        """The step time's spread over the timed runs; None for a single run."""
+        return Spread(self.min_ms, self.q1_ms, self.q3_ms, self.max_ms) if self.runs >= 2 else None
 
     def to_json(self) -> dict[str, Any]:
         return {"framework_version": self.framework_version, "compile_s": self.compile_s,
                 "median_ms": self.median_ms, "min_ms": self.min_ms, "max_ms": self.max_ms, "q1_ms": self.q1_ms,
                 "q3_ms": self.q3_ms, "runs": self.runs, "module": self.module,
+                "module_fingerprint": self.module_fingerprint,
                 "profiled_step_ms": self.profiled_step_ms, "busy_ms": self.busy_ms,
                 "kernels": [kernel.to_json() for kernel in self.kernels], "note": self.note}
 
@@ -116,7 +137,8 @@ class TimingSummary:
                    f.get("min_ms", float), f.get("max_ms", float), f.get("q1_ms", float), f.get("q3_ms", float),
                    f.get("runs", int), f.get("module", str),
                    tuple(KernelTime.from_fields(k) for k in f.records("kernels")), f.get("note", str),
-                   f.get("profiled_step_ms", float, None, nullable=True), f.get("busy_ms", float, None, nullable=True))
+                   f.get("profiled_step_ms", float, None, nullable=True), f.get("busy_ms", float, None, nullable=True),
+                   f.get("module_fingerprint", str, ""))
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,7 @@ class TimingRecord:
         variant: the ablation build (:attr:`xlainspect.programs.Variant.slug`); files older than it read as
             ``full``.
         failures: (framework, one-line message) of each framework that could not be timed.
+        backend: ``cpu`` or ``gpu``, where it ran; "" (unknown) in files older than it.
     """
 
     program: str
@@ -135,10 +158,12 @@ class TimingRecord:
     frameworks: Mapping[str, TimingSummary]
     failures: tuple[tuple[str, str], ...] = ()
     variant: str = "full"
+    backend: str = ""
     source: str = field(default="", compare=False)  # the file it was read from, for messages
 
     def to_json(self) -> dict[str, Any]:
         return {"program": self.program, "batch_size": self.batch_size, "variant": self.variant,
+                "backend": self.backend,
                 "frameworks": {name: summary.to_json() for name, summary in self.frameworks.items()},
                 "failures": [{"framework": f, "message": m} for f, m in self.failures]}
 
@@ -147,9 +172,10 @@ class TimingRecord:
         f = Fields(data, source, TIMING_HINT)
         program, batch_size = f.get("program", str), f.get("batch_size", int, nullable=True)
         variant = f.get("variant", str, "full")
+        backend = f.get("backend", str, "")
         frameworks = {name: TimingSummary.from_fields(x) for name, x in f.named_records("frameworks").items()}
         failures = tuple((x.get("framework", str), x.get("message", str)) for x in f.records("failures"))
-        return cls(program, batch_size, frameworks, failures, variant, source)
+        return cls(program, batch_size, frameworks, failures, variant, backend, source=source)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> TimingRecord:
@@ -167,6 +193,22 @@ class TimingRecord:
         Raises:
             InputError: ``framework`` was not timed, or was timed without per-kernel times.
         """
+        return {name: kernel.total_us for name, kernel in self.kernels(framework).items()}
+
+    def kernels(self, framework: str) -> dict[str, KernelTime]:
+        """Per-kernel times with their spread, by HLO instruction name, for ``framework``.
+
+        Raises:
+            InputError: ``framework`` was not timed, or was timed without per-kernel times.
+        """
+        return {kernel.hlo_op: kernel for kernel in self.timed(framework).kernels}
+
+    def timed(self, framework: str) -> TimingSummary:
+        """``framework``'s summary, which must hold per-kernel times.
+
+        Raises:
+            InputError: ``framework`` was not timed, or was timed without per-kernel times.
+        """
         summary = self.frameworks.get(framework)
         if summary is None:
             timed = ", ".join(self.frameworks) or "none"
@@ -175,7 +217,7 @@ class TimingRecord:
         if not summary.kernels:
             raise InputError(f"{self.source}: no per-kernel times for {framework!r}; time with --profile-runs "
                              "above 0")
-        return {kernel.hlo_op: kernel.total_us for kernel in summary.kernels}
+        return summary
 
     def framework_that_ran(self, module_name: str) -> str:
         """The framework whose timed module is ``module_name``.
@@ -402,11 +444,22 @@ class CurvePoint:
 # -- xlainspect bench CSVs ---------------------------------------------------------------------------------------
 
 
-_CELL_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+_CELL_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "float | None": float}
 
 
 class _BenchCsvRow:
-    """A row of a CSV that ``xlainspect bench`` writes: its columns are the dataclass's fields, in order."""
+    """A row of a CSV that ``xlainspect bench`` writes: its columns are the dataclass's fields, in order.
+
+    Columns added later have defaults (what a file without them means) and come last; an empty cell there reads
+    as the default too.
+    """
+
+    # Every row has these (the subclasses' dataclass fields); declared here for the spread.
+    min_ms: float
+    max_ms: float
+    runs: int
+    q1_ms: float | None
+    q3_ms: float | None
 
     def to_row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
@@ -416,8 +469,19 @@ class _BenchCsvRow:
         return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
 
     @classmethod
+    def required_columns(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.default is MISSING)  # type: ignore[arg-type]
+
+    @classmethod
     def from_row(cls, cells: Cells) -> Any:
-        return cls(**{f.name: cells.get(f.name, _CELL_TYPES[str(f.type)]) for f in fields(cls)})  # type: ignore
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            kind = _CELL_TYPES[str(f.type)]
+            if f.default is MISSING:
+                values[f.name] = cells.get(f.name, kind)
+            else:
+                values[f.name] = f.default if cells.row.get(f.name) == "" else cells.get(f.name, kind, f.default)
+        return cls(**values)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> list[Any]:
@@ -427,12 +491,23 @@ class _BenchCsvRow:
             InputError: the file cannot be read.
             RecordError: it is not such a CSV (the line names file, line and column).
         """
-        return read_csv(path, cls.columns(), cls.from_row, BENCH_HINT)
+        return read_csv(path, cls.required_columns(), cls.from_row, BENCH_HINT)
+
+    @property
+    def spread(self) -> Spread | None:
+        """The step time's spread over the timed runs; None for one run, and in files older than the quartiles."""
+        if self.q1_ms is None or self.q3_ms is None or self.runs < 2:
+            return None
+        return Spread(self.min_ms, self.q1_ms, self.q3_ms, self.max_ms)
 
 
 @dataclass(frozen=True)
 class BenchRow(_BenchCsvRow):
-    """One measured configuration of the sweep: a row of ``bench.csv``."""
+    """One measured configuration of the sweep: a row of ``bench.csv``.
+
+    Attributes:
+        q1_ms, q3_ms: quartiles of the step time; None in files written before them.
+    """
 
     model: str
     private: bool
@@ -443,6 +518,8 @@ class BenchRow(_BenchCsvRow):
     max_ms: float
     compile_s: float
     runs: int
+    q1_ms: float | None = None
+    q3_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +529,7 @@ class AblationRow(_BenchCsvRow):
     Attributes:
         build: :attr:`xlainspect.programs.Variant.slug`: full, novec, nocompile, novec-nocompile.
         label: as the seed names it, e.g. "jit, no vmap".
+        q1_ms, q3_ms: quartiles of the step time; None in files written before them.
     """
 
     model: str
@@ -464,3 +542,5 @@ class AblationRow(_BenchCsvRow):
     max_ms: float
     compile_s: float
     runs: int
+    q1_ms: float | None = None
+    q3_ms: float | None = None

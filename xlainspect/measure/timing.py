@@ -9,6 +9,7 @@ of it are read back only through that class.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import tempfile
@@ -21,13 +22,15 @@ from xlainspect.analysis.census import CONTROL_OPCODES, census
 from xlainspect.errors import CaptureError, InputError
 from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
+from xlainspect.measure.spread import Spread
 from xlainspect.runners.capture import gpu_visible
-from xlainspect.runners.children import ChildFailed, run_child
+from xlainspect.runners.children import ChildFailed, child_python, run_child
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 from xlainspect.runners.sides import manifest_beside
 
-__all__ = ["COMMAND_BUFFERS_OFF", "FrameworkTiming", "KernelTime", "TimingReport", "command_buffer_calls",
-           "kernel_times", "kernel_times_by_name", "kernel_times_for_module", "time_program"]
+__all__ = ["COMMAND_BUFFERS_OFF", "FrameworkTiming", "KernelTime", "TimingReport", "check_timing_fits_dump",
+           "command_buffer_calls", "kernel_times", "kernel_times_by_name", "kernel_times_for_module",
+           "module_fingerprint", "time_program", "timing_for_dump"]
 
 
 @dataclass(frozen=True)
@@ -46,18 +49,22 @@ class FrameworkTiming:
     # the mean bounds them (one slow run lifts the mean busy time above the median step).
     profiled_step_ms: float | None = None
     busy_ms: float | None = None  # per profiled run, time at least one op of the module ran (JAX's profiler)
+    module_fingerprint: str = ""  # module_fingerprint() of the module that ran, "" when none was compiled
 
     @property
     def median_ms(self) -> float:
         return statistics.median(self.runs_ms)
 
     @property
+    def spread(self) -> Spread | None:
+        """The step time's spread over the timed runs; None for a single run."""
+        return Spread.of(self.runs_ms)
+
+    @property
     def iqr_ms(self) -> tuple[float, float]:
-        """First and third quartiles."""
-        if len(self.runs_ms) < 2:
-            return self.runs_ms[0], self.runs_ms[0]
-        quartiles = statistics.quantiles(self.runs_ms, n=4)
-        return quartiles[0], quartiles[2]
+        """First and third quartiles (both the one run's time when there was one)."""
+        spread = self.spread
+        return (spread.q1, spread.q3) if spread is not None else (self.runs_ms[0], self.runs_ms[0])
 
     def summary(self) -> TimingSummary:
         """What ``time --json`` keeps of it: statistics of the runs, not the runs (ms to 4 decimals)."""
@@ -70,7 +77,7 @@ class FrameworkTiming:
                              round(min(self.runs_ms), 4), round(max(self.runs_ms), 4), round(q1, 4), round(q3, 4),
                              len(self.runs_ms), self.module_name, tuple(k.rounded() for k in self.kernels), self.note,
                              ms(self.profiled_step_ms),
-                             ms(self.busy_ms))
+                             ms(self.busy_ms), self.module_fingerprint)
 
     def to_json(self) -> dict[str, Any]:
         return self.summary().to_json()
@@ -85,26 +92,30 @@ class TimingReport:
     frameworks: dict[str, FrameworkTiming]
     failures: tuple[tuple[str, str], ...] = ()
     variant: str = "full"  # the ablation build (xlainspect.programs.Variant.slug); "full" is the seed's fast one
+    backend: str = "cpu"
 
     def record(self) -> TimingRecord:
         """What ``time --json`` prints."""
         return TimingRecord(self.program, self.batch_size,
                             {name: timing.summary() for name, timing in self.frameworks.items()}, self.failures,
-                            self.variant)
+                            self.variant, self.backend)
 
     def to_json(self) -> dict[str, Any]:
         return self.record().to_json()
 
 
-def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_us: float, hlo_text: str) -> tuple[
-        KernelTime, ...]:
-    """Per-instruction time per run from profiler durations, with achieved rates from the module's census.
+def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_us: float, hlo_text: str,
+                 kernel_runs: Mapping[str, Sequence[int]] | None = None) -> tuple[KernelTime, ...]:
+    """Per-instruction time per run from profiler durations, with its spread and achieved rates from the census.
 
     Args:
         kernel_events: event durations (µs) by ``hlo_op`` over ``runs`` profiled runs.
         runs: how many runs the profile covered.
         step_us: the steady-state step time, the denominator of ``share``.
         hlo_text: the optimized module that ran, for FLOPs and bytes per kernel.
+        kernel_runs: for each ``hlo_op``, the run (from 0) each of its durations fell in. A kernel can launch many
+            times per run (a loop body), so its spread is taken over per-run totals, never over single launches.
+            None or empty when the runs could not be told apart: then no kernel claims a spread.
     """
     by_name = {}
     containers: set[str] = set()
@@ -125,8 +136,32 @@ def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_u
             seconds = total / 1e6
             flops_rate = kernel.flops * kernel.trips / seconds if kernel.flops else None
             bytes_rate = (kernel.bytes_read + kernel.bytes_written) * kernel.trips / seconds
-        result.append(KernelTime(op, calls, total, total / step_us if step_us else 0.0, flops_rate, bytes_rate))
+        spread = _per_run_spread(durations, kernel_runs.get(op), runs) if kernel_runs else None
+        result.append(KernelTime(op, calls, total, total / step_us if step_us else 0.0, flops_rate, bytes_rate,
+                                 spread))
     return tuple(sorted(result, key=lambda k: -k.total_us))
+
+
+def _per_run_spread(durations: Sequence[float], run_of: Sequence[int] | None, runs: int) -> Spread | None:
+    """The spread of one kernel's per-run totals; a run in which it never launched totals 0."""
+    if run_of is None or len(run_of) != len(durations):
+        return None
+    totals = [0.0] * runs
+    for duration, run in zip(durations, run_of):
+        totals[min(max(run, 0), runs - 1)] += duration
+    return Spread.of(totals)
+
+
+def module_fingerprint(module: HloModule) -> str:
+    """What a compiled module runs, names ignored: a hash of its kernels' math and layout fingerprints and launch
+    counts (:mod:`xlainspect.analysis.fingerprint`), in no particular order.
+
+    Kernel names repeat across batch sizes and compiler versions, so names alone cannot say whether times measured on
+    one module belong to another; two modules with the same fingerprint launch the same kernels equally often.
+    Metadata (source paths, op names) is left out, so a dump whose paths were made portable still agrees.
+    """
+    kernels = sorted(f"{k.fingerprint}/{k.layout_fingerprint}/{k.trips}" for k in census(module).kernels)
+    return hashlib.sha256("\n".join(kernels).encode()).hexdigest()[:16]
 
 
 COMMAND_BUFFERS_OFF = "--xla_gpu_enable_command_buffer="
@@ -146,7 +181,8 @@ def command_buffer_calls(module: HloModule) -> tuple[str, ...]:
 def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"), batch_size: int | None = None,
                  repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
                  progress: Callable[[str], None] | None = None, vectorize: bool = True,
-                 compiled: bool = True, backend: str = "cpu", tf_via_jax: bool = False) -> TimingReport:
+                 compiled: bool = True, backend: str = "cpu", tf_via_jax: bool = False,
+                 python: str | None = None) -> TimingReport:
     """Times a synthetic program in each framework, each in a fresh child process.
 
     Args:
@@ -156,6 +192,8 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
             repeated in a fresh process with them off (the step times stay those of the default build).
         tf_via_jax: time TF's pre-optimization HLO compiled and run by JAX's XLA instead of TF's runtime: the
             fallback when TF's profiler attributes no time to HLO ops (labelled as such in the result).
+        python: the interpreter the frameworks run under (another environment's jax, say); None for
+            ``$XLAINSPECT_PYTHON`` or xlainspect's own.
 
     Raises:
         InputError: unknown program, framework or backend, a bad count, ``vectorize=False`` for a program without
@@ -186,6 +224,7 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
             raise InputError(f"unknown framework {framework!r}; choose jax or tf")
     if batch_size is None:
         batch_size = program.default_batch_size
+    interpreter = child_python(python)
     report = progress or (lambda line: None)
     timings: dict[str, FrameworkTiming] = {}
     failures: list[tuple[str, str]] = []
@@ -194,50 +233,56 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
                               compiled)
         try:
             if framework == "tf" and tf_via_jax:
-                result = _tf_via_jax(request, report, backend)
+                result = _tf_via_jax(request, report, backend, interpreter)
             else:
-                result = run_child(request, TimeResult, report, "timing", backend=backend)
+                result = run_child(request, TimeResult, report, "timing", backend=backend, python=interpreter)
                 if backend == "gpu":
-                    result = _without_command_buffers(result, request, report)
+                    result = _without_command_buffers(result, request, report, interpreter)
         except ChildFailed as e:
             failures.append((framework, str(e)))
             continue
         runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
         step_us = statistics.median(runs_ms) * 1e3
-        kernels = kernel_times(result.kernels, result.profiled_runs, step_us, result.hlo_text) \
-            if result.profiled_runs else ()
+        kernels = kernel_times(result.kernels, result.profiled_runs, step_us, result.hlo_text,
+                               result.kernel_runs) if result.profiled_runs else ()
         note = result.note
         if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
             note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
                                                     "--tf-via-jax times TF's HLO in JAX's runtime instead")
         profiled = result.profiled_runs_s
+        fingerprint = module_fingerprint(parse_hlo(result.hlo_text)) if result.hlo_text else ""
         timings[framework] = FrameworkTiming(framework, result.framework_version, result.compile_s, runs_ms,
                                              kernels, result.module_name, note, result.hlo_text,
                                              statistics.fmean(profiled) * 1e3 if profiled else None,
-                                             result.busy_us_per_run / 1e3 if result.busy_us_per_run else None)
-    return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug)
+                                             result.busy_us_per_run / 1e3 if result.busy_us_per_run else None,
+                                             fingerprint)
+    return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug, backend)
 
 
-def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str) -> TimeResult:
+def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str, python: str) -> TimeResult:
     """TF's child writes its pre-optimization HLO; a JAX child compiles, runs and profiles it."""
     with tempfile.TemporaryDirectory(prefix="xlainspect-tf-hlo-") as folder:
         proto = os.path.join(folder, "tf_before_optimizations.pb")
-        run_child(replace(request, backend="cpu", export_hlo=proto), ExportResult, report, "exporting the HLO of")
+        run_child(replace(request, backend="cpu", export_hlo=proto), ExportResult, report, "exporting the HLO of",
+                  python=python)
         return run_child(replace(request, framework="jax", hlo_proto=proto), TimeResult, report,
-                         "timing TF's HLO of", backend=backend)
+                         "timing TF's HLO of", backend=backend, python=python)
 
 
-def _without_command_buffers(result: TimeResult, request: TimeRequest, report: Callable[[str], None]) -> TimeResult:
+def _without_command_buffers(result: TimeResult, request: TimeRequest, report: Callable[[str], None],
+                             python: str) -> TimeResult:
     """On GPU: when command buffers hid kernels from the profiler, profile again in a process with them off."""
     if not request.profile_runs or not result.hlo_text or not command_buffer_calls(parse_hlo(result.hlo_text)):
         return result
     report(f"{request.framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
            f"{COMMAND_BUFFERS_OFF}")
-    again = run_child(request, TimeResult, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF, backend="gpu")
+    again = run_child(request, TimeResult, report, "profiling", xla_flags=COMMAND_BUFFERS_OFF, backend="gpu",
+                      python=python)
     note = (f"step times with command buffers on (the default); per-kernel times from a second process with "
             f"{COMMAND_BUFFERS_OFF}, whose module {again.module_name} is the one profiled")
-    return replace(result, kernels=again.kernels, profiled_runs=again.profiled_runs, hlo_text=again.hlo_text,
-                   module_name=again.module_name, note="; ".join(filter(None, (result.note, note))))
+    return replace(result, kernels=again.kernels, kernel_runs=again.kernel_runs, profiled_runs=again.profiled_runs,
+                   hlo_text=again.hlo_text, module_name=again.module_name,
+                   note="; ".join(filter(None, (result.note, note))))
 
 
 def kernel_times_by_name(path: str, framework: str, dump: Path | None = None) -> dict[str, float]:
@@ -249,7 +294,7 @@ def kernel_times_by_name(path: str, framework: str, dump: Path | None = None) ->
 
     Raises:
         InputError: the file cannot be read, is not that JSON, has no per-kernel times for ``framework``, or was
-            measured on another program, batch size or module than ``dump``.
+            measured on another program, batch size, backend or module than ``dump``.
     """
     record = TimingRecord.read(path)
     if dump is not None:
@@ -257,11 +302,35 @@ def kernel_times_by_name(path: str, framework: str, dump: Path | None = None) ->
     return record.kernel_times(framework)
 
 
-def check_timing_fits_dump(record: TimingRecord, framework: str, dump: Path) -> None:
-    """Refuses per-kernel times measured on another program, batch size or module than the dump they would label.
+def timing_for_dump(path: str, framework: str, dump: Path, module: HloModule | None = None) -> TimingSummary:
+    """One framework's step and per-kernel times (with their spreads) from ``time --json`` output, checked to
+    belong to the dump whose kernels they will label.
 
-    Kernel names repeat across batch sizes (``fusion.12`` is ``fusion.12`` at batch 16 and at 128), so times from
-    another configuration would attach silently and print meaningless deltas.
+    Args:
+        dump: the dump's ``after_optimizations.txt``.
+        module: that file already parsed, to spare parsing it again for the fingerprint check.
+
+    Raises:
+        InputError: the file cannot be read, has no per-kernel times for ``framework``, or was measured on another
+            program, batch size, backend or module than ``dump``.
+        RecordError: the file is not ``time --json`` output.
+    """
+    record = TimingRecord.read(path)
+    check_timing_fits_dump(record, framework, dump, module)
+    return record.timed(framework)
+
+
+def check_timing_fits_dump(record: TimingRecord, framework: str, dump: Path, module: HloModule | None = None) -> None:
+    """Refuses per-kernel times measured on another program, batch size, backend or module than the dump they would
+    label.
+
+    Kernel names repeat across batch sizes, backends and compiler versions (``fusion.12`` is ``fusion.12`` at batch
+    16 and at 128), so times from another configuration would attach silently and print meaningless deltas. The
+    module fingerprint (:func:`module_fingerprint`) catches what names cannot: the same program and batch compiled by
+    another framework version or with other flags. What a file older than a field does not say is not checked.
+
+    Args:
+        module: the dump's module, when the caller has parsed it already.
 
     Raises:
         InputError: one line naming the timing file, the dump, and what differs.
@@ -275,13 +344,21 @@ def check_timing_fits_dump(record: TimingRecord, framework: str, dump: Path) -> 
         differ.append(f"program {record.program} against {manifest.program}")
     if record.batch_size is not None and manifest.batch_size is not None and record.batch_size != manifest.batch_size:
         differ.append(f"batch size {record.batch_size} against {manifest.batch_size}")
+    if record.backend and manifest.backend and record.backend != manifest.backend:
+        differ.append(f"backend {record.backend} against {manifest.backend}")
     if summary is not None and summary.module and manifest.module_name and summary.module != manifest.module_name:
         differ.append(f"module {summary.module} against {manifest.module_name}")
+    if not differ and summary is not None and summary.module_fingerprint:
+        dumped = module_fingerprint(module if module is not None else parse_hlo(dump.read_text(encoding="utf-8")))
+        if dumped != summary.module_fingerprint:
+            differ.append(f"module fingerprint {summary.module_fingerprint} against {dumped}: other kernels, from "
+                          "another framework version or other flags")
     if differ:
         batch = f" --batch-size {manifest.batch_size}" if manifest.batch_size is not None else ""
+        backend = f" --backend {manifest.backend}" if manifest.backend != "cpu" else ""
         raise InputError(f"{record.source}: its {framework} times do not belong to {dump.parent}/ ("
                          + ", ".join(differ) + f"); time the dump's program: 'xlainspect time --program "
-                         f"{manifest.program}{batch} --json'")
+                         f"{manifest.program}{batch}{backend} --json'")
 
 
 def kernel_times_for_module(path: str, module_name: str) -> dict[str, float]:

@@ -12,7 +12,16 @@ if TYPE_CHECKING:
     from xlainspect.analysis.census import Kernel
     from xlainspect.analysis.diff import CensusDiff
     from xlainspect.analysis.passes import Divergence, PassStep
-    from xlainspect.measure.records import FrameworkMemory, MaxBatch, PeakCheck
+    from xlainspect.measure.records import (
+        AblationRow,
+        BenchRow,
+        FrameworkMemory,
+        KernelTime,
+        MaxBatch,
+        PeakCheck,
+        TimingSummary,
+    )
+    from xlainspect.measure.spread import Difference, Spread
     from xlainspect.measure.timing import TimingReport
 
 
@@ -99,21 +108,45 @@ def _bytes(value: int) -> str:
     return f"{value}B"
 
 
+def _plus_minus(value: float, spread: Spread | None, digits: int, unit: str = "") -> str:
+    """``12.3±0.4us``: a value and half its interquartile range; the value alone when the spread is unknown."""
+    return f"{value:.{digits}f}" + (f"±{spread.half_iqr:.{digits}f}" if spread is not None else "") + unit
+
+
+def _kernel_us(kernel: KernelTime | None) -> str:
+    return "" if kernel is None else _plus_minus(kernel.total_us, kernel.spread, 1, "us")
+
+
+def _kernel_difference(a: KernelTime | None, b: KernelTime | None) -> Difference | None:
+    from xlainspect.measure.spread import difference
+
+    return None if a is None or b is None else difference(a.total_us, a.spread, b.total_us, b.spread)
+
+
+def _step_difference(a: TimingSummary, b: TimingSummary) -> Difference:
+    from xlainspect.measure.spread import difference
+
+    return difference(a.median_ms, a.spread, b.median_ms, b.spread)
+
+
+SPREAD_NOTE = ("± is half the interquartile range over the runs (per-kernel: of each run's total); a difference no "
+               "larger than the two ± together reads 'within noise'")
+
+
 def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: str = "", path_b: str = "",
-              times_a: Mapping[str, float] | None = None, times_b: Mapping[str, float] | None = None) -> str:
+              timing_a: TimingSummary | None = None, timing_b: TimingSummary | None = None) -> str:
     """Two censuses side by side with deltas, matched and unmatched kernels with their source ops, and a verdict.
 
-    With per-kernel times (µs per step, by kernel name), matched kernels show both times and the delta, unmatched
-    kernels their time, and a summary says how much of the difference the matched and unmatched kernels carry.
+    With each side's timing (``time --json``, checked against its dump), matched kernels show both times with their
+    spread and the delta, or "within noise" when the delta is no larger than the two spreads; unmatched kernels show
+    their time; two lines compare the step times and say how much of the kernel time the matched and unmatched
+    kernels carry.
     """
     from xlainspect.analysis.diff import count_delta, fused_op_summary, split_time
 
-    timed = times_a is not None and times_b is not None
-    times_a = times_a or {}
-    times_b = times_b or {}
-
-    def us(value: float | None) -> str:
-        return "" if value is None else f"{value:.1f}us"
+    timed = timing_a is not None and timing_b is not None
+    kernels_a = {k.hlo_op: k for k in timing_a.kernels} if timing_a is not None else {}
+    kernels_b = {k.hlo_op: k for k in timing_b.kernels} if timing_b is not None else {}
 
     a, b = diff.a, diff.b
     def named(label: str, path: str) -> str:
@@ -150,6 +183,8 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     lines.append("")
     lines.append(f"matched kernels ({len(diff.matched)} pairs): = identical, L same math with a different layout, "
                  "~ similar (score); xN runs N times per step")
+    if timed:
+        lines.append(f"times: µs per step, A, B and B-A; {SPREAD_NOTE}")
     grouped = {id(kernel): (kernel, partners, side) for kernel, partners, side in diff.groups()}
     partner_a = {pair.a.name: pair.b.name for pair in diff.matched}
     partner_b = {pair.b.name: pair.a.name for pair in diff.matched}
@@ -158,7 +193,8 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     def trips(kernel: Kernel) -> str:
         return f" x{kernel.trips}" if kernel.trips != 1 else ""
 
-    pairs: list[str | tuple[str, str, str, str, str]] = []  # a group's line, or mark, A, B, times and summary
+    pairs: list[str | tuple[str, str, str, tuple[str, str, str], str]] = []  # a group's line, or mark, A, B, times
+    # (A, B, delta) and summary
     for pair in diff.matched:
         mark = {"identical": "=", "layout": "L"}.get(pair.relation, f"~ {pair.score:.2f}")
         group = grouped.get(id(pair.a)) or grouped.get(id(pair.b))
@@ -179,11 +215,11 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
             label = "A" if side == "a" else "B"
             pairs.append(f"  {mark:<7}{label}: {text}: {fused_op_summary(kernel)}")
             continue
-        timing = ""
+        timing = ("", "", "")
         if timed:
-            a_us, b_us = times_a.get(pair.a.name), times_b.get(pair.b.name)
-            delta = "" if a_us is None or b_us is None else f" ({b_us - a_us:+.1f}us)"
-            timing = f"{us(a_us):>10} {us(b_us):>10}{delta:<12} "
+            a_kernel, b_kernel = kernels_a.get(pair.a.name), kernels_b.get(pair.b.name)
+            change = _kernel_difference(a_kernel, b_kernel)
+            timing = (_kernel_us(a_kernel), _kernel_us(b_kernel), "" if change is None else change.text("us"))
         name_a, name_b = pair.a.name + trips(pair.a), pair.b.name + trips(pair.b)
         if pair.a.trips > pair.launches_a:
             name_a += f" ({_launch_count(pair.a.trips - pair.launches_a)} of its launches unmatched)"
@@ -192,20 +228,24 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
         pairs.append((mark, name_a, name_b, timing, fused_op_summary(pair.a)))
     width_a = _width((entry[1] for entry in pairs if isinstance(entry, tuple)), 34)
     width_b = _width((entry[2] for entry in pairs if isinstance(entry, tuple)), 34)
+    timings = [entry[3] for entry in pairs if isinstance(entry, tuple)]
+    time_widths = [_width((cells[i] for cells in timings), least) for i, least in enumerate((9, 9, 8))]
     for entry in pairs:
         if isinstance(entry, str):
             lines.append(entry)
         else:
-            mark, name_a, name_b, timing, summary = entry
-            lines.append(f"  {mark:<7}{name_a:<{width_a}} {name_b:<{width_b}} {timing}{summary}")
+            mark, name_a, name_b, (time_a, time_b, delta), summary = entry
+            times = (f"{time_a:>{time_widths[0]}} {time_b:>{time_widths[1]}} {delta:<{time_widths[2]}} "
+                     if timed else "")
+            lines.append(f"  {mark:<7}{name_a:<{width_a}} {name_b:<{width_b}} {times}{summary}")
     width = _width((kernel.name for kernel in (*diff.only_a, *diff.only_b)), 34)
     for title, kernels in ((f"only in A ({len(diff.only_a)})", diff.only_a), (f"only in B ({len(diff.only_b)})",
                                                                                diff.only_b)):
         lines.append("")
         lines.append(title + ":")
-        side_times = times_a if kernels is diff.only_a else times_b
+        side_kernels = kernels_a if kernels is diff.only_a else kernels_b
         for kernel in kernels:
-            timing = f" {us(side_times.get(kernel.name))}" if timed else ""
+            timing = f" {_kernel_us(side_kernels.get(kernel.name))}" if timed else ""
             lines.append(f"  {kernel.name:<{width}} {kernel.kind}{trips(kernel)}{timing}: {fused_op_summary(kernel)}")
             where = _where(kernel, partner_a if kernels is diff.only_a else partner_b,
                            "B" if kernels is diff.only_a else "A")
@@ -215,25 +255,53 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
                 lines.append(f"      from {source}")
             if len(kernel.sources) > 3:
                 lines.append(f"      ... and {len(kernel.sources) - 3} more source ops")
-    if timed:
+    if timing_a is not None and timing_b is not None:
+        times_a = {name: k.total_us for name, k in kernels_a.items()}
+        times_b = {name: k.total_us for name, k in kernels_b.items()}
         split = split_time(diff, times_a, times_b)
-        lines += ["", f"kernel time per step: A {split.total_a_us:.1f}us, B {split.total_b_us:.1f}us "
+        step = _step_difference(timing_a, timing_b)
+        lines += ["", (f"step time (median): A {_plus_minus(timing_a.median_ms, timing_a.spread, 3, 'ms')}, "
+                      f"B {_plus_minus(timing_b.median_ms, timing_b.spread, 3, 'ms')}, B-A {step.text('ms', 3)}"),
+                  (f"kernel time per step: A {split.total_a_us:.1f}us, B {split.total_b_us:.1f}us "
                       f"(B-A {split.total_b_us - split.total_a_us:+.1f}us): matched kernels "
                       f"{split.matched_b_us - split.matched_a_us:+.1f}us, kernels only in A {split.only_a_us:.1f}us, "
-                      f"only in B {split.only_b_us:.1f}us"]
+                      f"only in B {split.only_b_us:.1f}us")]
     lines.append("")
     lines.append("verdict: " + diff.verdict())
     return "\n".join(lines)
 
 
-def diff_json(diff: CensusDiff, times_a: Mapping[str, float] | None = None,
-              times_b: Mapping[str, float] | None = None, divergence: Divergence | None = None,
-              with_passes: bool = False) -> str:
-    """The diff as one JSON object; with times, per-kernel times and their split; with passes, ``first_divergence``
-    (null when the two sides' fusions never differ)."""
+def _difference_json(change: Difference | None) -> dict[str, float | bool | None]:
+    """``noise`` (half of each side's IQR, added) and ``within_spread`` (null when a spread is unknown)."""
+    if change is None:
+        return {"noise": None, "within_spread": None}
+    return {"noise": None if change.noise is None else round(change.noise, 4), "within_spread": change.within_spread}
+
+
+def diff_json(diff: CensusDiff, timing_a: TimingSummary | None = None, timing_b: TimingSummary | None = None,
+              divergence: Divergence | None = None, with_passes: bool = False) -> str:
+    """The diff as one JSON object; with passes, ``first_divergence`` (null when the two sides' fusions never
+    differ).
+
+    With both sides' timing: per-kernel times and their split; each matched pair also carries ``noise_us`` and
+    ``within_spread`` (whether ``|delta_us|`` is no larger than the noise, null when a spread is unknown), and
+    ``step_ms`` compares the median step times the same way.
+    """
     from xlainspect.analysis.diff import timed_json
 
-    data = timed_json(diff, dict(times_a), dict(times_b or {})) if times_a is not None else diff.to_json()
+    if timing_a is not None and timing_b is not None:
+        kernels_a = {k.hlo_op: k for k in timing_a.kernels}
+        kernels_b = {k.hlo_op: k for k in timing_b.kernels}
+        data = timed_json(diff, {name: k.total_us for name, k in kernels_a.items()},
+                          {name: k.total_us for name, k in kernels_b.items()})
+        for entry, pair in zip(data["matched"], diff.matched):
+            spread = _difference_json(_kernel_difference(kernels_a.get(pair.a.name), kernels_b.get(pair.b.name)))
+            entry.update(noise_us=spread["noise"], within_spread=spread["within_spread"])
+        step = _step_difference(timing_a, timing_b)
+        data["step_ms"] = {"a": timing_a.median_ms, "b": timing_b.median_ms, "delta": round(step.delta, 4),
+                           **_difference_json(step)}
+    else:
+        data = diff.to_json()
     if with_passes:
         data["first_divergence"] = None if divergence is None else {
             "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,
@@ -322,44 +390,81 @@ def timing_text(report: TimingReport, top_kernels: int = 12) -> str:
         covered = sum(kernel.share for kernel in timing.kernels)
         op = _width((kernel.hlo_op + " " for kernel in timing.kernels[:top_kernels]), 36)
         lines += ["", f"{name}: time per HLO instruction of {timing.module_name} (profiled; {covered:.0%} of the step)",
-                  f"  {'hlo_op':<{op}}{'calls':>7}{'total us':>11}{'mean us':>10}{'share':>8}{'FLOP/s':>10}{'B/s':>10}"]
+                  (f"  {'hlo_op':<{op}}{'calls':>7}{'total us':>11}{'± us':>9}{'mean us':>10}{'share':>8}{'FLOP/s':>10}"
+                  f"{'B/s':>10}")]
         for kernel in timing.kernels[:top_kernels]:
-            lines.append(f"  {kernel.hlo_op:<{op}}{kernel.calls:>7}{kernel.total_us:>11.1f}{kernel.mean_us:>10.1f}"
-                         f"{kernel.share:>8.1%}{_rate(kernel.flops_per_s, ''):>10}{_rate(kernel.bytes_per_s, ''):>10}")
+            spread = "" if kernel.spread is None else f"{kernel.spread.half_iqr:.1f}"
+            lines.append(f"  {kernel.hlo_op:<{op}}{kernel.calls:>7}{kernel.total_us:>11.1f}{spread:>9}"
+                         f"{kernel.mean_us:>10.1f}{kernel.share:>8.1%}{_rate(kernel.flops_per_s, ''):>10}"
+                         f"{_rate(kernel.bytes_per_s, ''):>10}")
         if len(timing.kernels) > top_kernels:
             lines.append(f"  ... {len(timing.kernels) - top_kernels} more")
+        if any(kernel.spread is not None for kernel in timing.kernels):
+            lines.append("  total us: per step, the mean over the profiled runs; ± us: half the interquartile range "
+                         "of each run's total")
+        else:
+            lines.append("  ± us: unknown (one profiled run, or the profile did not mark the runs)")
     for framework, message in report.failures:
         lines.append(f"failed: {message}")  # the message names the framework
     return "\n".join(line for line in lines if line is not None)
 
 
+def _noise_verdict(a_median: float, a_spread: Spread | None, b_median: float, b_spread: Spread | None,
+                   ratio: float | None, ratio_digits: int) -> str:
+    """A ratio ``b / a`` as ``2.50x``, or ``within noise`` when ``b - a`` is no larger than the two spreads."""
+    from xlainspect.measure.spread import difference
+
+    if ratio is None:
+        return ""
+    if difference(a_median, a_spread, b_median, b_spread).within_spread:
+        return "within noise"
+    return f"{ratio:.{ratio_digits}f}x"
+
+
+def _median_cells(row: BenchRow | AblationRow | None) -> tuple[str, str]:
+    """A bench row's median and ``±`` half its IQR (blank when unknown), in ms."""
+    if row is None:
+        return "", ""
+    return f"{row.median_ms:.3f}", "" if row.spread is None else f"±{row.spread.half_iqr:.3f}"
+
+
 def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) -> str:
-    """Median step times per model, framework and batch size, SGD and DP-SGD, with the DP overhead factor."""
+    """Median step times per model, framework and batch size, SGD and DP-SGD, each with its spread (± half the
+    interquartile range), and the DP overhead factor, or "within noise" when the two medians differ by no more than
+    their spreads."""
     model_width = _width((r.model + " " for r in rows), 7)
     framework_width = _width((r.framework + " " for r in rows), 11)
-    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>10}"
-             + f"{'DP-SGD ms':>11}{'DP/SGD':>8}"]
-    medians = {(r.model, r.framework, r.batch_size, r.private): r.median_ms for r in rows}
+    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>10}{'±':>8}"
+             + f"{'DP-SGD ms':>11}{'±':>8}{'DP/SGD':>14}"]
+    by_key = {(r.model, r.framework, r.batch_size, r.private): r for r in rows}
     for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows}):
-        sgd = medians.get((model, framework, batch, False))
-        dp = medians.get((model, framework, batch, True))
-        factor = factors.get((model, framework, batch))
-        lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{'' if sgd is None else f'{sgd:.3f}':>10}"
-                     f"{'' if dp is None else f'{dp:.3f}':>11}{'' if factor is None else f'{factor:.2f}x':>8}")
+        sgd, dp = by_key.get((model, framework, batch, False)), by_key.get((model, framework, batch, True))
+        (sgd_ms, sgd_pm), (dp_ms, dp_pm) = _median_cells(sgd), _median_cells(dp)
+        factor = "" if sgd is None or dp is None else _noise_verdict(
+            sgd.median_ms, sgd.spread, dp.median_ms, dp.spread, factors.get((model, framework, batch)), 2)
+        lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{sgd_ms:>10}{sgd_pm:>8}"
+                     f"{dp_ms:>11}{dp_pm:>8}{factor:>14}")
+    lines.append("  ± is half the interquartile range of the timed runs")
     return "\n".join(lines)
 
 
 def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float]) -> str:
-    """Median step time of every ablation build, and how many times slower it is than the full build."""
+    """Median step time of every ablation build with its spread, and how many times slower it is than the full
+    build (or "within noise" when the two medians differ by no more than their spreads)."""
     model_width = _width((r.model + " " for r in rows), 7)
     framework_width = _width((r.framework + " " for r in rows), 11)
     build_width = _width((r.label + " " for r in rows), 34)
+    full = {(r.model, r.framework): r for r in rows if r.build == "full"}
     lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'build':<{build_width}}{'batch':>6}"
-             + f"{'median ms':>11}{'compile s':>11}{'vs full':>9}"]
+             + f"{'median ms':>11}{'±':>9}{'compile s':>11}{'vs full':>14}"]
     for r in rows:
-        slowdown = slowdowns.get((r.model, r.framework, r.build))
-        lines.append(f"  {r.model:<{model_width}}{r.framework:<{framework_width}}{r.label:<{build_width}}{r.batch_size:>6}{r.median_ms:>11.3f}"
-                     f"{r.compile_s:>11.2f}{'' if slowdown is None else f'{slowdown:.1f}x':>9}")
+        base = full.get((r.model, r.framework))
+        slowdown = "1.0x" if base is r else "" if base is None else _noise_verdict(base.median_ms, base.spread, r.median_ms, r.spread,
+                                                          slowdowns.get((r.model, r.framework, r.build)), 1)
+        median, plus_minus = _median_cells(r)
+        lines.append(f"  {r.model:<{model_width}}{r.framework:<{framework_width}}{r.label:<{build_width}}"
+                     f"{r.batch_size:>6}{median:>11}{plus_minus:>9}{r.compile_s:>11.2f}{slowdown:>14}")
+    lines.append("  ± is half the interquartile range of the timed runs")
     return "\n".join(lines)
 
 
@@ -370,8 +475,8 @@ def memory_text(results: Sequence, failures: Sequence[str]) -> str:
         f = r.figures
         batch = f", batch {f.batch_size}" if f.batch_size is not None else ""
         lines += [f"{r.framework}{batch}: {r.module} ({r.route}; device {r.device})",
-                  f"  arguments {_bytes(f.argument)}, outputs {_bytes(f.output)}, aliased {_bytes(f.alias)}, "
-                  f"temporaries {_bytes(f.temp)}, generated code {_bytes(f.generated_code)}",
+                  (f"  arguments {_bytes(f.argument)}, outputs {_bytes(f.output)}, aliased {_bytes(f.alias)}, "
+                  f"temporaries {_bytes(f.temp)}, generated code {_bytes(f.generated_code)}"),
                   f"  peak (arguments + outputs - aliased + temporaries): {_bytes(f.peak)}"]
         if r.per_example_bytes is not None:
             share = r.per_example_bytes / f.temp if f.temp else 0.0

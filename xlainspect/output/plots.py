@@ -48,6 +48,8 @@ def save_figure(figure: Any, base: Path) -> list[Path]:
 def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Median step time against batch size, one panel per model, writes ``bench.png`` and ``bench.svg``.
 
+    Error bars span each configuration's interquartile range (none for rows written before it was kept).
+
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
     """
@@ -55,15 +57,20 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
     for axis, model in panels:
         for framework in sorted({row.framework for row in rows}):
             for private in (False, True):
-                points = sorted((r.batch_size, r.median_ms) for r in rows
-                                if r.model == model and r.framework == framework and r.private == private)
-                if points:
-                    axis.plot(*zip(*points), marker="o", linestyle="-" if private else "--",
+                chosen = sorted((r for r in rows if r.model == model and r.framework == framework
+                                 and r.private == private), key=lambda r: r.batch_size)
+                if not chosen:
+                    continue
+                below = [r.median_ms - r.spread.q1 if r.spread is not None else 0.0 for r in chosen]
+                above = [r.spread.q3 - r.median_ms if r.spread is not None else 0.0 for r in chosen]
+                axis.errorbar([r.batch_size for r in chosen], [r.median_ms for r in chosen],
+                              yerr=[[max(b, 0.0) for b in below], [max(a, 0.0) for a in above]], marker="o",
+                              capsize=3, linestyle="-" if private else "--",
                               label=f"{framework} {'DP-SGD' if private else 'SGD'}")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_xlabel("batch size")
-        axis.set_ylabel("median step time (ms)")
+        axis.set_ylabel("median step time (ms), bars: IQR")
         axis.set_title(f"{model.upper()}: one training step")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
@@ -71,7 +78,8 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
 
 
 def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Median step time of every build, one bar per build, one panel per model; writes ``ablation.png``/``.svg``.
+    """Median step time of every build, one bar per build (its whiskers the IQR), one panel per model; writes
+    ``ablation.png``/``.svg``.
 
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
@@ -80,7 +88,9 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
     for axis, model in panels:
         bars = [r for r in rows if r.model == model]
         labels = [f"{r.framework}: {r.label}" for r in bars]
-        axis.barh(range(len(bars)), [r.median_ms for r in bars],
+        below = [max(r.median_ms - r.spread.q1, 0.0) if r.spread is not None else 0.0 for r in bars]
+        above = [max(r.spread.q3 - r.median_ms, 0.0) if r.spread is not None else 0.0 for r in bars]
+        axis.barh(range(len(bars)), [r.median_ms for r in bars], xerr=[below, above], capsize=3,
                   color=["tab:blue" if r.framework == "jax" else "tab:orange" for r in bars])
         axis.set_yticks(range(len(bars)), labels)
         axis.invert_yaxis()

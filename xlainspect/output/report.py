@@ -11,14 +11,16 @@ import datetime
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from xlainspect.analysis.census import Census, Kernel, census
 from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
 from xlainspect.hlo import read_hlo
-from xlainspect.measure.records import TimingRecord, TimingSummary
+from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
+from xlainspect.measure.spread import Spread, difference
 from xlainspect.measure.timing import check_timing_fits_dump
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.runners.manifest import DumpManifest
@@ -53,23 +55,26 @@ class _Side:
     census: Census
     svg: str
     svg_notes: tuple[str, ...]
-    times: Mapping[str, float]
+    kernels: Mapping[str, KernelTime]  # measured times by kernel name, empty without --timing
     timing: TimingSummary | None
+    sources: Mapping[str, str]  # by kernel name: where it came from (kernel_sources)
 
 
 def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
-                 timing_file: str | None = None) -> str:
+                 timing_file: str | None = None, target: str | None = None) -> str:
     """The HTML page for one program's two filed dumps (``DIR/<backend>/<program>/{jax,tf}``).
 
     Args:
-        timing_file: output of ``xlainspect time --program P --json``; adds step times and per-kernel times.
+        timing_file: output of ``xlainspect time --program P --json``; adds step times and per-kernel times, with
+            their spread, and refuses times that do not belong to the dumps.
+        target: with backend ``gpu``, the deviceless target whose dumps to read (``h100``), as ``diff --target``.
 
     Raises:
         InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
         RecordError: the timing file is not ``time --json`` output, or a dump's manifest not one ``dump`` wrote.
     """
     timing = TimingRecord.read(timing_file) if timing_file else None
-    sides = [_side(framework, program, dumps_dir, backend, timing) for framework in FRAMEWORKS]
+    sides = [_side(framework, program, dumps_dir, backend, timing, target) for framework in FRAMEWORKS]
     a, b = sides
     diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
     divergence = _divergence(a, b)
@@ -86,17 +91,74 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
 # -- gathering -------------------------------------------------------------------------------------------------
 
 
-def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: TimingRecord | None) -> _Side:
-    side = resolve_side(framework, program, dumps_dir, backend)
+def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: TimingRecord | None,
+          target: str | None) -> _Side:
+    side = resolve_side(framework, program, dumps_dir, backend, target)
     manifest = manifest_beside(side.path)
     module = read_hlo(side.path)[0]
     if timing is not None:
-        check_timing_fits_dump(timing, framework, side.path)
+        check_timing_fits_dump(timing, framework, side.path, module)
     framework_timing = timing.frameworks.get(framework) if timing is not None else None
-    times = {k.hlo_op: k.total_us for k in framework_timing.kernels} if framework_timing is not None else {}
-    svg, rendering = render_svg(module, RenderOptions(kernel_times=times))
-    return _Side(framework, side, manifest, census(module), _inline_svg(svg), rendering.left_out, times,
-                 framework_timing)
+    kernels = {k.hlo_op: k for k in framework_timing.kernels} if framework_timing is not None else {}
+    svg, rendering = render_svg(module, RenderOptions(kernel_times={name: k.total_us for name, k in kernels.items()}))
+    module_census = census(module)
+    return _Side(framework, side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
+                 framework_timing, kernel_sources(module_census.kernels))
+
+
+# -- where kernels came from -----------------------------------------------------------------------------------
+
+
+def _source_text(kernel: Kernel, most: int) -> str:
+    """A kernel's own sources: the user's source lines of its ops, or, when none of its ops has a frame of the
+    user's (TF names only its own ``ops.py``, which :attr:`OpMetadata.user_source` skips), the framework ops'
+    names."""
+    texts = dict.fromkeys(source.location for source in kernel.sources if source.location) or \
+        dict.fromkeys(source.op_name or source.op_type for source in kernel.sources)
+    shown = "; ".join(list(texts)[:most])
+    return shown + ("; ..." if len(texts) > most else "")
+
+
+def _nearest(start: str, neighbours: Callable[[str], Iterable[str]], known: Mapping[str, Kernel]) -> Kernel | None:
+    """The closest kernel with sources, breadth first through ``neighbours`` (consumers or producers)."""
+    seen, queue = {start}, deque([start])
+    while queue:
+        for name in neighbours(queue.popleft()):
+            if name in seen or name not in known:
+                continue
+            if known[name].sources:
+                return known[name]
+            seen.add(name)
+            queue.append(name)
+    return None
+
+
+def kernel_sources(kernels: Sequence[Kernel], most: int = 3) -> dict[str, str]:
+    """Where each kernel came from, as the report's "from" column shows it, by kernel name.
+
+    A kernel's own metadata names its source: the user's line, else the framework op (``dpsgd_step/MatMul``). A
+    kernel XLA made itself (a reduction split into a ``reduce-window`` and a ``reduce``, the ``iota``s of a
+    max-pool gradient) has no metadata; it is named by the nearest kernel with sources that reads its result, or
+    failing that, that it reads: ``made by XLA, feeds wrapped_scatter.1: gradient_tape/MaxPool2d/MaxPoolGrad``.
+    """
+    known = {k.name: k for k in kernels}
+    consumers: dict[str, list[str]] = {}
+    for kernel in kernels:
+        for producer in kernel.producers:
+            consumers.setdefault(producer, []).append(kernel.name)
+    result = {}
+    for kernel in kernels:
+        if kernel.sources:
+            result[kernel.name] = _source_text(kernel, most)
+            continue
+        result[kernel.name] = "made by XLA"
+        for how, neighbours in (("feeds", lambda name: consumers.get(name, ())),
+                                ("reads", lambda name: known[name].producers if name in known else ())):
+            near = _nearest(kernel.name, neighbours, known)
+            if near is not None:
+                result[kernel.name] = f"made by XLA, {how} {near.name}: {_source_text(near, 1)}"
+                break
+    return result
 
 
 def _divergence(a: _Side, b: _Side) -> Any:
@@ -177,25 +239,43 @@ def _census_table(diff: CensusDiff) -> str:
     return "<h2>Census</h2>" + _table(["", "jax", "tf", "tf - jax"], table, numeric=(1, 2, 3))
 
 
-def _sources(kernel: Kernel, most: int = 3) -> str:
-    text = "; ".join(str(source) for source in kernel.sources[:most])
-    return text + ("; ..." if len(kernel.sources) > most else "")
+def _us(kernels: Mapping[str, KernelTime], name: str) -> str:
+    return f"{kernels[name].total_us:.1f}" if name in kernels else ""
 
 
-def _us(times: Mapping[str, float], name: str) -> str:
-    return f"{times[name]:.1f}" if name in times else ""
+def _half_iqr(spread: Spread | None, digits: int) -> str:
+    return "" if spread is None else f"±{spread.half_iqr:.{digits}f}"
+
+
+def _delta_us(a: KernelTime | None, b: KernelTime | None) -> str:
+    """B minus A, or "within noise (±x)" when it is no larger than the two spreads (:mod:`xlainspect.measure.spread`)."""
+    if a is None or b is None:
+        return ""
+    return difference(a.total_us, a.spread, b.total_us, b.spread).text("")
 
 
 def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
-    matched = [(p.a.name, p.b.name, p.a.kind, "identical" if p.exact else f"similar ({p.score:.2f})",
-                _us(a.times, p.a.name), _us(b.times, p.b.name)) for p in diff.matched]
+    timed = bool(a.kernels or b.kernels)
+    matched = []
+    for p in diff.matched:
+        row = [p.a.name, p.b.name, p.a.kind, "identical" if p.exact else f"similar ({p.score:.2f})"]
+        if timed:
+            row += [_us(a.kernels, p.a.name), _us(b.kernels, p.b.name),
+                    _delta_us(a.kernels.get(p.a.name), b.kernels.get(p.b.name))]
+        matched.append(row + [a.sources.get(p.a.name, ""), b.sources.get(p.b.name, "")])
+    header = ["jax kernel", "tf kernel", "kind", "match"]
+    header += ["jax µs", "tf µs", "tf − jax µs"] if timed else []
     parts = ["<h2>Kernels</h2>",
              (f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
              "(paired by the structure of what they compute, names ignored)</summary>"),
-             _table(["jax kernel", "tf kernel", "kind", "match", "jax µs", "tf µs"], matched, numeric=(4, 5)),
+             _table(header + ["jax from", "tf from"], matched, numeric=(4, 5, 6) if timed else ()),
              "</details>"]
+    if timed:
+        parts.append("<p class=\"muted\">µs per step; a difference no larger than half of each side's "
+                     "interquartile range, added, reads \"within noise\"</p>")
     for side, only in ((a, diff.only_a), (b, diff.only_b)):
-        rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.times, k.name), _sources(k)) for k in only]
+        rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.kernels, k.name), side.sources.get(k.name, ""))
+                for k in only]
         parts.append(f"<h3>Only in {_e(side.framework)}: {len(rows)}</h3>")
         if rows:
             parts.append(_table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4)))
@@ -208,20 +288,29 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
         t = s.timing
         if t is not None:
             rows.append((s.framework, t.framework_version, f"{t.compile_s:.3f}", f"{t.median_ms:.3f}",
-                         f"{t.min_ms:.3f}", f"{t.max_ms:.3f}", t.runs, t.note))
+                         _half_iqr(t.spread, 3), f"{t.min_ms:.3f}", f"{t.max_ms:.3f}", t.runs, t.note))
     batch = timing.batch_size
     parts = ["<h2>Timing</h2>",
              (f"<p class=\"muted\">from <code>xlainspect time</code>, batch {_e(batch)}; per-kernel times are µs "
-             "per step attributed by the profiler's hlo_op field</p>"),
-             _table(["framework", "version", "compile s", "median ms", "min ms", "max ms", "runs", "note"], rows,
-                    numeric=(2, 3, 4, 5, 6))]
+             "per step attributed by the profiler's hlo_op field; ± is half the interquartile range over the runs "
+             "(per kernel: of each profiled run's total)</p>"),
+             _table(["framework", "version", "compile s", "median ms", "± ms", "min ms", "max ms", "runs", "note"],
+                    rows, numeric=(2, 3, 4, 5, 6, 7))]
+    timed = [s for s in sides if s.timing is not None]
+    if len(timed) == 2:
+        a, b = (s.timing for s in timed)
+        step = difference(a.median_ms, a.spread, b.median_ms, b.spread)  # type: ignore[union-attr]
+        parts.append(f"<p>median step, {_e(timed[1].framework)} − {_e(timed[0].framework)}: "
+                     f"{_e(step.text(' ms', 3))}</p>")
     for s in sides:
         kernels = s.timing.kernels[:15] if s.timing is not None else ()
         if kernels:
             parts.append(f"<h3>{_e(s.framework)}: costliest kernels</h3>")
-            parts.append(_table(["hlo_op", "calls", "total µs", "share"],
-                                [(k.hlo_op, k.calls, f"{k.total_us:.1f}", f"{k.share:.1%}") for k in kernels],
-                                numeric=(1, 2, 3)))
+            parts.append(_table(["hlo_op", "calls", "total µs", "± µs", "min–max µs", "share", "from"],
+                                [(k.hlo_op, k.calls, f"{k.total_us:.1f}", _half_iqr(k.spread, 1),
+                                  "" if k.spread is None else f"{k.spread.low:.1f}–{k.spread.high:.1f}",
+                                  f"{k.share:.1%}", s.sources.get(k.hlo_op, "")) for k in kernels],
+                                numeric=(1, 2, 3, 4, 5)))
     return "\n".join(parts)
 
 

@@ -241,6 +241,8 @@ class TimeResult:
         profiled_runs_s: wall seconds of each profiled run.
         busy_us_per_run: per profiled run, µs during which at least one op of the module ran (JAX's profiler).
         max_rel_error: TF's module run by JAX's runtime: its outputs' error against the float64 reference.
+        kernel_runs: for each ``hlo_op`` in ``kernels``, the profiled run (from 0) each of its durations fell in,
+            in the same order, so the parent can total each run apart; empty when the profile marked no runs.
     """
 
     framework_version: str
@@ -254,23 +256,27 @@ class TimeResult:
     busy_us_per_run: float | None = None
     note: str = ""
     max_rel_error: float | None = None
+    kernel_runs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"framework_version": self.framework_version, "compile_s": self.compile_s,
                 "runs_s": list(self.runs_s), "module_name": self.module_name, "hlo_text": self.hlo_text,
                 "kernels": {op: list(durations) for op, durations in self.kernels.items()},
                 "profiled_runs": self.profiled_runs, "profiled_runs_s": list(self.profiled_runs_s),
-                "busy_us_per_run": self.busy_us_per_run, "note": self.note, "max_rel_error": self.max_rel_error}
+                "busy_us_per_run": self.busy_us_per_run, "note": self.note, "max_rel_error": self.max_rel_error,
+                "kernel_runs": {op: list(runs) for op, runs in self.kernel_runs.items()}}
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> TimeResult:
         f = Fields(data, source, CHILD_HINT)
         kernels = f.record("kernels")
+        kernel_runs = f.record("kernel_runs")
         return cls(f.get("framework_version", str), f.get("compile_s", float), f.items("runs_s", float),
                    f.get("module_name", str), f.get("hlo_text", str),
                    {op: kernels.items(op, float) for op in kernels.data}, f.get("profiled_runs", int),
                    f.items("profiled_runs_s", float), f.get("busy_us_per_run", float, nullable=True),
-                   f.get("note", str), f.get("max_rel_error", float, nullable=True))
+                   f.get("note", str), f.get("max_rel_error", float, nullable=True),
+                   {op: kernel_runs.items(op, int) for op in kernel_runs.data})
 
 
 @dataclass(frozen=True)

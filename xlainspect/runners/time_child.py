@@ -4,7 +4,9 @@ Each framework runs in its own process so one framework's threads, allocator and
 Compile time is measured apart from run time; steady-state runs come after warm-up and synchronise with the device
 (JAX ``block_until_ready``, TF reading the results back). A separate, profiled pass attributes time to HLO
 instructions by the profiler events' ``hlo_op`` and ``hlo_module`` fields, never by kernel name (see NOTES): JAX's
-perfetto trace, TF's XPlane profile read with TF's own protobuf classes.
+perfetto trace, TF's XPlane profile read with TF's own protobuf classes. Each profiled run is wrapped in a profiler
+annotation (:data:`RUN_MARK` and its index), so every event is filed under the run it fell in and the parent can
+give each kernel's spread over per-run totals (a kernel may launch many times in one run).
 
 Run as ``python -m xlainspect.runners.time_child '{"program": ..., "framework": ..., "repeats": ..., ...}'`` (a
 :class:`~xlainspect.runners.protocol.TimeRequest`); prints one ``RESULT {json}`` line, a
@@ -22,7 +24,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xlainspect.runners.children import (
@@ -32,7 +36,7 @@ from xlainspect.runners.children import (
     print_result,
     read_request,
 )
-from xlainspect.runners.intervals import union_length
+from xlainspect.runners.intervals import interval_index, union_length
 from xlainspect.runners.jax_compile import hlo_module_name
 from xlainspect.runners.protocol import TimeRequest, TimeResult
 
@@ -57,14 +61,62 @@ def _steady_runs(run: Callable[[], Any], repeats: int, warmup: int) -> tuple[flo
     return first_s, runs
 
 
-def _timed(run: Callable[[], Any], times: int) -> list[float]:
-    """Wall seconds of each of ``times`` runs: the step time while the profiler watched, to compare kernels with."""
+@dataclass(frozen=True)
+class _Profile:
+    """What a profiled pass found: durations (µs) by ``hlo_op`` and the run each fell in (empty when the runs were
+    not marked), each run's wall seconds, and the busy µs per run (None where the profiler gives no intervals)."""
+
+    kernels: Mapping[str, list[float]]
+    kernel_runs: Mapping[str, list[int]]
+    runs_s: list[float]
+    busy_us: float | None
+
+
+RUN_MARK = "xlainspect_profiled_run_"
+"""Name of the profiler annotation around each profiled run, followed by the run's index from 0."""
+
+Marker = Callable[[str], AbstractContextManager[Any]]
+
+
+def _timed(run: Callable[[], Any], times: int, mark: Marker = lambda name: nullcontext()) -> list[float]:
+    """Wall seconds of each of ``times`` runs: the step time while the profiler watched, to compare kernels with.
+
+    Each run is wrapped in ``mark(RUN_MARK + index)``, the framework's profiler annotation, so the trace says which
+    run each kernel event belongs to.
+    """
     seconds = []
-    for _ in range(times):
-        start = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - start)
+    for index in range(times):
+        with mark(f"{RUN_MARK}{index}"):
+            start = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def _tuples(runs: Mapping[str, list[int]]) -> dict[str, tuple[int, ...]]:
+    return {op: tuple(indices) for op, indices in runs.items()}
+
+
+def _run_marks(marks: Mapping[str, float], runs: int) -> list[float] | None:
+    """The start of each profiled run from its annotation's start, by run index; None unless every run was marked."""
+    starts = [marks.get(f"{RUN_MARK}{index}") for index in range(runs)]
+    if runs == 0 or None in starts or starts != sorted(starts):
+        return None
+    return starts  # type: ignore[return-value]
+
+
+def _by_run(events: list[tuple[str, float, float]], marks: Mapping[str, float],
+            runs: int) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Durations by ``hlo_op`` from (op, start, duration) events, and the run each fell in (empty when the runs'
+    annotations are not all in the trace: then no spread is claimed)."""
+    starts = _run_marks(marks, runs)
+    kernels: dict[str, list[float]] = defaultdict(list)
+    run_of: dict[str, list[int]] = defaultdict(list)
+    for op, start, duration in events:
+        kernels[op].append(duration)
+        if starts is not None:
+            run_of[op].append(interval_index(starts, start))
+    return dict(kernels), dict(run_of)
 
 
 def _uncompiled_timing(version: str, run: Callable[[], Any], repeats: int, warmup: int, what: str) -> TimeResult:
@@ -98,55 +150,57 @@ def _jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, w
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
         runs.append(time.perf_counter() - start)
-    kernels, profiled, busy = _jax_profile(lambda: jax.block_until_ready(compiled(*args)), profile_runs,
-                                           module_name) if profile_runs else ({}, [], None)
+    profile = _jax_profile(lambda: jax.block_until_ready(compiled(*args)), profile_runs, module_name) \
+        if profile_runs else _Profile({}, {}, [], None)
     return TimeResult(jax.__version__, compile_s, tuple(runs), module_name, compiled.as_text(),
-                      {op: tuple(durations) for op, durations in kernels.items()}, profile_runs, tuple(profiled),
-                      busy)
+                      {op: tuple(durations) for op, durations in profile.kernels.items()}, profile_runs,
+                      tuple(profile.runs_s), profile.busy_us, kernel_runs=_tuples(profile.kernel_runs))
 
 
-def _module_events(trace_dir: str, module_name: str) -> list[tuple[str, float, float]]:
-    """(hlo_op, start µs, duration µs) of every event of ``module_name``, ``end:`` markers dropped."""
+def _module_events(trace_dir: str, module_name: str) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
+    """(hlo_op, start µs, duration µs) of every event of ``module_name``, ``end:`` markers dropped, and the start of
+    each :data:`RUN_MARK` annotation by its name."""
     paths = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True) or \
         glob.glob(os.path.join(trace_dir, "**", "perfetto_trace.json.gz"), recursive=True)
     found = []
+    marks: dict[str, float] = {}
     for path in paths:
         with gzip.open(path, "rt", encoding="utf-8") as file:
             events = json.load(file).get("traceEvents", [])
         for event in events:
             args = event.get("args") or {}
-            if event.get("ph") != "X" or "hlo_op" not in args or str(event.get("name", "")).startswith("end:"):
+            name = str(event.get("name", ""))
+            if event.get("ph") == "X" and name.startswith(RUN_MARK):
+                marks[name] = float(event.get("ts", 0.0))
+            if event.get("ph") != "X" or "hlo_op" not in args or name.startswith("end:"):
                 continue
             if args.get("hlo_module") == module_name:
                 found.append((args["hlo_op"], float(event.get("ts", 0.0)), float(event.get("dur", 0.0))))
-    return found
+    return found, marks
 
 
-def _kernel_events(trace_dir: str, module_name: str) -> tuple[dict[str, list[float]], float]:
-    """Durations (µs) per ``hlo_op``, and the busy time: how long at least one of the module's ops was running.
+def _kernel_events(trace_dir: str, module_name: str,
+                   runs: int) -> tuple[dict[str, list[float]], dict[str, list[int]], float]:
+    """Durations (µs) per ``hlo_op``, the run each fell in, and the busy time: how long at least one of the
+    module's ops was running.
 
     Kernel times add up to more than the wall time when the runtime runs independent ops at once (XLA:CPU does, on
     its thread pool); the busy time, the union of the events' intervals, never does.
     """
-    kernels: dict[str, list[float]] = defaultdict(list)
-    intervals = []
-    for op, start, duration in _module_events(trace_dir, module_name):
-        kernels[op].append(duration)
-        intervals.append((start, start + duration))
-    return kernels, union_length(intervals)
+    events, marks = _module_events(trace_dir, module_name)
+    kernels, run_of = _by_run(events, marks, runs)
+    return kernels, run_of, union_length((start, start + duration) for _, start, duration in events)
 
 
-def _jax_profile(run: Callable[[], Any], profile_runs: int,
-                 module_name: str) -> tuple[dict[str, list[float]], list[float], float]:
-    """Profiles ``profile_runs`` runs with JAX's profiler: durations by ``hlo_op``, each run's wall seconds, and the
-    busy µs per run."""
+def _jax_profile(run: Callable[[], Any], profile_runs: int, module_name: str) -> _Profile:
+    """Profiles ``profile_runs`` runs with JAX's profiler, each run inside its own annotation."""
     import jax
 
     with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
-            profiled = _timed(run, profile_runs)
-        kernels, busy = _kernel_events(trace_dir, module_name)
-    return kernels, profiled, busy / profile_runs
+            profiled = _timed(run, profile_runs, jax.profiler.TraceAnnotation)
+        kernels, run_of, busy = _kernel_events(trace_dir, module_name, profile_runs)
+    return _Profile(kernels, run_of, profiled, busy / profile_runs)
 
 
 def _tf_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int, profile_runs: int,
@@ -164,38 +218,47 @@ def _tf_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, wa
         return _uncompiled_timing(tf.__version__, run, repeats, warmup, "no XLA, TF's own kernels ran the graph")
     first_s, runs = _steady_runs(run, repeats, warmup)  # the first call traces, compiles with XLA and runs once
     steady = sorted(runs)[len(runs) // 2]
-    kernels: dict[str, list[float]] = {}
+    profile = _Profile({}, {}, [], None)
     module_name = ""
-    profiled: list[float] = []
     if profile_runs:
         with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
             tf.profiler.experimental.start(trace_dir)
             try:
-                profiled = _timed(run, profile_runs)
+                profiled = _timed(run, profile_runs, tf.profiler.experimental.Trace)
             finally:
                 tf.profiler.experimental.stop()
             name = getattr(getattr(function, "python_function", None), "__name__", "")
-            module_name, kernels = _tf_kernel_events(trace_dir, name)
+            module_name, kernels, run_of = _tf_kernel_events(trace_dir, name, profile_runs)
+            profile = _Profile(kernels, run_of, profiled, None)
     hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
     return TimeResult(tf.__version__, max(first_s - steady, 0.0), tuple(runs), module_name or hlo_module_name(hlo_text),
-                      hlo_text, {op: tuple(durations) for op, durations in kernels.items()},
-                      profile_runs if kernels else 0, tuple(profiled),
-                      note="compile time is the first call (trace, XLA compile, run) less one steady run")
+                      hlo_text, {op: tuple(durations) for op, durations in profile.kernels.items()},
+                      profile_runs if profile.kernels else 0, tuple(profile.runs_s),
+                      note="compile time is the first call (trace, XLA compile, run) less one steady run",
+                      kernel_runs=_tuples(profile.kernel_runs))
 
 
-def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str, list[float]]]:
-    """The program's module name and its durations (µs) per ``hlo_op``, read from TF's XPlane profile."""
+def _tf_kernel_events(trace_dir: str, function_name: str,
+                      runs: int) -> tuple[str, dict[str, list[float]], dict[str, list[int]]]:
+    """The program's module name, its durations (µs) per ``hlo_op`` and the run each fell in, read from TF's XPlane
+    profile. An event's time is its line's start plus its offset, on the clock all host planes share."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    by_module: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_module: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    marks: dict[str, float] = {}
     for path in glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True):
         space = xplane_pb2.XSpace()
         with open(path, "rb") as file:
             space.ParseFromString(file.read())
         for plane in space.planes:
             stat_names = {key: value.name for key, value in plane.stat_metadata.items()}
+            event_names = {key: value.name for key, value in plane.event_metadata.items()}
             for line in plane.lines:
                 for event in line.events:
+                    start_us = line.timestamp_ns / 1e3 + event.offset_ps / 1e6
+                    name = event_names.get(event.metadata_id, "")
+                    if name.startswith(RUN_MARK):
+                        marks[name] = start_us
                     stats = {}
                     for stat in event.stats:
                         kind = stat.WhichOneof("value")
@@ -203,12 +266,14 @@ def _tf_kernel_events(trace_dir: str, function_name: str) -> tuple[str, dict[str
                         stats[stat_names.get(stat.metadata_id)] = stat_names.get(value) if kind == "ref_value" \
                             else value
                     if "hlo_op" in stats and "hlo_module" in stats:
-                        by_module[str(stats["hlo_module"])][str(stats["hlo_op"])].append(event.duration_ps / 1e6)
+                        by_module[str(stats["hlo_module"])].append((str(stats["hlo_op"]), start_us,
+                                                                    event.duration_ps / 1e6))
     if not by_module:
-        return "", {}
+        return "", {}, {}
     named = [name for name in by_module if function_name and function_name in name]
-    module = max(named or by_module, key=lambda name: sum(len(v) for v in by_module[name].values()))
-    return module, {op: durations for op, durations in by_module[module].items()}
+    module = max(named or by_module, key=lambda name: len(by_module[name]))
+    kernels, run_of = _by_run(by_module[module], marks, runs)
+    return module, kernels, run_of
 
 
 def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int,
@@ -246,13 +311,13 @@ def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats
     _, runs = _steady_runs(run, repeats, warmup)
     hlo_text = executable.hlo_modules()[0].to_string()
     module_name = hlo_module_name(hlo_text)
-    kernels, profiled, busy = _jax_profile(run, profile_runs, module_name) if profile_runs else ({}, [], None)
+    profile = _jax_profile(run, profile_runs, module_name) if profile_runs else _Profile({}, {}, [], None)
     return TimeResult(f"jaxlib {jax.__version__} running TF's HLO", compile_s, tuple(runs), module_name, hlo_text,
-                      {op: tuple(durations) for op, durations in kernels.items()}, profile_runs if kernels else 0,
-                      tuple(profiled), busy,
+                      {op: tuple(durations) for op, durations in profile.kernels.items()},
+                      profile_runs if profile.kernels else 0, tuple(profile.runs_s), profile.busy_us,
                       f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
                       f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}",
-                      error)
+                      error, _tuples(profile.kernel_runs))
 
 
 def _gpu_missing(framework: str) -> str:
