@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,46 @@ def linear_grad_pass_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
     outcome = dump_program("linear_grad", ("jax", "tf"), folder, pass_dumps=True)
     assert outcome.failures == (), outcome.failures
     return folder
+
+
+# -- big modules for drawing ------------------------------------------------------------------------------------------
+
+LOOP_PAIR = TESTS_DIR / "programs" / "loop_pair.py"
+BIG_MODULE = TESTS_DIR.parent / "bench" / "big_module.py"
+BIG_MODULE_MB = 15.0
+
+
+@pytest.fixture(scope="session")
+def transformer_step_3_layers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The optimized HLO of a 3-layer transformer's training step, unrolled: an entry of about 240 drawable nodes
+    whose long forward-to-backward edges made graphviz's ``dot`` run for minutes. Built once a session."""
+    if not _importable("jax"):
+        pytest.skip("jax is not installed: pip install jax")
+    out = tmp_path_factory.mktemp("transformer_step_3_layers")
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(LOOP_PAIR), str(out), "--layers", "3"], check=False,
+                            capture_output=True,
+                            text=True, timeout=600, env=env)
+    if result.returncode != 0:
+        pytest.fail(f"loop_pair.py failed with status {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return out / "unrolled.txt"
+
+
+@pytest.fixture(scope="session")
+def unrolled_transformer_15mb() -> Path:
+    """A 15 MB optimized module (a 163-layer transformer step, unrolled), as the benchmarks build it.
+
+    It lives in the benchmarks' cache (``$TMPDIR/xlainspect-bench/``, shared with ``bench/parse_speed.py``), because
+    compiling it takes about a minute; a cached file smaller than 15 MB is rebuilt.
+    """
+    if not _importable("jax"):
+        pytest.skip("jax is not installed: pip install jax")
+    path = Path(tempfile.gettempdir()) / "xlainspect-bench" / f"big_module_{BIG_MODULE_MB:g}mb.hlo"
+    if not path.is_file() or path.stat().st_size < BIG_MODULE_MB * 1e6:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+        result = subprocess.run([sys.executable, str(BIG_MODULE), str(path), "--min-mb", f"{BIG_MODULE_MB:g}"],
+                                check=False, capture_output=True, text=True, timeout=900, env=env)
+        if result.returncode != 0:
+            pytest.fail(f"big_module.py failed with status {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return path

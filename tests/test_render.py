@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -17,11 +18,23 @@ from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import FrameworkUnavailable, InputError
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
-from xlainspect.output.render import NO_TIME_COLOUR, RenderOptions, _heat, dot_to_svg, kernel_graph, render_svg
+from xlainspect.output.layout import LAYOUT_BUDGET, layout_cost
+from xlainspect.output.render import (
+    NO_TIME_COLOUR,
+    DotTimeout,
+    RenderOptions,
+    _edges,
+    _heat,
+    dot_to_svg,
+    kernel_graph,
+    render_svg,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DUMPS = sorted((REPO / "dumps" / "cpu").glob("*/*/after_optimizations.txt"))
 SVG = "{http://www.w3.org/2000/svg}"
+SHAPES = {f"{SVG}polygon", f"{SVG}ellipse", f"{SVG}path"}
+XLINK_TITLE = "{http://www.w3.org/1999/xlink}title"
 
 
 def node_titles(svg: str) -> set[str]:
@@ -45,7 +58,8 @@ def svg_nodes(svg: str) -> dict[str, tuple[str, list[str]]]:
     nodes = {}
     for g in ET.fromstring(svg).iter(f"{SVG}g"):
         if g.get("class") == "node":
-            fill = next(child.get("fill") for child in g if child.tag != f"{SVG}title" and child.get("fill"))
+            # The shape sits inside the <a> that carries the node's tooltip.
+            fill = next(child.get("fill") for child in g.iter() if child.tag in SHAPES and child.get("fill"))
             nodes[g.find(f"{SVG}title").text] = (fill, [t.text or "" for t in g.iter(f"{SVG}text")])
     return nodes
 
@@ -281,3 +295,195 @@ def test_dot_rejecting_the_source_is_one_line_and_prints_nothing(capfd):
         dot_to_svg("digraph { a -> }")
     assert "\n" not in str(caught.value)
     assert capfd.readouterr() == ("", "")  # dot's complaint is in the error, not on the caller's stderr
+
+
+# -- drawing within dot's budget ------------------------------------------------------------------------------------
+
+
+def tooltips(svg: str) -> dict[str, str]:
+    """Each drawn node's tooltip, by name: graphviz wraps the node's shapes in <a xlink:title="tooltip">."""
+    found = {}
+    for g in ET.fromstring(svg).iter(f"{SVG}g"):
+        if g.get("class") == "node":
+            link = next(g.iter(f"{SVG}a"), None)
+            found[g.find(f"{SVG}title").text] = link.get(XLINK_TITLE) if link is not None else None
+    return found
+
+
+def drawn_as_stated(svg: str, rendering) -> None:
+    """The SVG draws exactly the nodes the rendering claims, each fusion as one node unless listed as a cluster,
+    and edge shapes as labels only when it says so."""
+    root = ET.fromstring(svg)
+    kernels = {t for t in node_titles(svg) if not t.startswith("legend/")}
+    members = {t for t in kernels if "/" in t}
+    assert kernels - members == set(rendering.nodes)
+    assert {t.split("/", 1)[0] for t in members} == set(rendering.clusters)
+    clusters = {g.find(f"{SVG}title").text for g in root.iter(f"{SVG}g") if g.get("class") == "cluster"}
+    assert clusters == {f"cluster_{name}" for name in rendering.clusters} | {"cluster_legend"}
+    labelled = [g for g in root.iter(f"{SVG}g") if g.get("class") == "edge" and g.find(f".//{SVG}text") is not None]
+    assert bool(labelled) == rendering.edge_labels
+
+
+def stated_cut(rendering) -> tuple[int, int, int, str]:
+    """(kept, total, hops, centre) from the caption's "cut to N of M nodes ...: within K hops of C" note."""
+    note = next(n for n in rendering.left_out if n.startswith("cut to "))
+    found = re.match(r"cut to (\d+) of (\d+) nodes.*?: within (\d+) hops of ([\w.\-]+)", note)
+    return int(found[1]), int(found[2]), int(found[3]), found[4]
+
+
+def within_hops(module, centre: str, hops: int) -> set[str]:
+    entry = module.entry
+    drawn = {i.name for i in entry.instructions if i.opcode not in ("tuple", "get-tuple-element", "bitcast",
+                                                                     "constant") or i.is_root}
+    neighbours: dict[str, set[str]] = {}
+    for tail, head, _ in _edges(entry, drawn):
+        neighbours.setdefault(tail, set()).add(head)
+        neighbours.setdefault(head, set()).add(tail)
+    reached = {centre}
+    for _ in range(hops):
+        reached |= {n for node in reached for n in neighbours.get(node, ())}
+    return reached
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_a_240_node_training_step_is_drawn_within_the_budget_as_its_caption_says(transformer_step_3_layers,
+                                                                                 monkeypatch):
+    from xlainspect.output import render
+
+    monkeypatch.setattr(render, "_PROGRESS_EVERY_S", 0.05)  # dot takes about a second: progress, so the
+    module = read_hlo(transformer_step_3_layers)[0]        # announcement is said
+    # With every detail (edge shapes as labels), this entry is far beyond what dot lays out in seconds.
+    unbudgeted = kernel_graph(module, RenderOptions(layout_budget=10**9))
+    assert unbudgeted.total_nodes >= 230 and unbudgeted.edge_labels
+    assert unbudgeted.cost.work > 2 * LAYOUT_BUDGET
+    progress: list[str] = []
+    svg, rendering = render_svg(module, report=progress.append)
+    assert rendering.cost.fits(LAYOUT_BUDGET) and not rendering.simplified
+    drawn_as_stated(svg, rendering)
+    fusions = [n for n in rendering.nodes if module.entry.by_name[n].opcode == "fusion"]
+    assert len(fusions) > 100 and not rendering.clusters  # every fusion collapsed to a node
+    assert any("fusions collapsed to one node each" in note for note in rendering.left_out)
+    if any(note.startswith("cut to ") for note in rendering.left_out):
+        kept, total, _, _ = stated_cut(rendering)
+        assert (kept, total) == (len(rendering.nodes), rendering.total_nodes)
+    else:
+        assert len(rendering.nodes) == rendering.total_nodes
+    if not rendering.edge_labels:
+        assert "Not shown: shapes on edges (hover over an edge for its shape)" in svg_text(svg)
+    assert progress[0] == (f"drawing {len(rendering.nodes)} of {rendering.total_nodes} nodes of main.65, "
+                           f"{rendering.cost.edges} edges, layout work {rendering.cost.work:,}; dot has 10 s")
+    width_pt = float(ET.fromstring(svg).get("width").removesuffix("pt"))
+    assert width_pt <= 40 * 72  # graphviz's size caps what a screen is asked to show
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_a_15_mb_unrolled_module_is_cut_as_its_caption_says(unrolled_transformer_15mb):
+    module = read_hlo(unrolled_transformer_15mb)[0]
+    assert unrolled_transformer_15mb.stat().st_size >= 15e6
+    svg, rendering = render_svg(module)
+    drawn_as_stated(svg, rendering)
+    kept, total, hops, centre = stated_cut(rendering)
+    assert (kept, total) == (len(rendering.nodes), rendering.total_nodes) and total > 10_000
+    assert f"Not shown: cut to {kept} of {total} nodes" in svg_text(svg)
+    assert centre in rendering.nodes and set(rendering.nodes) <= within_hops(module, centre, hops)
+    assert not set(rendering.nodes) <= within_hops(module, centre, hops - 1)  # the stated hops are needed
+    assert rendering.cost.fits(LAYOUT_BUDGET)
+
+
+def test_when_dot_runs_out_of_time_a_simpler_drawing_replaces_it_and_says_so():
+    module = module_of("linear_grad", "jax")  # small: the full drawing has clusters and edge labels
+    progress: list[str] = []
+    # No dot starts, reads its input and lays out a graph within a millisecond: the first drawing always times out.
+    svg, rendering = render_svg(module, RenderOptions(time_limit_s=0.001), report=progress.append)
+    assert rendering.simplified and not rendering.clusters and not rendering.edge_labels
+    assert rendering.cost.work <= LAYOUT_BUDGET // 4 and "splines=line" in rendering.dot
+    drawn_as_stated(svg, rendering)
+    caption = svg_text(svg)
+    assert ("Not shown: the chosen drawing, which dot did not lay out within 0.001 s; this is a simpler one "
+            "(straight edges, fusions collapsed, shapes on edges shown on hover only)") in caption
+    assert "dot did not finish within 0.001 s; drawing a simpler layout" in progress[1]
+    full_svg, full = render_svg(module)  # the same module with time to spare: clusters and labels, no such note
+    assert full.clusters and full.edge_labels and not full.simplified
+    assert "did not lay out" not in svg_text(full_svg)
+
+
+def test_when_the_simpler_drawing_runs_out_of_time_too_it_is_a_one_line_error():
+    options = RenderOptions(time_limit_s=0.001, fallback_time_limit_s=0.001)
+    with pytest.raises(DotTimeout) as caught:
+        render_svg(module_of("matvec", "jax"), options)
+    assert str(caught.value) == ("graphviz's dot did not finish within 0.001 s, nor a simpler layout within "
+                                 "0.001 s; draw less (--around NAME --radius 2, or a smaller --max-nodes)")
+
+
+def test_a_small_budget_cuts_to_the_neighbourhood_that_fits_and_says_how_much():
+    module = module_of("dpsgd_mnist", "tf")
+    whole = kernel_graph(module)
+    budget = 300  # less than the whole graph needs even without clusters and edge labels
+    svg, cut = render_svg(module, RenderOptions(layout_budget=budget))
+    drawn_as_stated(svg, cut)
+    kept, total, hops, centre = stated_cut(cut)
+    assert (kept, total) == (len(cut.nodes), whole.total_nodes) and kept < total
+    assert cut.cost.work <= budget < whole.cost.work
+    assert any(f"(estimated layout work {cut.cost.work:,} of {budget:,}," in note for note in cut.left_out)
+    bigger = kernel_graph(module, RenderOptions(layout_budget=budget, max_nodes=kept + 1, around=centre, radius=hops))
+    assert len(bigger.nodes) <= kept  # the cut is the largest that fits, not an arbitrary one
+
+
+def test_dot_reports_progress_while_it_runs(monkeypatch):
+    from xlainspect.output import render
+
+    monkeypatch.setattr(render, "_PROGRESS_EVERY_S", 0.001)
+    lines: list[str] = []
+    dot_to_svg(kernel_graph(module_of("dpsgd_mnist", "tf")).dot, 30, lines.append)
+    assert lines and all(re.fullmatch(r"dot: laying out, \d+ s of 30 s", line) for line in lines)
+
+
+def test_a_quick_drawing_says_nothing_a_slow_one_says_what_it_draws_first(monkeypatch):
+    from xlainspect.output import render
+
+    module = module_of("linear_grad", "jax")
+    quiet: list[str] = []
+    render_svg(module, report=quiet.append)
+    assert quiet == []  # dot lays this out well within the first two seconds
+    monkeypatch.setattr(render, "_PROGRESS_EVERY_S", 0.01)  # dot needs about 0.2 s for this one
+    told: list[str] = []
+    _, rendering = render_svg(module_of("dpsgd_mnist", "tf"), report=told.append)
+    assert told[0].startswith(f"drawing {len(rendering.nodes)} of {rendering.total_nodes} nodes of ")
+    assert len(told) >= 2 and all(re.fullmatch(r"dot: laying out, \d+ s of 10 s", line) for line in told[1:])
+
+
+def test_layout_cost_counts_the_ranks_long_edges_cross_and_doubles_them_for_labels():
+    chain = ["a", "b", "c", "d"]
+    edges = [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")]
+    plain = layout_cost(chain, edges)
+    assert (plain.ranks, plain.virtual_nodes, plain.widest_rank) == (4, 2, 2)  # a->d crosses b's and c's ranks
+    labelled = layout_cost(chain, edges, edge_labels=True)
+    assert (labelled.ranks, labelled.virtual_nodes) == (7, 8)  # every span doubled: 3 x 1 + 5
+    assert labelled.work == 4 + 2 * 8
+    # A weight read only by the last kernel sits just above it, as dot ranks it, not at the top with the inputs.
+    late = layout_cost(["x", "k1", "k2", "k3", "w"], [("x", "k1"), ("k1", "k2"), ("k2", "k3"), ("w", "k3")])
+    assert (late.ranks, late.virtual_nodes) == (4, 0)
+
+
+TOOLTIPS = r"""
+    f {
+      p = f32[4] parameter(0)
+      ROOT e = f32[4] exponential(p), metadata={op_name="jit(step)/exp" source_file="/home/me/model.py" source_line=12}
+    }
+    ENTRY e {
+      x = f32[4] parameter(0)
+      m = f32[4] negate(x), metadata={op_type="Neg" op_name="dpsgd_step/Neg" source_file="/usr/lib/python3/dist-packages/tensorflow/python/framework/ops.py" source_line=1221}
+      ROOT k = f32[4] fusion(m), kind=kLoop, calls=f
+    }
+    """
+
+
+def test_node_tooltips_name_the_users_source_line_else_the_framework_op():
+    svg, _ = render_svg(parse_hlo(textwrap.dedent(TOOLTIPS)))
+    tips = tooltips(svg)
+    assert tips["k"].splitlines()[-1] == "from /home/me/model.py:12"  # a fused op's line, on the fusion
+    assert tips["m"].splitlines()[-1] == "op dpsgd_step/Neg"  # TF's own ops.py is not the user's source
+    assert "from" not in tips["x"] and "op " not in tips["x"]  # no metadata, no source line
+    assert tips["k/e"].splitlines()[-1] == "from /home/me/model.py:12"  # the op inside the cluster too

@@ -17,6 +17,7 @@ from xlainspect import __version__
 from xlainspect.cliparams import BATCH_SIZES, ByteSize, CommaList
 from xlainspect.errors import XlaInspectError
 from xlainspect.measure.bench import ABLATION_BATCH_SIZE, DEFAULT_BATCH_SIZES, MODELS
+from xlainspect.output.render import DOT_TIME_LIMIT_S
 from xlainspect.runners.capture import BACKENDS, COMPILERS, FRAMEWORKS
 from xlainspect.runners.gpu_targets import DEFAULT_TARGET
 
@@ -327,10 +328,12 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
 @click.option("--around", default=None, help="Cut to the neighbourhood of this instruction.")
 @click.option("--radius", type=click.IntRange(min=0), default=2, show_default=True,
               help="With --around: hops from it.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=DOT_TIME_LIMIT_S, show_default=True,
+              metavar="SECONDS", help="How long graphviz may lay out the drawing before a simpler one replaces it.")
 @click.pass_context
 def render(ctx: click.Context, path: str, output: str, module_index: int, computation: str | None,
            fusion: str | None, color: str, timing_file: str | None, max_nodes: int, around: str | None,
-           radius: int) -> None:
+           radius: int, time_limit: float) -> None:
     """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges."""
     if computation is not None and fusion is not None:
         _refuse(ctx, "--computation cannot be used with --fusion: --fusion draws its own fused computation")
@@ -348,8 +351,8 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
     module = hlo_module_at(path, module_index)
     times = kernel_times_for_module(timing_file, module.name) if timing_file else {}
     options = RenderOptions(computation=computation, fusion=fusion, color=color, kernel_times=times,
-                            max_nodes=max_nodes, around=around, radius=radius)
-    svg, rendering = render_svg(module, options)
+                            max_nodes=max_nodes, around=around, radius=radius, time_limit_s=time_limit)
+    svg, rendering = render_svg(module, options, report=_progress)
     atomic_write_text(output, svg)
     click.echo(f"wrote {output}: {len(rendering.nodes)} of {rendering.total_nodes} nodes of {rendering.computation}")
     for note in rendering.left_out:
@@ -373,7 +376,7 @@ def report(ctx: click.Context, program_name: str, dumps_dir: str, backend: str, 
     from xlainspect.hlo.files import atomic_write_text
     from xlainspect.output.report import build_report
 
-    page = build_report(program_name, dumps_dir, backend, timing_file, target)
+    page = build_report(program_name, dumps_dir, backend, timing_file, target, progress=_progress)
     atomic_write_text(output, page)
     click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
 

@@ -50,6 +50,10 @@ class CaptureError(XlaInspectError):
     """Compiling a program or capturing its dump failed in the child process."""
 
 
+class DotTimeout(XlaInspectError):
+    """graphviz's ``dot`` did not finish a drawing within its time limit (it was stopped), nor a simpler one."""
+
+
 class RecordError(InputError):
     """A file or a child process's message that is not what this xlainspect writes: a key missing or of a wrong type.
 

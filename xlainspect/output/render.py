@@ -2,25 +2,33 @@
 
 A module's text is the truth but not a view: a DP-SGD step is hundreds of instructions, a transformer step a
 hundred thousand. The picture keeps what decides speed (the kernels and the data between them) and drops the
-plumbing (tuples, get-tuple-element, bitcasts, constants), routing edges through it. When the graph is still too
-big it collapses fusions to single nodes and cuts to a neighbourhood, and the caption says what was left out, so
-nobody mistakes a cut for the whole.
+plumbing (tuples, get-tuple-element, bitcasts, constants), routing edges through it. Each node's tooltip names the
+source lines its ops came from (or the framework ops, when no line of the user's is known).
+
+What is drawn is chosen from what graphviz's ``dot`` can lay out in seconds (:mod:`.layout` estimates its work
+before it runs): fusions are drawn as clusters of their ops, and edges carry their shapes, only while the estimate
+stays within the budget; beyond it fusions collapse to single nodes, edge shapes move to tooltips, and then the
+graph is cut to the neighbourhood of one kernel. ``dot`` still runs under a time limit; if it does not finish, a
+simpler drawing replaces it. The caption says everything that was left out, so nobody mistakes a cut for the whole.
 
 The DOT is built with the ``graphviz`` package (a ``Digraph``, a cluster subgraph per expanded fusion), which quotes
-names and attribute values; graphviz's ``dot`` program lays it out.
+names and attribute values; the ``dot`` program is run directly, with a time limit (see :func:`dot_to_svg`).
 """
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xlainspect.analysis.census import CONTROL_OPCODES, FREE_OPCODES, kernel_cost
 from xlainspect.analysis.stats import fusion_kind_label
-from xlainspect.errors import FrameworkUnavailable, InputError
+from xlainspect.errors import DotTimeout, FrameworkUnavailable, InputError
 from xlainspect.hlo import Computation, HloModule, Instruction
+from xlainspect.output.layout import LAYOUT_BUDGET, LayoutCost, layout_cost
 
 if TYPE_CHECKING:
     import graphviz
@@ -34,6 +42,21 @@ PARAMETER_COLOUR = "#eeeeee"
 NO_TIME_COLOUR = "#f2f2f2"
 _PASS_THROUGH = frozenset(FREE_OPCODES - {"parameter"})
 
+DOT_TIME_LIMIT_S = 10.0
+"""How long ``dot`` may lay out the chosen drawing before a simpler one replaces it. Drawings within the budget take
+under 3 s on two cores (``bench/render_speed.py``), so this is a guard against a bad estimate, not the plan."""
+FALLBACK_TIME_LIMIT_S = 20.0
+"""How long the simpler drawing may take: a quarter of the budget, straight edges, so normally well under 1 s."""
+FALLBACK_BUDGET_SHARE = 4
+SCREEN_SIZE_IN = "40,400"
+"""graphviz's ``size``: at most 40 inches wide (a wide screen at 1:1 is about 20; the report fits the width) and
+tall enough that a deep graph scrolls rather than shrinking to unreadable text."""
+CLUSTERS_UP_TO_SHARE = 2
+"""Fusions are drawn as clusters only while the drawing has at most 1/2 of ``max_nodes`` nodes: a picture of more
+kernels than that is read as a whole, not op by op."""
+_PROGRESS_EVERY_S = 2.0
+_FALLBACK_STYLE = "straight edges, fusions collapsed, shapes on edges shown on hover only"
+
 
 @dataclass(frozen=True)
 class RenderOptions:
@@ -44,10 +67,14 @@ class RenderOptions:
         fusion: draw this fusion instruction's fused computation instead (its ops, not kernels).
         color: ``kind`` (fusion kinds) or ``time`` (share of the step, from ``kernel_times``).
         kernel_times: µs per step by instruction name, from ``xlainspect time --json``.
-        max_nodes: above this many nodes fusions collapse, then the graph is cut to a neighbourhood.
+        max_nodes: above this many nodes the graph is cut to a neighbourhood; above half of it fusions collapse.
         around: cut to the neighbourhood of this instruction.
         radius: hops from ``around`` (or from the costliest kernel when the graph is cut for size).
         expand_fusions_up_to: a fusion with at most this many fused ops is drawn as a cluster of them.
+        layout_budget: the most layout work (:attr:`.layout.LayoutCost.work`) the drawing may give ``dot``; clusters,
+            edge labels and then nodes are dropped to stay within it.
+        time_limit_s: how long ``dot`` may run before a simpler drawing replaces this one.
+        fallback_time_limit_s: how long the simpler drawing may take before rendering fails.
     """
 
     computation: str | None = None
@@ -58,6 +85,9 @@ class RenderOptions:
     around: str | None = None
     radius: int = 2
     expand_fusions_up_to: int = 12
+    layout_budget: int = LAYOUT_BUDGET
+    time_limit_s: float = DOT_TIME_LIMIT_S
+    fallback_time_limit_s: float = FALLBACK_TIME_LIMIT_S
 
 
 @dataclass(frozen=True)
@@ -70,6 +100,10 @@ class Rendering:
         nodes: instruction names drawn as nodes (kernels, control ops, parameters, the root).
         total_nodes: how many nodes the whole computation would have drawn.
         left_out: sentences on what the picture does not show; also written on it.
+        clusters: the fusions drawn as clusters of their ops; every other fusion in ``nodes`` is one node.
+        edge_labels: whether edges carry their shapes as labels (else as tooltips).
+        cost: the layout work estimated for ``dot``.
+        simplified: this is the simpler drawing made after ``dot`` ran out of time on the chosen one.
     """
 
     dot: str
@@ -77,101 +111,275 @@ class Rendering:
     nodes: tuple[str, ...]
     total_nodes: int
     left_out: tuple[str, ...]
+    clusters: tuple[str, ...] = ()
+    edge_labels: bool = True
+    cost: LayoutCost | None = None
+    simplified: bool = False
 
 
-def kernel_graph(module: HloModule, options: RenderOptions = RenderOptions()) -> Rendering:
-    """The DOT drawing of one computation's kernel graph.
+@dataclass(frozen=True)
+class _Style:
+    """How much detail a drawing carries beyond its nodes."""
+
+    clusters: bool
+    edge_labels: bool
+
+
+_STYLES = (_Style(True, True), _Style(False, True), _Style(False, False))  # most detailed first
+
+
+def kernel_graph(module: HloModule, options: RenderOptions = RenderOptions(), *, fallback: str = "") -> Rendering:
+    """The DOT drawing of one computation's kernel graph, within the layout budget.
+
+    Args:
+        fallback: when not empty, draw the simpler drawing (a quarter of the budget, fusions collapsed, no edge
+            labels, straight edges) and give this sentence, why, first among the notes.
 
     Raises:
         InputError: an unknown computation, fusion or ``around`` instruction, or a bad option.
     """
-    if options.color not in ("kind", "time"):
-        raise InputError(f"--color must be kind or time, not {options.color!r}")
-    if options.color == "time" and not options.kernel_times:
-        raise InputError("--color time needs per-kernel times: give --timing FILE from 'xlainspect time --json'")
-    if options.max_nodes < 1 or options.radius < 0:
-        raise InputError("--max-nodes must be at least 1 and --radius at least 0")
+    _check(options)
     computation = _chosen_computation(module, options)
     in_fusion = computation.name in module.fusion_computations
     drawn = [i for i in computation.instructions if in_fusion or i.opcode not in _PASS_THROUGH or i.is_root]
     if in_fusion:
         drawn = [i for i in drawn if i.opcode != "constant" or i.is_root]
     edges = _edges(computation, {i.name for i in drawn})
-    notes: list[str] = []
+    notes: list[str] = [fallback] if fallback else []
     hidden = len(computation.instructions) - len(drawn)
     if hidden:
         notes.append(f"{hidden} tuple, get-tuple-element, bitcast and constant instructions not drawn "
                      "(edges pass through them)")
     names = [i.name for i in drawn]
     total = len(names)
+    budget = options.layout_budget // FALLBACK_BUDGET_SHARE if fallback else options.layout_budget
+    centre, radius, cut_note = None, None, ""
     if options.around is not None:
         if options.around not in computation.by_name:
             raise InputError(f"--around {options.around}: no instruction of that name in {computation.name}")
         if options.around not in names:
             raise InputError(f"--around {options.around}: a {computation.by_name[options.around].opcode}, which is "
                              "not drawn; name a kernel, parameter or control op")
-        names, reached = _neighbourhood(names, edges, options.around, options.radius, options.max_nodes)
-        notes.append(f"cut to {len(names)} of {total} nodes: within {reached} hops of {options.around}")
+        centre, radius = options.around, options.radius
+        names, reached = _neighbourhood(names, edges, centre, radius, options.max_nodes)
+        cut_note = f"cut to {len(names)} of {total} nodes: within {reached} hops of {centre}"
     elif total > options.max_nodes:
         centre = _costliest(module, drawn, options.kernel_times)
         names, reached = _neighbourhood(names, edges, centre, None, options.max_nodes)
-        notes.append(f"cut to {len(names)} of {total} nodes (--max-nodes {options.max_nodes}): within {reached} "
-                     f"hops of {centre}, the costliest kernel; --around NAME --radius K shows another part")
-    kept = set(names)
-    collapse = in_fusion or len(names) > options.max_nodes // 2
-    fusions = [computation.by_name[n] for n in names if computation.by_name[n].opcode == "fusion"]
-    if collapse and fusions and not in_fusion:
+        cut_note = (f"cut to {len(names)} of {total} nodes (--max-nodes {options.max_nodes}): within {reached} "
+                    f"hops of {centre}, the costliest kernel; --around NAME --radius K shows another part")
+    styles = [_Style(False, False)] if fallback else [
+        s for s in _STYLES if not (s.clusters and (in_fusion or len(names) * CLUSTERS_UP_TO_SHARE > options.max_nodes))]
+    cost = _cost(module, computation, names, edges, styles[-1], options)
+    fitted = not cost.fits(budget)
+    if fitted:
+        if centre is None:
+            centre = _costliest(module, drawn, options.kernel_times)
+        names, reached, cost = _fit(module, computation, names, edges, centre, radius, styles[-1], options, budget)
+    style = styles[-1]
+    for candidate in styles[:-1]:
+        richer = _cost(module, computation, names, edges, candidate, options)
+        if richer.fits(budget):
+            style, cost = candidate, richer
+            break
+    if fitted:
+        cut_note = (f"cut to {len(names)} of {total} nodes to keep the layout quick and the picture a screen's "
+                    f"width (estimated layout work {cost.work:,} of {budget:,}, {cost.width_in:g} inches wide): "
+                    f"within {reached} hops of {centre}" + (", the costliest kernel" if options.around is None else "")
+                    + "; --around NAME --radius K shows another part")
+    if cut_note:
+        notes.append(cut_note)
+    expandable = [n for n in names if _expandable(module, computation.by_name[n], options)]
+    if expandable and not style.clusters and not in_fusion:
         notes.append("fusions collapsed to one node each (--fusion NAME draws one fusion's ops)")
-    graph = _new_graph(module, computation, notes)
-    used: set[str] = set()
-    times = dict(options.kernel_times) if options.color == "time" else {}
-    step = sum(times.values()) or 1.0
-    for name in names:
-        instruction = computation.by_name[name]
-        category, label, attrs = _node_style(module, instruction, times, step, in_fusion)
-        used.add(category)
-        body = _fused_body(module, instruction)
-        if not collapse and body is not None and 0 < len(body) <= options.expand_fusions_up_to:
-            _fusion_cluster(graph, instruction, body, label, attrs)
-        else:
-            graph.node(name, label, **attrs)
-    # Node names are the parser's (letters, digits, '_', '.', '-'), so the ':' that edge() reads as a port never occurs.
-    for source, target, label in edges:
-        if source in kept and target in kept:
-            graph.edge(source, target, _text(label))
-    _legend(graph, used, options.color == "time")
-    return Rendering(graph.source.rstrip("\n"), computation.name, tuple(names), total, tuple(notes))
+    if not style.edge_labels:
+        notes.append("shapes on edges (hover over an edge for its shape), to keep the layout quick")
+    dot, clusters = _draw(module, computation, names, edges, style, options, notes, in_fusion, simple=bool(fallback))
+    return Rendering(dot, computation.name, tuple(names), total, tuple(notes), clusters, style.edge_labels, cost,
+                     bool(fallback))
 
 
-def render_svg(module: HloModule, options: RenderOptions = RenderOptions()) -> tuple[str, Rendering]:
+def render_svg(module: HloModule, options: RenderOptions = RenderOptions(),
+               report: Callable[[str], None] | None = None) -> tuple[str, Rendering]:
     """The kernel graph as a self-contained SVG document (no scripts, no links out), and what it shows.
+
+    When ``dot`` does not finish within ``options.time_limit_s``, it is stopped and the simpler drawing of
+    :func:`kernel_graph` (``fallback``) is laid out instead; its caption says so.
+
+    Args:
+        report: called, once ``dot`` has run for two seconds, with a line on what is being drawn, then every two
+            seconds while it runs, and when it falls back; a drawing that is quick says nothing.
 
     Raises:
         InputError: as :func:`kernel_graph`.
         FrameworkUnavailable: graphviz's ``dot`` program is not installed.
+        DotTimeout: neither drawing finished within its time limit.
     """
     rendering = kernel_graph(module, options)
-    return dot_to_svg(rendering.dot), rendering
+    tell = _Progress(report or _quiet, _announcement(rendering, options.time_limit_s))
+    try:
+        return dot_to_svg(rendering.dot, options.time_limit_s, tell), rendering
+    except DotTimeout:
+        reason = (f"the chosen drawing, which dot did not lay out within {options.time_limit_s:g} s; this is a "
+                  f"simpler one ({_FALLBACK_STYLE})")
+    tell(f"dot did not finish within {options.time_limit_s:g} s; drawing a simpler layout ({_FALLBACK_STYLE})")
+    simpler = kernel_graph(module, options, fallback=reason)
+    tell = _Progress(report or _quiet, _announcement(simpler, options.fallback_time_limit_s))
+    try:
+        return dot_to_svg(simpler.dot, options.fallback_time_limit_s, tell), simpler
+    except DotTimeout:
+        raise DotTimeout(f"graphviz's dot did not finish within {options.time_limit_s:g} s, nor a simpler layout "
+                         f"within {options.fallback_time_limit_s:g} s; draw less (--around NAME --radius 2, or a "
+                         "smaller --max-nodes)") from None
 
 
-def dot_to_svg(dot: str) -> str:
-    """Lays out DOT source with graphviz's ``dot`` program, through the ``graphviz`` package, as SVG.
+def dot_to_svg(dot: str, time_limit_s: float | None = None, report: Callable[[str], None] | None = None) -> str:
+    """Lays out DOT source with graphviz's ``dot`` program as SVG, stopping it after ``time_limit_s``.
+
+    The ``dot`` program is run here with :mod:`subprocess` rather than through the ``graphviz`` package's
+    ``pipe_string``, because that API takes no timeout (it waits for ``dot`` however long it runs, which was minutes
+    on a 240-node training step) and gives no way to report progress meanwhile. The command is the one the package
+    runs (``dot -Tsvg``, DOT on stdin); ``dot`` is killed when the limit passes.
+
+    Args:
+        time_limit_s: seconds ``dot`` may run; None waits as long as it takes.
+        report: called every two seconds while ``dot`` runs.
 
     Raises:
         FrameworkUnavailable: ``dot`` is not installed.
         InputError: ``dot`` rejected the source (its last line of complaint says why).
+        DotTimeout: ``dot`` ran past ``time_limit_s``.
     """
-    import graphviz
-
+    tell = report or _quiet
     try:
-        # quiet: dot's warnings go into the error below, not onto the caller's stderr (the library never prints).
-        return graphviz.pipe_string("dot", "svg", dot, encoding="utf-8", quiet=True)
-    except graphviz.ExecutableNotFound:
+        # stderr is captured: dot's warnings go into the error below, not onto the caller's stderr.
+        process = subprocess.Popen(["dot", "-Tsvg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+    except FileNotFoundError:
         raise FrameworkUnavailable("drawing needs graphviz's 'dot' program: sudo apt-get install graphviz "
                                    "(make install does it)") from None
-    except graphviz.CalledProcessError as e:
-        complaint = (e.stderr or "").strip().splitlines() or ["no message"]
-        raise InputError(f"graphviz's dot failed: {complaint[-1]}") from None
+    with process:  # closes the pipes and reaps dot however this ends
+        out, err = _communicate(process, dot.encode("utf-8"), time_limit_s, tell)
+    if process.returncode != 0:
+        complaint = err.decode("utf-8", "replace").strip().splitlines() or ["no message"]
+        raise InputError(f"graphviz's dot failed: {complaint[-1]}")
+    return out.decode("utf-8")
+
+
+def _communicate(process: subprocess.Popen[bytes], data: bytes, time_limit_s: float | None,
+                 tell: Callable[[str], None]) -> tuple[bytes, bytes]:
+    """Feeds ``dot`` its input and reads its output, telling progress every two seconds; kills it at the limit."""
+    start = time.monotonic()
+    pending: bytes | None = data
+    while True:
+        elapsed = time.monotonic() - start
+        wait = _PROGRESS_EVERY_S if time_limit_s is None else min(_PROGRESS_EVERY_S, max(time_limit_s - elapsed, 0))
+        try:
+            return process.communicate(pending, timeout=wait)
+        except subprocess.TimeoutExpired:
+            pending = None  # sent already: communicate() resumes where it stopped, and refuses input a second time
+            elapsed = time.monotonic() - start
+            if time_limit_s is not None and elapsed >= time_limit_s:
+                process.kill()
+                process.communicate()
+                raise DotTimeout(f"graphviz's dot did not finish within {time_limit_s:g} s (stopped)") from None
+            limit = f" of {time_limit_s:g} s" if time_limit_s is not None else ""
+            tell(f"dot: laying out, {elapsed:.0f} s{limit}")
+
+
+def _quiet(_: str) -> None:
+    """The default progress callback: the library prints nothing."""
+
+
+class _Progress:
+    """Progress lines that start with what is being drawn, said only once there is progress to tell: a drawing
+    that ``dot`` lays out at once prints nothing, one that takes a while says what it is before how long it took."""
+
+    def __init__(self, tell: Callable[[str], None], announcement: str) -> None:
+        self._tell = tell
+        self._announcement: str | None = announcement
+
+    def __call__(self, line: str) -> None:
+        if self._announcement is not None:
+            self._tell(self._announcement)
+            self._announcement = None
+        self._tell(line)
+
+
+def _announcement(rendering: Rendering, limit_s: float) -> str:
+    cost = rendering.cost
+    work = f", layout work {cost.work:,}" if cost is not None else ""
+    edges = f", {cost.edges:,} edges" if cost is not None else ""
+    return (f"drawing {len(rendering.nodes):,} of {rendering.total_nodes:,} nodes of {rendering.computation}"
+            f"{edges}{work}; dot has {limit_s:g} s")
+
+
+def _check(options: RenderOptions) -> None:
+    if options.color not in ("kind", "time"):
+        raise InputError(f"--color must be kind or time, not {options.color!r}")
+    if options.color == "time" and not options.kernel_times:
+        raise InputError("--color time needs per-kernel times: give --timing FILE from 'xlainspect time --json'")
+    if options.max_nodes < 1 or options.radius < 0:
+        raise InputError("--max-nodes must be at least 1 and --radius at least 0")
+    if options.layout_budget < 1 or options.time_limit_s <= 0 or options.fallback_time_limit_s <= 0:
+        raise InputError("the layout budget and dot's time limits must be positive")
+
+
+# -- the layout budget -------------------------------------------------------------------------------------------
+
+
+def _expandable(module: HloModule, instruction: Instruction, options: RenderOptions) -> bool:
+    body = _fused_body(module, instruction)
+    return body is not None and 0 < len(body) <= options.expand_fusions_up_to
+
+
+def _cost(module: HloModule, computation: Computation, names: list[str], edges: list[tuple[str, str, str]],
+          style: _Style, options: RenderOptions) -> LayoutCost:
+    """The layout work of drawing ``names`` in ``style``: clusters add their ops and the edges among them."""
+    kept = set(names)
+    nodes = list(names)
+    widths = [_label_width(_node_style(module, computation.by_name[n], {}, 1.0, False)[1]) for n in names]
+    pairs = [(a, b) for a, b, _ in edges if a in kept and b in kept]
+    clusters = 0
+    if style.clusters:
+        for name in names:
+            instruction = computation.by_name[name]
+            if not _expandable(module, instruction, options):
+                continue
+            body = _fused_body(module, instruction) or []
+            inside = {op.name for op in body}
+            clusters += 1
+            nodes += [f"{name}/{op.name}" for op in body]
+            widths += [_label_width(op.opcode) for op in body]
+            for op in body:
+                inner = [o for o in dict.fromkeys(op.operands) if o in inside]
+                pairs += [(f"{name}/{o}", f"{name}/{op.name}") for o in inner] or [(name, f"{name}/{op.name}")]
+    return layout_cost(nodes, pairs, clusters, style.edge_labels, widths)
+
+
+def _label_width(label: str) -> float:
+    """A node's width in inches from its label: Helvetica 9 pt averages about 0.075 inches a character, and the
+    shape adds its margins."""
+    return max(len(line) for line in str(label).split("\\n")) * 0.075 + 0.35
+
+
+def _fit(module: HloModule, computation: Computation, names: list[str], edges: list[tuple[str, str, str]],
+         centre: str, radius: int | None, style: _Style, options: RenderOptions,
+         budget: int) -> tuple[list[str], int, LayoutCost]:
+    """The largest neighbourhood of ``centre`` (at most ``names``) whose drawing fits the budget, by bisection on
+    its node count (the work grows with the count, though not strictly)."""
+    low, high = 1, len(names) - 1
+    best = _neighbourhood(names, edges, centre, radius, 1)
+    best_cost = _cost(module, computation, best[0], edges, style, options)
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = _neighbourhood(names, edges, centre, radius, middle)
+        cost = _cost(module, computation, candidate[0], edges, style, options)
+        if cost.fits(budget):
+            best, best_cost, low = candidate, cost, middle + 1
+        else:
+            high = middle - 1
+    return best[0], best[1], best_cost
 
 
 # -- choosing what to draw ---------------------------------------------------------------------------------------
@@ -278,16 +486,53 @@ def _costliest(module: HloModule, drawn: list[Instruction], kernel_times: Mappin
 # -- drawing -----------------------------------------------------------------------------------------------------
 
 
-def _new_graph(module: HloModule, computation: Computation, notes: list[str]) -> graphviz.Digraph:
-    """An empty drawing with its caption (the module, the computation, what is not shown) and default styles."""
+def _draw(module: HloModule, computation: Computation, names: list[str], edges: list[tuple[str, str, str]],
+          style: _Style, options: RenderOptions, notes: list[str], in_fusion: bool,
+          simple: bool) -> tuple[str, tuple[str, ...]]:
+    """The DOT source of the drawing, and the fusions drawn as clusters."""
+    graph = _new_graph(module, computation, notes, simple)
+    kept = set(names)
+    used: set[str] = set()
+    clusters: list[str] = []
+    times = dict(options.kernel_times) if options.color == "time" else {}
+    step = sum(times.values()) or 1.0
+    for name in names:
+        instruction = computation.by_name[name]
+        category, label, attrs = _node_style(module, instruction, times, step, in_fusion)
+        used.add(category)
+        if style.clusters and _expandable(module, instruction, options):
+            _fusion_cluster(module, graph, instruction, _fused_body(module, instruction) or [], label, attrs)
+            clusters.append(name)
+        else:
+            graph.node(name, label, **attrs)
+    # Node names are the parser's (letters, digits, '_', '.', '-'), so the ':' that edge() reads as a port never occurs.
+    for source, target, shape in edges:
+        if source in kept and target in kept:
+            if style.edge_labels:
+                graph.edge(source, target, _text(shape))
+            else:
+                graph.edge(source, target, tooltip=_text(f"{source} -> {target}", shape))
+    _legend(graph, used, options.color == "time")
+    return graph.source.rstrip("\n"), tuple(clusters)
+
+
+def _new_graph(module: HloModule, computation: Computation, notes: list[str], simple: bool) -> graphviz.Digraph:
+    """An empty drawing with its caption (the module, the computation, what is not shown) and default styles.
+
+    ``nslimit`` and ``nslimit1`` cap ``dot``'s network-simplex passes (ranking, x positions) at a few times the node
+    count: drawings within the budget converge before that, and a bad estimate then costs a worse layout, not
+    minutes. The simpler drawing also draws straight edges, which skips spline routing."""
     import graphviz
 
     parts = [f"{module.name}: {computation.name}", *(f"Not shown: {note}" for note in notes)]
     caption = graphviz.nohtml("".join(graphviz.escape(part) + "\\l" for part in parts))  # \l: left-justified lines
+    graph_attr = {"newrank": "true", "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "labelloc": "t",
+                  "labeljust": "l", "label": caption, "nodesep": "0.25", "ranksep": "0.35", "nslimit": "4",
+                  "nslimit1": "4", "size": SCREEN_SIZE_IN}
+    if simple:
+        graph_attr.update(splines="line", mclimit="0.3")
     return graphviz.Digraph(
-        "kernels",
-        graph_attr={"newrank": "true", "rankdir": "TB", "fontname": "Helvetica", "fontsize": "11", "labelloc": "t",
-                    "labeljust": "l", "label": caption, "nodesep": "0.25", "ranksep": "0.35"},
+        "kernels", graph_attr=graph_attr,
         node_attr={"fontname": "Helvetica", "fontsize": "9", "style": "filled", "margin": "0.08,0.03"},
         edge_attr={"fontname": "Helvetica", "fontsize": "7", "color": "#555555", "arrowsize": "0.6"})
 
@@ -330,7 +575,8 @@ def _node_style(module: HloModule, instruction: Instruction, times: Mapping[str,
         else:
             colour = _heat(time / step)
             lines.append(f"{time:.1f} us, {time / step:.0%} of kernel time")
-    return category, _text(*lines), {"shape": shape, "fillcolor": colour, "penwidth": penwidth}
+    tooltip = _text(*lines, *kernel_sources(module, instruction))
+    return category, _text(*lines), {"shape": shape, "fillcolor": colour, "penwidth": penwidth, "tooltip": tooltip}
 
 
 def _known_trip_count(instruction: Instruction) -> str | None:
@@ -342,8 +588,8 @@ def _known_trip_count(instruction: Instruction) -> str | None:
     return trips if trips.isascii() and trips.isdigit() else None
 
 
-def _fusion_cluster(graph: graphviz.Digraph, instruction: Instruction, body: list[Instruction], label: str,
-                    attrs: Mapping[str, str]) -> None:
+def _fusion_cluster(module: HloModule, graph: graphviz.Digraph, instruction: Instruction, body: list[Instruction],
+                    label: str, attrs: Mapping[str, str]) -> None:
     """A fusion as a cluster: its own node on top, then its fused ops and the edges between them."""
     fusion = instruction.name
     with graph.subgraph(name=f"cluster_{fusion}") as cluster:
@@ -352,7 +598,8 @@ def _fusion_cluster(graph: graphviz.Digraph, instruction: Instruction, body: lis
         inside = {i.name for i in body}
         for op in body:
             cluster.node(f"{fusion}/{op.name}", _text(op.opcode), shape="ellipse", fillcolor="#ffffff", fontsize="8",
-                         height="0.25")
+                         height="0.25", tooltip=_text(f"{op.name}: {op.opcode} {_short_shape(op)}",
+                                                      *kernel_sources(module, op)))
         for op in body:
             if not any(operand in inside for operand in op.operands):
                 cluster.edge(fusion, f"{fusion}/{op.name}", style="dotted", arrowhead="none")
@@ -360,6 +607,46 @@ def _fusion_cluster(graph: graphviz.Digraph, instruction: Instruction, body: lis
             for operand in dict.fromkeys(op.operands):
                 if operand in inside:
                     cluster.edge(f"{fusion}/{operand}", f"{fusion}/{op.name}")
+
+
+def kernel_sources(module: HloModule, instruction: Instruction, most: int = 4) -> tuple[str, ...]:
+    """Where a kernel came from, as tooltip lines: the user's source lines of its ops (its own metadata and its
+    fused ops', nested fusions included); when none of them names a frame of the user's (TF names only its own
+    ``ops.py``, which :attr:`~xlainspect.hlo.metadata.OpMetadata.user_source` skips), the framework ops' names
+    (``dpsgd_step/MatMul``). Empty when the ops carry no metadata."""
+    locations: dict[str, None] = {}
+    op_names: dict[str, None] = {}
+    for op in _with_fused_ops(module, instruction):
+        if "metadata" not in op.attributes:  # no parse for instructions that carry none
+            continue
+        metadata = op.metadata
+        if metadata is None:
+            continue
+        user = metadata.user_source
+        if user is not None:
+            locations[str(user) + (f" ({user.function})" if user.function else "")] = None
+        elif metadata.op_name or metadata.op_type:
+            op_names[metadata.op_name or metadata.op_type] = None
+    found, prefix = (locations, "from ") if locations else (op_names, "op ")
+    lines = [prefix + text for text in list(found)[:most]]
+    return (*lines, f"and {len(found) - most} more") if len(found) > most else tuple(lines)
+
+
+def _with_fused_ops(module: HloModule, instruction: Instruction) -> list[Instruction]:
+    """The instruction and, for a fusion, the instructions it computes, nested fusions expanded."""
+    result, pending = [instruction], [instruction]
+    while pending:
+        current = pending.pop()
+        if current.opcode != "fusion":
+            continue
+        for called in current.called_computations:
+            try:
+                body = module.computation(called.name).instructions
+            except KeyError:
+                continue
+            result += [op for op in body if op.opcode != "parameter"]
+            pending += [op for op in body if op.opcode == "fusion"]
+    return result
 
 
 def _legend(graph: graphviz.Digraph, used: set[str], by_time: bool) -> None:
@@ -412,7 +699,7 @@ def _short_shape(instruction: Instruction) -> str:
 def _heat(share: float) -> str:
     """White to red as a kernel's share of the time grows."""
     share = min(max(share, 0.0), 1.0) ** 0.5  # spread the small shares, which are most kernels
-    green_blue = int(round(255 - share * (255 - 60)))
+    green_blue = round(255 - share * (255 - 60))
     return f"#ff{green_blue:02x}{green_blue:02x}"
 
 

@@ -61,20 +61,22 @@ class _Side:
 
 
 def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
-                 timing_file: str | None = None, target: str | None = None) -> str:
+                 timing_file: str | None = None, target: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> str:
     """The HTML page for one program's two filed dumps (``DIR/<backend>/<program>/{jax,tf}``).
 
     Args:
         timing_file: output of ``xlainspect time --program P --json``; adds step times and per-kernel times, with
             their spread, and refuses times that do not belong to the dumps.
         target: with backend ``gpu``, the deviceless target whose dumps to read (``h100``), as ``diff --target``.
+        progress: called with a line while each kernel graph is laid out (``dot`` may take seconds).
 
     Raises:
         InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
         RecordError: the timing file is not ``time --json`` output, or a dump's manifest not one ``dump`` wrote.
     """
     timing = TimingRecord.read(timing_file) if timing_file else None
-    sides = [_side(framework, program, dumps_dir, backend, timing, target) for framework in FRAMEWORKS]
+    sides = [_side(framework, program, dumps_dir, backend, timing, target, progress) for framework in FRAMEWORKS]
     a, b = sides
     diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
     divergence = _divergence(a, b)
@@ -92,7 +94,7 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
 
 
 def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: TimingRecord | None,
-          target: str | None) -> _Side:
+          target: str | None, progress: Callable[[str], None] | None) -> _Side:
     side = resolve_side(framework, program, dumps_dir, backend, target)
     manifest = manifest_beside(side.path)
     module = read_hlo(side.path)[0]
@@ -100,7 +102,8 @@ def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: Ti
         check_timing_fits_dump(timing, framework, side.path, module)
     framework_timing = timing.frameworks.get(framework) if timing is not None else None
     kernels = {k.hlo_op: k for k in framework_timing.kernels} if framework_timing is not None else {}
-    svg, rendering = render_svg(module, RenderOptions(kernel_times={name: k.total_us for name, k in kernels.items()}))
+    svg, rendering = render_svg(module, RenderOptions(kernel_times={name: k.total_us for name, k in kernels.items()}),
+                                report=progress)
     module_census = census(module)
     return _Side(framework, side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
                  framework_timing, kernel_sources(module_census.kernels))
