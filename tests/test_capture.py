@@ -96,9 +96,32 @@ def test_reference_census_still_matches(regenerated):
 
     for name in PROGRAMS:
         for framework in ("jax", "tf"):
-            committed = census(REFERENCE / name / framework / "after_optimizations.txt")
-            fresh = census(dump_directory(regenerated, "cpu", name, framework) / "after_optimizations.txt")
-            assert fresh == committed, f"{name}/{framework}: census changed; regenerate the reference dumps"
+            fresh_dump = dump_directory(regenerated, "cpu", name, framework)
+            reference = reference_for(DumpManifest.read(fresh_dump / "manifest.json")) / name / framework
+            committed = census(reference / "after_optimizations.txt")
+            fresh = census(fresh_dump / "after_optimizations.txt")
+            assert fresh == committed, f"{name}/{framework}: census changed from {reference}'s; regenerate it"
+
+
+def reference_for(manifest: DumpManifest) -> Path:
+    """The committed CPU dumps made by the XLA that made ``manifest``'s dump: today's default (``dumps/cpu``), or an
+    older jax's, made with ``--python`` (``dumps/jax-0.10.2/cpu``, which the jax 0.10.2 test run compares with)."""
+    for root in (REFERENCE, *sorted((REPO / "dumps").glob("jax-*/cpu"))):
+        reference = DumpManifest.read(root / manifest.program / manifest.framework / "manifest.json")
+        if reference.xla_version == manifest.xla_version:
+            return root
+    pytest.fail(f"no committed reference dumps were compiled by {manifest.xla_version}; make them with "
+                "'xlainspect dump --python ...' under dumps/jax-<version>/")
+
+
+def test_reference_dumps_of_older_jax_name_their_interpreter():
+    older = sorted((REPO / "dumps").glob("jax-*/cpu/*/*/manifest.json"))
+    assert older, "dumps/jax-0.10.2/ holds the jax 0.10.2 references of the compatibility run"
+    for path in older:
+        manifest = DumpManifest.read(path)
+        version = path.relative_to(REPO / "dumps").parts[0].removeprefix("jax-")
+        assert manifest.interpreter is not None and f"--python {manifest.interpreter}" in manifest.regenerate
+        assert manifest.xla_version == f"jaxlib {version}", path  # JAX's XLA compiled each, TF's modules too
 
 
 def test_existing_dump_is_not_replaced_without_force(regenerated):

@@ -67,6 +67,14 @@ def _independent_counts(text: str) -> tuple[Counter, int]:
     opcodes: Counter = Counter()
     for match in re.finditer(r"^\s*(?:ROOT )?%?[\w.\-]+ = (?:\([^=]*?\)|\S+) ([a-z][a-z0-9\-]*)\(", text, re.M):
         opcodes[match.group(1)] += 1
+    # jax 0.12's compact tuple operands: each distinct %t#i (and %t#i#j...) of a computation stands for one
+    # get-tuple-element, which XLA's parser makes (so does ours).
+    for body in re.split(r"^}\s*$", text, flags=re.M):
+        tuples = {(name, tuple(re.findall(r"\d+", chain))[:depth])
+                  for name, chain in re.findall(r"%([\w.\-]+)((?:\s*#\s*\d+)+)", body)
+                  for depth in range(1, len(re.findall(r"\d+", chain)) + 1)}
+        opcodes["get-tuple-element"] += len(tuples)
+    opcodes = +opcodes  # no zero counts
     return opcodes, sum(opcodes.values())
 
 

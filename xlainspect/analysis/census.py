@@ -4,7 +4,8 @@ A kernel is an instruction that launches work: a fusion, a custom-call, or an un
 ``all-reduce``, ``copy``...). Not kernels: free ops that only name or reinterpret buffers (``parameter``,
 ``constant``, ``tuple``, ``get-tuple-element``, ``bitcast``, ...), control flow (``while``, ``conditional``,
 ``call``), whose bodies are walked instead, and the ``-done``/``-update`` halves of async pairs (the ``-start``
-counts). The rule is the same for CPU and GPU: XLA:CPU runs each kernel as a thunk, XLA:GPU as one or more device
+counts, or when it wraps a computation, as ``async-start(...), calls=%c`` does for jax 0.12's asynchronous fusions
+on the GPU, the kernel inside it). The rule is the same for CPU and GPU: XLA:CPU runs each kernel as a thunk, XLA:GPU as one or more device
 kernels, and both profilers attribute time per HLO instruction (see NOTES), which is what this census lists.
 
 Computations that are applied inside an op (reducers, comparators, scatter combiners) are part of that op, not
@@ -203,15 +204,19 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
         inputs = tuple(dict.fromkeys(name for operand in instruction.operands
                                      for name in producers.get(operand, ())))
         producers[instruction.name] = inputs  # until it turns out to be a kernel: free ops and control pass through
-        if opcode in CONTROL_OPCODES or (opcode.endswith("-start") and _is_async_shorthand(instruction)):
+        wraps = opcode == "async-start" or (opcode.endswith("-start") and _is_async_shorthand(instruction))
+        if opcode in CONTROL_OPCODES or wraps:
             body_trips, body_known = trips, known
             if opcode == "while":
                 count = _trip_count(instruction)
                 body_trips, body_known = (trips * count, known) if count is not None else (trips, False)
+            first = len(kernels)
             for called in instruction.called_computations:
-                if called.role in _WALKED_ROLES or opcode == "call":
+                if called.role in _WALKED_ROLES or opcode in ("call", "async-start"):
                     _walk(module, module.computation(called.name), body_trips, body_known, kernels, fingerprints,
                           active, source_ops)
+            if wraps and len(kernels) > first:  # the -done's value comes from the kernel the pair wraps
+                producers[instruction.name] = tuple(kernel.name for kernel in kernels[first:])
             continue
         if opcode in FREE_OPCODES or opcode.endswith("-done") or opcode.endswith("-update"):
             continue
