@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import pytest
+from references import without_python
 
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census as kernel_census
@@ -15,6 +17,7 @@ from xlainspect.analysis.stats import module_stats
 from xlainspect.cli import main
 from xlainspect.errors import InputError
 from xlainspect.runners.capture import dump_directory, dump_program
+from xlainspect.runners.children import child_python
 from xlainspect.runners.manifest import DumpManifest
 
 pytestmark = [pytest.mark.requires_jax, pytest.mark.requires_tf]
@@ -56,8 +59,8 @@ def test_files_and_manifest(regenerated):
             "linear_grad", framework, "cpu", "cpu")
         assert (manifest.deviceless, manifest.target, manifest.pass_dump_files) == (False, None, None)
         assert manifest.xla_flags == "--xla_dump_to=<dump dir> --xla_dump_hlo_as_text"
-        assert manifest.regenerate == f"xlainspect dump --program linear_grad --framework {framework} " \
-                                      "--backend cpu --force"
+        assert without_python(manifest.regenerate) == f"xlainspect dump --program linear_grad --framework " \
+                                                      f"{framework} --backend cpu --force"
         assert manifest.shapes == {"w": (5, 5), "b": (5,), "x": (5,), "y": (5,)}
         assert manifest.parameters == {"batch_size": None, "dtype": "float32"}
         # The program's own module was picked, not one of the helper modules the framework also compiles.
@@ -161,8 +164,13 @@ def test_missing_framework_is_named_and_the_other_dump_is_still_written(tmp_path
     status = main(["dump", "--program", "matvec", "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 1
-    assert err.splitlines()[-1] == ("xlainspect: tf is not installed; install it with pip install 'xlainspect[tf]' "
-                                    "(tensorflow-cpu) (or run 'make install')")
+    python = child_python()
+    if python == sys.executable:
+        assert err.splitlines()[-1] == ("xlainspect: tf is not installed; install it with pip install "
+                                        "'xlainspect[tf]' (tensorflow-cpu) (or run 'make install')")
+    else:  # the children run under another interpreter (the jax 0.10.2 run): install it there
+        assert err.splitlines()[-1] == (f"xlainspect: tf is not installed for {python}; install it there ({python} "
+                                        "-m pip install tensorflow-cpu numpy) or choose another --python")
     assert (dump_directory(out, "cpu", "matvec", "jax") / "after_optimizations.txt").is_file()
     assert not dump_directory(out, "cpu", "matvec", "tf").exists()
     assert "jax: compiling and running matvec in a child process" in err  # progress while the child ran

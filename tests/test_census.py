@@ -161,8 +161,8 @@ def test_diff_fail_on_diff_exit_code(capsys):
     assert main(["diff", "jax", "tf_via_jax", "--program", "matvec", "--dumps", dumps, "--fail-on-diff"]) == 0
     out = capsys.readouterr().out
     assert "verdict: same kernels: 2 on each side (2 launches), all identical in math and layout" in out
-    # jax 0.12's front end scales linear_grad's residual by 2 and by 1/5 in two multiplies where TF's (and jax
-    # 0.10's) one multiply by 0.4 does: the same values, as XLA does not fold them, but not the same math.
+    # JAX scales linear_grad's residual by 2 and by 0.2, which jax 0.12's XLA no longer folds into the one multiply
+    # by 0.4 that TF's front end emits: nearly the same values, not the same math.
     assert main(["diff", "jax", "tf_via_jax", "--program", "linear_grad", "--dumps", dumps, "--fail-on-diff"]) == 3
 
 

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from references import REPO, reference_dumps
 
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census
@@ -15,13 +16,12 @@ from xlainspect.demo import run_demo
 from xlainspect.errors import InputError
 from xlainspect.runners.manifest import DumpManifest
 
-REFERENCE = Path(__file__).resolve().parents[1] / "dumps" / "cpu" / "linear_grad"
-
 
 def reference_verdict() -> str:
-    """The verdict on the committed linear_grad dumps, which the installed frameworks reproduce (test_capture)."""
-    censuses = [census(read_hlo(REFERENCE / side / "after_optimizations.txt")[0]) for side in ("jax", "tf")]
-    versions = [DumpManifest.read(REFERENCE / side / "manifest.json").xla_version for side in ("jax", "tf")]
+    """The verdict on the committed linear_grad dumps that the children's frameworks reproduce (test_capture)."""
+    folders = [reference_dumps("cpu") / "linear_grad" / "jax", REPO / "dumps" / "cpu" / "linear_grad" / "tf"]
+    censuses = [census(read_hlo(folder / "after_optimizations.txt")[0]) for folder in folders]
+    versions = [DumpManifest.read(folder / "manifest.json").xla_version for folder in folders]
     return diff_census(*censuses, *versions).verdict()
 
 

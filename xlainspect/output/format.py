@@ -175,7 +175,7 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
         row("  " + key, x, y)
     row("bytes read", a.bytes_read, b.bytes_read, size=True)
     row("bytes written", a.bytes_written, b.bytes_written, size=True)
-    row("FLOPs (dots, convs)", a.flops, b.flops, size=True)
+    row("FLOPs (contractions)", a.flops, b.flops, size=True)
     label = _width((name + "  " for name, *_ in counts), 28)  # two spaces keep a long label off the numbers
     number = _width((cell + " " for _, *cells in counts for cell in cells), 10)
     lines.append(f"  {'':<{label}}{'A':>{number}}{'B':>{number}}{'B-A':>{number}}")

@@ -237,7 +237,7 @@ def _census_table(diff: CensusDiff) -> str:
     rows += [(f"custom-call: {kind}", x, y) for kind, x, y in count_delta(a.custom_calls, b.custom_calls)]
     rows += [(f"unfused: {op}", x, y) for op, x, y in count_delta(a.unfused_ops, b.unfused_ops)]
     rows += [("bytes read", a.bytes_read, b.bytes_read), ("bytes written", a.bytes_written, b.bytes_written),
-             ("FLOPs (dots, convolutions)", a.flops, b.flops)]
+             ("FLOPs (contractions)", a.flops, b.flops)]
     table = [(name, f"{x:,}", f"{y:,}", f"{y - x:+,}" if y != x else "") for name, x, y in rows]
     return "<h2>Census</h2>" + _table(["", "jax", "tf", "tf - jax"], table, numeric=(1, 2, 3))
 

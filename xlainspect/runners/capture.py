@@ -277,8 +277,6 @@ def _regenerate_command(program: Program, framework: str, backend: str, batch_si
                         pass_dumps: bool, target: str | None = None, compiler: str = "native",
                         interpreter: str | None = None) -> str:
     parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
-    if interpreter is not None:
-        parts += ["--python", shlex.quote(interpreter)]
     if target is not None:
         parts += ["--target", target]
     if compiler != "native":
@@ -289,6 +287,8 @@ def _regenerate_command(program: Program, framework: str, backend: str, batch_si
         parts += ["--dtype", dtype]
     if pass_dumps:
         parts.append("--pass-dumps")
+    if interpreter is not None:
+        parts += ["--python", shlex.quote(interpreter)]
     return " ".join(parts + ["--force"])
 
 
