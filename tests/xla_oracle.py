@@ -1,13 +1,14 @@
 """XLA's own HLO parser as an independent reference for xlainspect's parser (tests only).
 
-XLA's parser is reached through a private jaxlib API (``xla_client.hlo.hlo_module_from_text``). Some inputs crash it
-(abort or segfault) rather than raise, so it never runs in the test process: :func:`xla_summaries` starts a child
+XLA's parser is reached through a private jaxlib API (``xla_client.hlo.hlo_module_from_text``), looked up where each
+supported jax keeps it by ``xlainspect.runners.jax_private`` (only that lookup; the summary is XLA's). Some inputs
+crash it (abort or segfault) rather than raise, so it never runs in the test process: :func:`xla_summaries` starts a child
 interpreter that reads a JSON list of HLO texts on stdin and writes one JSON line per text on stdout, either a summary
 of the module XLA built or the error XLA raised. If the child dies, the texts it answered are kept, the text it died on
 is run again alone to confirm the crash, and the rest go to a fresh child.
 
 :func:`compare` then lists, in words, every way an ``xlainspect`` module differs from XLA's summary of the same text.
-Nothing here imports jax in the test process, and nothing here calls xlainspect to build the reference.
+Nothing here imports jax in the test process, and no xlainspect code builds the reference.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 # own text (`i.opcode` is an enum whose names differ from the text spelling: kExp prints as `exponential`).
 _CHILD = r"""
 import json, re, sys
-from jax._src.lib import xla_client as xc
+from xlainspect.runners.jax_private import hlo_module_from_text
 
 def split_instruction(text):
     # `%name = SHAPE opcode(...)`: skip the name, then the shape (balanced parentheses for a tuple), then the opcode
@@ -55,7 +56,7 @@ def split_instruction(text):
 ASYNC_OPCODES = {"kAsyncStart": "async-start", "kAsyncUpdate": "async-update", "kAsyncDone": "async-done"}
 
 def summarize(text):
-    module = xc.hlo.hlo_module_from_text(text)
+    module = hlo_module_from_text(text)
     printed = module.to_string()
     entry = re.search(r"^ENTRY %?([^\s(]+)", printed, re.MULTILINE)
     roots = set(re.findall(r"^\s*ROOT %?([^\s=]+) =", printed, re.MULTILINE))
