@@ -2,10 +2,10 @@
 
 XLA's parser is reached through a private jaxlib API (``xla_client.hlo.hlo_module_from_text``), looked up where each
 supported jax keeps it by ``xlainspect.runners.jax_private`` (only that lookup; the summary is XLA's). Some inputs
-crash it (abort or segfault) rather than raise, so it never runs in the test process: :func:`xla_summaries` starts a child
-interpreter that reads a JSON list of HLO texts on stdin and writes one JSON line per text on stdout, either a summary
-of the module XLA built or the error XLA raised. If the child dies, the texts it answered are kept, the text it died on
-is run again alone to confirm the crash, and the rest go to a fresh child.
+crash it (abort or segfault) rather than raise, so it never runs in the test process: :func:`xla_summaries` starts a
+child interpreter that reads a JSON list of HLO texts on stdin and writes one JSON line per text on stdout, either a
+summary of the module XLA built or the error XLA raised. If the child dies, the texts it answered are kept, the text
+it died on is run again alone to confirm the crash, and the rest go to a fresh child.
 
 :func:`compare` then lists, in words, every way an ``xlainspect`` module differs from XLA's summary of the same text.
 Nothing here imports jax in the test process, and no xlainspect code builds the reference.
