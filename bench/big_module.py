@@ -32,8 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
-import jax
-import jax.numpy as jnp
+# Compiles for the CPU only: with jax's CUDA plugin installed (make install-gpu) and no GPU, a plain jax start prints
+# a cuInit traceback before falling back to the CPU. An explicit JAX_PLATFORMS is left alone.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402  (after JAX_PLATFORMS)
+import jax.numpy as jnp  # noqa: E402
 
 BYTES_PER_MB = 1e6
 PROBE_LAYERS = (1, 2)

@@ -715,6 +715,14 @@ def test_compact_tuple_operands_nest_repeat_and_avoid_taken_names():
     assert str(module.entry.by_name["p_1.1"].shape) == "(f32[2], s32[])"
 
 
+def test_a_name_defined_right_after_an_opening_brace_is_taken_too():
+    # One-line computations: the taken name `p_0` follows `{` on the header's line, not a line's start.
+    module = parse_hlo("HloModule m\nENTRY e { p = (f32[4], f32[4]) parameter(0) }\n".replace(
+        "{ p =", "{ p_0 = f32[] constant(1)\n  p =") .replace(" }", "\n  ROOT n = f32[4] negate(p#0)\n}"))
+    assert [i.name for i in module.entry.instructions] == ["p_0", "p", "p_0.1", "n"]
+    assert module.entry.by_name["n"].operands == ("p_0.1",)
+
+
 def test_compact_tuple_operands_in_branches_and_custom_calls():
     module = parse_hlo(hlo("""
         HloModule m

@@ -173,6 +173,8 @@ class _Parser:
         self.header_pos = 0  # where the current module starts, for errors about its header
         self.compact_gtes: dict[str, str] = {}  # `t#0`, `t#1#0` -> the get-tuple-element made for it (per computation)
         self.taken_names: set[str] | None = None  # names a made get-tuple-element must avoid; found on first need
+        self.made_names: set[str] = set()  # names given to made get-tuple-elements of the current module
+        self.substring_tests = 0  # names looked for in the text before collecting its names
         self._line_mark = (0, 1 + line_offset)  # (offset, its line): line numbers are counted forward from here
 
     def line_at(self, pos: int) -> int:
@@ -235,6 +237,8 @@ class _Parser:
         self.opcodes_seen = set()
         self.defined = {}
         self.taken_names = None
+        self.made_names = set()
+        self.substring_tests = 0
         computations: list[Computation] = []
         entry_name = ""
         pos = self.skip_ws(pos)
@@ -624,15 +628,26 @@ class _Parser:
 
     def unique_name(self, name: str) -> str:
         """``name``, or ``name.1``, ``name.2``... if the module's text or an earlier made instruction has it."""
-        if self.taken_names is None:  # every `name =` of the chunk: a superset of its instruction names
-            self.taken_names = set(_DEFINED_NAME_RE.findall(self.text))
-        taken = self.taken_names
         candidate, number = name, 0
-        while candidate in taken:
+        while candidate in self.made_names or self.defined_in_text(candidate):
             number += 1
             candidate = f"{name}.{number}"
-        taken.add(candidate)
+        self.made_names.add(candidate)
         return candidate
+
+    def defined_in_text(self, name: str) -> bool:
+        """Whether the chunk's text defines ``name`` (or might: any ``name =`` counts, attributes included).
+
+        A made name (``arg_tuple.1_0``) rarely occurs in the text at all, and a substring test says so at memory
+        speed; when it does occur, or after a few such tests (a module with many compact operands), every ``name =``
+        of the text is collected, once.
+        """
+        if self.taken_names is None:
+            self.substring_tests += 1
+            if name not in self.text and self.substring_tests <= _SUBSTRING_TESTS:
+                return False
+            self.taken_names = set(_DEFINED_NAME_RE.findall(self.text))
+        return name in self.taken_names
 
     def shape(self, text: str, instruction_pos: int) -> Shape:
         try:
@@ -741,4 +756,7 @@ class _Parser:
 _REQUIRED_ROLES = {opcode: tuple(role for role, _ in roles) for opcode, roles in REQUIRED_CALLS.items()}
 _REQUIRED_ROLES["conditional"] = ("",)
 _NAME_RE = re.compile(NAME)
-_DEFINED_NAME_RE = re.compile(r"(?<![\w.\-%])%?(" + NAME + r")\s*=")
+_SUBSTRING_TESTS = 16  # past this many made names, collecting every defined name once is cheaper than a search each
+# Where an instruction's name can be defined: at a line's start, or right after a computation's `{` (one-line
+# modules), past `ROOT`. Anchored, it scans a module several times faster than a search at every position.
+_DEFINED_NAME_RE = re.compile(r"(?m)(?:^|\{)[ \t]*(?:ROOT[ \t]+)?%?(" + NAME + r")[ \t]*=")
