@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import resource
@@ -348,7 +349,8 @@ def load_pair(folder: Path, min_mb: float, layers: int | None) -> PairManifest:
     """
     manifest = read_manifest(folder)
     fits = manifest is not None and set(manifest.modules) >= {v for pair in PAIRS.values() for v in pair} and (
-        manifest.n_layers == layers if layers is not None else manifest.min_mb == min_mb)
+        manifest.n_layers == layers if layers is not None else manifest.min_mb == min_mb) and (
+        manifest.jax_version == importlib.metadata.version("jax"))  # another jax writes other modules: rebuild
     if manifest is not None and fits:
         return manifest
     print(f"building the transformer variants into {folder} (about a minute for 15 MB) ...", file=sys.stderr)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import os
 import re
@@ -113,8 +114,10 @@ def import_xlainspect() -> ModuleType:
 
 
 def default_cache_path(min_mb: float) -> str:
-    """Return the cache file used when ``--cache`` is not given."""
-    return os.path.join(tempfile.gettempdir(), "xlainspect-bench", f"big_module_{min_mb:g}mb.hlo")
+    """Return the cache file used when ``--cache`` is not given: one per size and jax version (another jax's XLA
+    writes another module, and the figures must be of the installed one's)."""
+    version = importlib.metadata.version("jax")
+    return os.path.join(tempfile.gettempdir(), "xlainspect-bench", f"big_module_{min_mb:g}mb-jax{version}.hlo")
 
 
 def load_module_text(path: str, min_mb: float) -> str:

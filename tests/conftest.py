@@ -8,6 +8,7 @@ tests are skipped when no NVIDIA GPU is visible.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -209,7 +210,8 @@ def unrolled_transformer_15mb() -> Path:
     """
     if not _importable("jax"):
         pytest.skip("jax is not installed: pip install jax")
-    path = Path(tempfile.gettempdir()) / "xlainspect-bench" / f"big_module_{BIG_MODULE_MB:g}mb.hlo"
+    version = importlib.metadata.version("jax")  # the name bench/parse_speed.py gives it for this jax
+    path = Path(tempfile.gettempdir()) / "xlainspect-bench" / f"big_module_{BIG_MODULE_MB:g}mb-jax{version}.hlo"
     if not path.is_file() or path.stat().st_size < BIG_MODULE_MB * 1e6:
         path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
