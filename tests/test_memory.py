@@ -124,8 +124,9 @@ def test_max_batch_is_the_largest_that_fits():
 @pytest.mark.slow
 @pytest.mark.requires_jax
 def test_prediction_against_a_real_steps_resident_memory():
-    # Stated tolerance: a warm JAX step of the CNN adds within -20%..+35% of the predicted bytes (seen: +9% to +17% under jax 0.10.2, +1% to +18% under 0.12
-    # at batch 256 to 2048). The prediction is XLA's buffer assignment; the runtime adds little beyond it here.
+    # Stated tolerance: a warm JAX step of the CNN adds within -20%..+35% of the predicted bytes (seen at batch 256
+    # to 2048: +9% to +17% under jax 0.10.2, +1% to +18% under 0.12). The prediction is XLA's buffer assignment; the
+    # runtime adds little beyond it here.
     (check,) = check_peaks("dpsgd_mnist", [1024])
     assert check.predicted > 150 * 2**20
     assert -0.20 <= check.error <= 0.35, check
