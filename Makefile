@@ -29,13 +29,15 @@ help:  ## list the targets
 
 venv: $(VPY)  ## create .venv/ if it is missing (PYTHON=python3.12 picks the interpreter)
 
+# pip runs with -qq: errors still print, but not setuptools' notice on every editable install of a flat layout nor
+# pip's line per package about index locations this machine's pip.conf names; make demo stays readable.
 $(VPY):
 	@if [ -z "$(PYTHON)" ]; then echo "xlainspect: Python $(PY_MINOR) not found (neither python$(PY_MINOR) on PATH nor in pyenv); install it (e.g. 'pyenv install $(PY_MINOR)') or run make with PYTHON=/path/to/python$(PY_MINOR)" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet --quiet --upgrade pip
 
 $(STAMP): setup.cfg pyproject.toml | $(VPY)
-	$(VPY) -m pip install --quiet -e '.[all,test]'
+	$(VPY) -m pip install --quiet --quiet -e '.[all,test]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv/ and install xlainspect with jax, tensorflow-cpu and test tools
@@ -44,7 +46,7 @@ GPU_STAMP := $(VENV)/.installed-gpu
 
 $(GPU_STAMP): $(STAMP)
 	@echo "xlainspect: installing jax's CUDA plugin for deviceless GPU compilation (about 4.4 GB of wheels)"
-	$(VPY) -m pip install --quiet -e '.[gpu]'
+	$(VPY) -m pip install --quiet --quiet -e '.[gpu]'
 	touch $(GPU_STAMP)
 
 install-gpu: $(GPU_STAMP)  ## also install the [gpu] extra: XLA's GPU compiler, to compile for an H100 without one
@@ -69,8 +71,8 @@ $(COMPAT_STAMP):
 	@echo "xlainspect: making $(COMPAT_VENV)/ (Python $(COMPAT_PY_MINOR), jax 0.10.2, TF): the oldest versions xlainspect supports"
 	rm -rf $(COMPAT_VENV)
 	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_VPY) -m pip install --quiet --upgrade pip
-	$(COMPAT_VPY) -m pip install --quiet $(COMPAT_PACKAGES)
+	$(COMPAT_VPY) -m pip install --quiet --quiet --upgrade pip
+	$(COMPAT_VPY) -m pip install --quiet --quiet $(COMPAT_PACKAGES)
 	touch $(COMPAT_STAMP)
 
 compat-env: $(COMPAT_STAMP)  ## make .venv-jax0.10/: Python 3.11, jax 0.10.2 and TF only, for the compatibility tests
