@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,16 +15,39 @@ if TYPE_CHECKING:
     from xlainspect.hlo.model import HloModule
 
 _SNIFF_BYTES = 4096
+# XLA's side files beside each module in a dump folder: text, some starting like HLO (`HloLiveRange (max 5):`).
+_SIDE_FILE_RE = re.compile(r"-(?:buffer-assignment(?:-values)?|live-range|memory-usage-report)\.txt$")
+# How a module file XLA dumped starts, after comments: its header, an ENTRY, or a computation's full signature.
+_DUMPED_MODULE_RE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:HloModule\b|ENTRY\b|%?[A-Za-z_][\w.\-]*\s*\([^\n]*->)",
+                               re.S)
+# An instruction line: what "the most instructions" counts when picking a dump folder's main module.
+_INSTRUCTION_LINE_RE = re.compile(rb"^[ \t]+(?:ROOT[ \t]+)?%?[A-Za-z_][\w.\-]*[ \t]*=", re.M)
+
+
+def _head(path: Path) -> str | None:
+    try:
+        with path.open("rb") as file:
+            return file.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def looks_like_hlo(path: Path) -> bool:
     """Whether a file starts like HLO text; XLA's dump folders also hold buffer assignments, LLVM IR and protos."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
-    except OSError:
+    head = _head(path)
+    return head is not None and HLO_START_RE.match(head) is not None
+
+
+def is_dumped_module(path: Path) -> bool:
+    """Whether a file in a folder is an HLO module, recognised by name and content, not by trying to parse it.
+
+    XLA's dump folders hold, beside each module's ``*.txt``, its buffer assignment, live ranges and memory report
+    (also ``*.txt``, one starting ``HloLiveRange (...)``), ``debug_options``, object files, LLVM IR and MLIR folders.
+    """
+    if path.suffix not in (".txt", ".hlo") or _SIDE_FILE_RE.search(path.name) or not path.is_file():
         return False
-    return HLO_START_RE.match(head) is not None
+    head = _head(path)
+    return head is not None and _DUMPED_MODULE_RE.match(head) is not None
 
 
 def hlo_files(paths: list[str]) -> list[Path]:
@@ -39,8 +63,7 @@ def hlo_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".hlo") and p.is_file()
-                           and looks_like_hlo(p))
+            found = sorted(p for p in path.rglob("*") if is_dumped_module(p))
             if not found:
                 raise InputError(f"{path}: no HLO text files (*.txt, *.hlo) in this directory; give a dump folder "
                                  "or an HLO file")
@@ -83,8 +106,29 @@ def _umask() -> int:
     return mask
 
 
+def main_module_file(folder: str | os.PathLike[str]) -> Path:
+    """The file to read for a folder: ``after_optimizations.txt`` of an ``xlainspect dump`` folder, else, in a
+    folder XLA's ``--xla_dump_to`` wrote, the optimized module with the most instructions.
+
+    A program's dump folder also holds the helper modules its framework compiled (``jit_convert_element_type``,
+    ``jit_broadcast_in_dim``...), each a few instructions; the program's own step is the largest optimized one.
+
+    Raises:
+        InputError: the folder holds neither.
+    """
+    path = Path(folder)
+    filed = path / "after_optimizations.txt"
+    if filed.is_file():
+        return filed
+    optimized = [p for p in sorted(path.glob("*after_optimizations*.txt")) if is_dumped_module(p)]
+    if not optimized:
+        raise InputError(f"{path}: no after_optimizations.txt here, nor XLA's *after_optimizations.txt modules; give "
+                         "an HLO file, a folder 'xlainspect dump' filed, or one that --xla_dump_to wrote")
+    return max(optimized, key=lambda p: len(_INSTRUCTION_LINE_RE.findall(p.read_bytes())))
+
+
 def hlo_module_at(path: str | os.PathLike[str], index: int = 0) -> HloModule:
-    """Module ``index`` of an HLO file, or of a dump folder's ``after_optimizations.txt``.
+    """Module ``index`` of an HLO file, or of a dump folder's main module (:func:`main_module_file`).
 
     Raises:
         InputError: no such file, or no module ``index`` in it.
@@ -94,9 +138,9 @@ def hlo_module_at(path: str | os.PathLike[str], index: int = 0) -> HloModule:
 
     file = Path(path)
     if file.is_dir():
-        file = file / "after_optimizations.txt"
+        file = main_module_file(file)
     if not file.is_file():
-        raise InputError(f"{file}: no such file; give an HLO file or a dump folder (with after_optimizations.txt)")
+        raise InputError(f"{file}: no such file; give an HLO file or a dump folder")
     modules = read_hlo(file)
     if not 0 <= index < len(modules):
         raise InputError(f"{file}: has {len(modules)} module(s); --module must be 0 to {len(modules) - 1}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlainspect.errors import InputError
+from xlainspect.hlo.files import main_module_file
 from xlainspect.runners.manifest import DumpManifest
 
 FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax")
@@ -45,8 +46,8 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
     """Turns ``jax``/``tf``/``tf_via_jax`` (with a program), a dump folder or an HLO file into the file to read.
 
     Raises:
-        InputError: a framework name without ``--program``, or a path that does not exist or holds no
-            ``after_optimizations.txt``.
+        InputError: a framework name without ``--program``, or a path that does not exist or holds no module (a
+            folder: ``after_optimizations.txt``, or the largest module XLA's ``--xla_dump_to`` wrote).
         RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
     """
     if names_framework(spec):
@@ -63,7 +64,7 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
     else:
         path = Path(spec)
         if path.is_dir():
-            path = path / "after_optimizations.txt"
+            path = main_module_file(path)
         if not path.is_file():
             raise InputError(f"{path}: no such file; give a framework name (jax, tf), a dump folder or an HLO file")
     return Side(spec, path, _compiler(path))
