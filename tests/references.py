@@ -30,15 +30,20 @@ def children_jaxlib() -> str:
     return probe.stdout.strip()
 
 
+def made_by(backend_folder: str, program: str, framework: str, xla_version: str) -> Path:
+    """The committed dumps of ``backend_folder`` whose ``program``/``framework`` dump ``xla_version`` compiled:
+    ``dumps/<backend>/`` (today's jax, and TF's own XLA), else an older jax's ``dumps/jax-<version>/<backend>/``."""
+    for root in (DUMPS / backend_folder, *sorted(DUMPS.glob(f"jax-*/{backend_folder}"))):
+        manifest = root / program / framework / "manifest.json"
+        if manifest.exists() and DumpManifest.read(manifest).xla_version == xla_version:
+            return root
+    pytest.fail(f"no committed {backend_folder} dump of {program}/{framework} was compiled by {xla_version}; make "
+                f"them with 'xlainspect dump --python ...' under dumps/jax-<version>/{backend_folder}")
+
+
 def reference_dumps(backend_folder: str) -> Path:
     """The committed dumps of ``backend_folder`` (``cpu``, ``gpu-h100``) that the children's jaxlib made."""
-    version = children_jaxlib()
-    for root in (DUMPS / backend_folder, DUMPS / f"jax-{version}" / backend_folder):
-        manifest = root / "matvec" / "jax" / "manifest.json"
-        if manifest.exists() and DumpManifest.read(manifest).xla_version == f"jaxlib {version}":
-            return root
-    pytest.fail(f"no committed {backend_folder} dumps were made by jaxlib {version}; make them with 'xlainspect "
-                f"dump --python ...' under dumps/jax-{version}/{backend_folder}")
+    return made_by(backend_folder, "matvec", "jax", f"jaxlib {children_jaxlib()}")
 
 
 def without_python(command: str) -> str:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from references import without_python
+from references import made_by, without_python
 
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census as kernel_census
@@ -100,21 +100,11 @@ def test_reference_census_still_matches(regenerated):
     for name in PROGRAMS:
         for framework in ("jax", "tf"):
             fresh_dump = dump_directory(regenerated, "cpu", name, framework)
-            reference = reference_for(DumpManifest.read(fresh_dump / "manifest.json")) / name / framework
+            fresh_manifest = DumpManifest.read(fresh_dump / "manifest.json")  # the references its XLA made
+            reference = made_by("cpu", name, framework, fresh_manifest.xla_version) / name / framework
             committed = census(reference / "after_optimizations.txt")
             fresh = census(fresh_dump / "after_optimizations.txt")
             assert fresh == committed, f"{name}/{framework}: census changed from {reference}'s; regenerate it"
-
-
-def reference_for(manifest: DumpManifest) -> Path:
-    """The committed CPU dumps made by the XLA that made ``manifest``'s dump: today's default (``dumps/cpu``), or an
-    older jax's, made with ``--python`` (``dumps/jax-0.10.2/cpu``, which the jax 0.10.2 test run compares with)."""
-    for root in (REFERENCE, *sorted((REPO / "dumps").glob("jax-*/cpu"))):
-        reference = DumpManifest.read(root / manifest.program / manifest.framework / "manifest.json")
-        if reference.xla_version == manifest.xla_version:
-            return root
-    pytest.fail(f"no committed reference dumps were compiled by {manifest.xla_version}; make them with "
-                "'xlainspect dump --python ...' under dumps/jax-<version>/")
 
 
 def test_reference_dumps_of_older_jax_name_their_interpreter():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
-from xlainspect.hlo.tokens import HLO_START_RE
+from xlainspect.hlo.tokens import HLO_START_RE, LEADING_COMMENTS, NAME
 
 if TYPE_CHECKING:
     from xlainspect.hlo.model import HloModule
@@ -18,8 +18,7 @@ _SNIFF_BYTES = 4096
 # XLA's side files beside each module in a dump folder: text, some starting like HLO (`HloLiveRange (max 5):`).
 _SIDE_FILE_RE = re.compile(r"-(?:buffer-assignment(?:-values)?|live-range|memory-usage-report)\.txt$")
 # How a module file XLA dumped starts, after comments: its header, an ENTRY, or a computation's full signature.
-_DUMPED_MODULE_RE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:HloModule\b|ENTRY\b|%?[A-Za-z_][\w.\-]*\s*\([^\n]*->)",
-                               re.S)
+_DUMPED_MODULE_RE = re.compile(LEADING_COMMENTS + r"(?:HloModule\b|ENTRY\b|%?" + NAME + r"\s*\([^\n]*->)", re.S)
 # An instruction line: what "the most instructions" counts when picking a dump folder's main module.
 _INSTRUCTION_LINE_RE = re.compile(rb"^[ \t]+(?:ROOT[ \t]+)?%?[A-Za-z_][\w.\-]*[ \t]*=", re.M)
 

@@ -195,7 +195,9 @@ def first_bracket_mismatch(text: str, line_offset: int = 0) -> tuple[int, str] |
     return None
 
 
+# Whitespace and comments before an HLO text's first token.
+LEADING_COMMENTS = r"(?:\s|//[^\n]*|/\*.*?\*/)*"
 # What an HLO text starts with, after comments: a module header, an ENTRY, or a computation header.
-HLO_START_RE = re.compile(r"(?:\s|//[^\n]*|/\*.*?\*/)*(?:HloModule\b|ENTRY\b|%?[A-Za-z_][\w.\-]*\s*(?:\(|\{))", re.S)
+HLO_START_RE = re.compile(LEADING_COMMENTS + r"(?:HloModule\b|ENTRY\b|%?" + NAME + r"\s*(?:\(|\{))", re.S)
 # MLIR's StableHLO, what jax.jit(f).lower(...).as_text() returns: not HLO text, though users hand it to us.
 STABLEHLO_RE = re.compile(r"^\s*module\b|\bfunc\.func\b|\bstablehlo\.|\bmhlo\.", re.M)

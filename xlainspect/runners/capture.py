@@ -238,6 +238,7 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
                            xla_flags=flags, backend=child_backend, python=interpreter)
         elapsed = time.perf_counter() - started
         before, after, module_name = _select_module(raw_dir, result.function_name, framework)
+        filed_interpreter = portable_path(interpreter, source_roots()) if interpreter is not None else None
         manifest = DumpManifest(
             program=program.name,
             description=program.description,
@@ -264,9 +265,8 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
             python=result.python,
             platform=result.platform,
             regenerate=_regenerate_command(program, framework, backend, batch_size, dtype, pass_dumps,
-                                           target_name if backend == "gpu" else None, compiler,
-                                           portable_path(interpreter, source_roots()) if interpreter else None),
-            interpreter=portable_path(interpreter, source_roots()) if interpreter is not None else None,
+                                           target_name if backend == "gpu" else None, compiler, filed_interpreter),
+            interpreter=filed_interpreter,
         )
         manifest = _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
