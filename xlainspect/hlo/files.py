@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
+from xlainspect.hlo.dump_folder import dumped_modules, instruction_lines, main_module
 from xlainspect.hlo.tokens import HLO_START_RE, LEADING_COMMENTS, NAME
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ _SNIFF_BYTES = 4096
 _SIDE_FILE_RE = re.compile(r"-(?:buffer-assignment(?:-values)?|live-range|memory-usage-report)\.txt$")
 # How a module file XLA dumped starts, after comments: its header, an ENTRY, or a computation's full signature.
 _DUMPED_MODULE_RE = re.compile(LEADING_COMMENTS + r"(?:HloModule\b|ENTRY\b|%?" + NAME + r"\s*\([^\n]*->)", re.S)
-# An instruction line: what "the most instructions" counts when picking a dump folder's main module.
-_INSTRUCTION_LINE_RE = re.compile(rb"^[ \t]+(?:ROOT[ \t]+)?%?[A-Za-z_][\w.\-]*[ \t]*=", re.M)
 
 
 def _head(path: Path) -> str | None:
@@ -119,11 +118,16 @@ def main_module_file(folder: str | os.PathLike[str]) -> Path:
     filed = path / "after_optimizations.txt"
     if filed.is_file():
         return filed
+
+    chosen = main_module(dumped_modules(path))
+    if chosen is not None:
+        return chosen.file
+    # Files renamed by hand, or by another tool: any optimized module, recognised by content.
     optimized = [p for p in sorted(path.glob("*after_optimizations*.txt")) if is_dumped_module(p)]
     if not optimized:
         raise InputError(f"{path}: no after_optimizations.txt here, nor XLA's *after_optimizations.txt modules; give "
                          "an HLO file, a folder 'xlainspect dump' filed, or one that --xla_dump_to wrote")
-    return max(optimized, key=lambda p: len(_INSTRUCTION_LINE_RE.findall(p.read_bytes())))
+    return max(optimized, key=instruction_lines)
 
 
 def hlo_module_at(path: str | os.PathLike[str], index: int = 0) -> HloModule:

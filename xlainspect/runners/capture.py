@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from xlainspect import __version__
 from xlainspect.errors import InputError
+from xlainspect.hlo.dump_folder import dumped_modules, main_module
 from xlainspect.runners.children import ChildFailed, child_python, run_child
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.portable import portable_path, portable_text, source_roots
@@ -37,12 +37,6 @@ FRAMEWORKS = ("jax", "tf")
 BACKENDS = ("cpu", "gpu")
 COMPILERS = ("native", "jax")
 TF_VIA_JAX = "tf_via_jax"  # the folder of TF's module compiled by JAX's XLA (--compiler jax on a real device)
-# module_0004.jit_f.before_optimizations.txt, module_0004.jit_f.cpu_after_optimizations.txt (or gpu_, sm_9.0a_gpu_).
-# Module names may hold dots (TF's end in ".1"), so the backend prefix is matched by its known forms.
-_MAIN_DUMP_RE = re.compile(
-    r"module_(\d+)\.(.+?)\.(before_optimizations|(?:sm_[0-9.]+[a-z]?_)?[a-z]+_after_optimizations)\.txt$")
-
-
 @dataclass(frozen=True)
 class FrameworkDump:
     """One framework's capture, as filed."""
@@ -296,24 +290,17 @@ def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[P
     """The program's own module among all the framework compiled (random-key, convert, broadcast helpers...).
 
     The program's module is named after its function (``jit_<fn>``, ``a_inference_<fn>_<id>__...``); among modules
-    so named, or among all if none is, the one with the largest optimized text is the program.
+    so named, or among all if none is, the one with the most instructions is the program.
     """
-    modules: dict[tuple[str, str], dict[str, Path]] = {}
-    for path in raw_dir.glob("module_*.txt") if raw_dir.exists() else ():
-        match = _MAIN_DUMP_RE.match(path.name)
-        if match is None:
-            continue
-        number, name, stage = match.groups()
-        modules.setdefault((number, name), {})["before" if stage == "before_optimizations" else "after"] = path
-    complete = {key: files for key, files in modules.items() if len(files) == 2}
+    modules = dumped_modules(raw_dir) if raw_dir.exists() else ()
+    complete = [module for module in modules if module.before is not None and module.after is not None]
     if not complete:
         raise _CaptureFailed(f"{framework}: XLA wrote no module dumps; check that XLA_FLAGS reached the child "
                              "process (another XLA_FLAGS value may override --xla_dump_to)")
-    named = {key: files for key, files in complete.items() if function_name and function_name in key[1]}
-    candidates = named or complete
-    number, name = max(candidates, key=lambda key: candidates[key]["after"].stat().st_size)
-    files = candidates[(number, name)]
-    return files["before"], files["after"], name
+    named = tuple(module for module in complete if function_name and function_name in module.name)
+    chosen = main_module(named or tuple(complete))
+    assert chosen is not None and chosen.before is not None and chosen.after is not None
+    return chosen.before, chosen.after, chosen.name
 
 
 def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_module: str | None,
