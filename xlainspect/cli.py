@@ -22,6 +22,8 @@ from xlainspect.runners.capture import BACKENDS, COMPILERS, FRAMEWORKS
 from xlainspect.runners.gpu_targets import DEFAULT_TARGET
 
 _FRAMEWORK_OR_ALL = click.Choice([*FRAMEWORKS, "all"])
+_PROGRAM_HELP = ("A name from 'xlainspect programs', or your own: FILE.py:NAME or package.module:NAME, a function "
+                 "returning (function, example_args) or {'jax': ..., 'tf': ...}.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,7 +124,7 @@ _python_option = click.option(
 
 
 @cli.command()
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: on this machine's GPU, or without one deviceless for --target (needs the [gpu] extra).")
@@ -162,7 +164,8 @@ def dump(ctx: click.Context, program_name: str, framework: str, backend: str, ta
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--program", "program_name", default=None, help="Program whose dumps A and B name (jax, tf).")
+@click.option("--program", "program_name", default=None,
+              help="Program whose dumps A and B name (jax, tf): a built-in name or FILE.py:NAME.")
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
@@ -223,7 +226,7 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
 
 
 @cli.command(name="time")
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu needs a visible GPU (and jax's CUDA plugin); command buffers are turned off to profile.")
@@ -360,7 +363,7 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
 
 
 @cli.command()
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
 @click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
@@ -387,7 +390,7 @@ _MAX_BATCH_ONLY = ("find_max", "device_memory", "start", "out_dir", "force")
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--program", "program_name", default=None, help="A name from 'xlainspect programs' (required).")
+@click.option("--program", "program_name", default=None, help=_PROGRAM_HELP + " (required)")
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: this machine's GPU, or deviceless for --target without one.")
@@ -440,7 +443,7 @@ def memory(ctx: click.Context, program_name: str | None, framework: str, backend
 
 
 @memory.command(name="max-batch")
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: this machine's GPU, or deviceless for --target without one.")
@@ -464,7 +467,7 @@ def memory_max_batch(ctx: click.Context, program_name: str, framework: str, back
 
 
 @memory.command(name="check-peak")
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
+@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
 @click.option("--batch-sizes", type=BATCH_SIZES, required=True, help="Batch sizes to run, e.g. 256,1024.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def memory_check_peak(program_name: str, batch_sizes: tuple[int, ...], as_json: bool) -> None:

@@ -5,8 +5,9 @@ A program's dump folder holds, beside its own step, every helper module its fram
 files. This module names them from their file names (``module_0004.jit_step.cpu_after_optimizations.txt``), counts
 their instructions without parsing them, and picks one by index or by a regular expression on the name.
 
-The main module, when none is picked, is the after-optimization module with the most instructions: a program's
-step dwarfs the helpers, which are a handful of instructions each.
+The main module, when none is picked, is the after-optimization module with the most instructions, leaving out the
+modules JAX compiles for ops it runs eagerly and for its private wrappers (``jit_convert_element_type``,
+``jit__normal``...; see :func:`is_helper`), which can outgrow a small step.
 """
 
 from __future__ import annotations
@@ -73,10 +74,33 @@ def dumped_modules(folder: str | os.PathLike[str]) -> tuple[DumpedModule, ...]:
     return tuple(modules)
 
 
+# JAX compiles one module per primitive it runs eagerly, outside any jit (``jnp.asarray``, ``x + 1``, making inputs),
+# named ``jit_<primitive>``; its own private wrappers (``jax.random``'s ``_normal``, ``_threefry_split``, ``jnp``'s
+# ``_reduce_sum``) are ``jit__<name>``. Such a helper can outgrow a small step (``jit__normal`` has ~300
+# instructions), so the main-module rule passes over them by name.
+_JAX_EAGER_PRIMITIVES = frozenset("""
+abs acos add and argmax argmin asin atan atan2 bitcast_convert_type broadcast_in_dim cbrt ceil clamp concatenate
+convert_element_type copy copy_p cos cosh cumsum cumprod cummax cummin device_put div dot_general dynamic_slice
+dynamic_update_slice eq erf erf_inv exp exp2 expand_dims expm1 floor gather ge gt imag integer_pow iota is_finite le
+log log1p logistic lt max min mul ne neg nextafter not or pad pow random_bits random_fold_in random_seed random_split
+random_unwrap random_wrap real reduce_and reduce_max reduce_min reduce_or reduce_precision reduce_prod reduce_sum
+rem reshape rev round rsqrt scatter scatter-add scatter_add select_and_gather_add select_n shift_left
+shift_right_arithmetic shift_right_logical sign sin sinh slice sort sqrt square squeeze stop_gradient sub tan tanh
+threefry2x32 transpose xor
+""".split())
+
+
+def is_helper(name: str) -> bool:
+    """Whether a module is one JAX compiled for an eager op or a private wrapper, not the user's program."""
+    return name.startswith("jit__") or (name.startswith("jit_") and name[4:] in _JAX_EAGER_PRIMITIVES)
+
+
 def main_module(modules: tuple[DumpedModule, ...]) -> DumpedModule | None:
-    """The program's own module: the optimized one with the most instructions (the first compiled on a tie)."""
+    """The program's own module: the optimized one with the most instructions, JAX's helpers aside
+    (:func:`is_helper`; when there is nothing else, the largest of them), the first compiled on a tie."""
     optimized = [module for module in modules if module.after is not None]
-    return max(optimized, key=lambda module: module.instructions, default=None)
+    own = [module for module in optimized if not is_helper(module.name)]
+    return max(own or optimized, key=lambda module: module.instructions, default=None)
 
 
 def pick_module(modules: tuple[DumpedModule, ...], selector: str | None, where: str) -> DumpedModule:

@@ -18,7 +18,6 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,12 +32,12 @@ from xlainspect.measure.records import (
     PeakCheck,
     csv_text,
 )
-from xlainspect.runners.children import ChildFailed, child_python, run_child
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
 from xlainspect.runners.intervals import union_length
 from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
 if TYPE_CHECKING:
-    from xlainspect.programs import Program
+    from xlainspect.programs import ProgramChoice
     from xlainspect.runners.gpu_targets import GpuTarget
 
 __all__ = ["FrameworkMemory", "MaxBatch", "MemoryFigures", "OwnedBuffer", "PeakCheck", "check_peaks", "curve_stem",
@@ -76,17 +75,16 @@ def _request(program: str, framework: str, backend: str, target: GpuTarget | Non
                          target is None and backend == "gpu", dump_dir, limit, start)
 
 
-def _targets(program: str, backend: str, target: str | None) -> tuple[Program, GpuTarget | None]:
-    from xlainspect.programs import PROGRAMS
+def _targets(program: str, backend: str, target: str | None) -> tuple[ProgramChoice, GpuTarget | None]:
+    from xlainspect.programs import choose_program
     from xlainspect.runners.capture import gpu_visible
     from xlainspect.runners.gpu_targets import DEFAULT_TARGET, gpu_target
 
-    if program not in PROGRAMS:
-        raise InputError(f"unknown program {program!r}; choose one of: {', '.join(PROGRAMS)}")
+    choice = choose_program(program)
     if backend not in ("cpu", "gpu"):
         raise InputError(f"unknown backend {backend!r}; choose cpu or gpu")
     deviceless = backend == "gpu" and (target is not None or not gpu_visible())
-    return PROGRAMS[program], gpu_target(target or DEFAULT_TARGET) if deviceless else None
+    return choice, gpu_target(target or DEFAULT_TARGET) if deviceless else None
 
 
 def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), backend: str = "cpu",
@@ -106,22 +104,26 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
         InputError: unknown program, backend or target.
     """
     program, gpu = _targets(program_name, backend, target)
+    batch_size = program.batch_size(batch_size)
     interpreter = child_python(python)
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
         with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
-            request = _request(program_name, framework, backend, gpu, batch_size=batch_size, dump_dir=dump)
+            request = _request(program.spec, framework, backend, gpu, batch_size=batch_size, dump_dir=dump)
             try:
                 result = run_child(request, CompiledMemory, report, "compiling",
                                    xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
                                    backend="gpu" if request.on_gpu else "cpu", python=interpreter)
+            except NotProvided as e:
+                if len(frameworks) == 1:
+                    failures.append(str(e))
+                report(f"{framework}: skipped, {program_name} gives no {framework} function")
+                continue
             except ChildFailed as e:
                 failures.append(str(e))
                 continue
         figures = result.figures
-        if figures.batch_size is None:
-            figures = replace(figures, batch_size=program.default_batch_size)
         largest, per_example = _owners(program, figures.batch_size, result.buffer_assignment, result.module_text,
                                        most)
         results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result.device, result.module,
@@ -129,7 +131,7 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
     return results, failures
 
 
-def _owners(program: Program, batch: int | None, assignment: str, module_text: str,
+def _owners(program: ProgramChoice, batch: int | None, assignment: str, module_text: str,
             most: int) -> tuple[tuple[OwnedBuffer, ...], int | None]:
     from xlainspect.hlo import parse_hlo
 
@@ -160,15 +162,15 @@ def _dims(value: BufferValue) -> tuple[int, ...]:
     return tuple(sorted(int(d) for d in inside.split(",") if d.strip().isdigit()))
 
 
-def _per_example_shapes(program: Program, batch: int | None) -> set[tuple[int, ...]]:
+def _per_example_shapes(program: ProgramChoice, batch: int | None) -> set[tuple[int, ...]]:
     """Sorted dims of every weight's shape with the batch added: how a per-example weight gradient buffer looks.
 
     Only weights (rank 2 and up): a per-example bias gradient, ``[batch, features]``, has the shape of the layer's
     activations, so a shape cannot tell the two apart. Weights are where the bytes are anyway.
     """
-    if batch is None or not program.has_per_example_gradients:
+    if batch is None or program.builtin is None or not program.has_per_example_gradients:
         return set()
-    return {tuple(sorted((*spec.shape, batch))) for spec in program.input_specs(batch)
+    return {tuple(sorted((*spec.shape, batch))) for spec in program.builtin.input_specs(batch)
             if spec.role == "parameter" and len(spec.shape) >= 2}
 
 
@@ -186,15 +188,16 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
         InputError: a program without a batch, a bad limit, or as :func:`memory_report`.
     """
     program, gpu = _targets(program_name, backend, target)
-    if program.default_batch_size is None:
-        raise InputError(f"{program_name} has no batch dimension; 'memory max-batch' applies to the training steps")
+    if program.takes_batch_size is False:
+        what = "has no batch dimension" if program.builtin is not None else "takes no batch_size parameter"
+        raise InputError(f"{program_name} {what}; 'memory max-batch' applies to programs with a batch")
     if device_memory <= 0 or start < 1:
         raise InputError("--device-memory must be positive and the starting batch at least 1")
     interpreter = child_python(python)
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
-        request = _request(program_name, framework, backend, gpu, mode="bisect", limit=device_memory, start=start)
+        request = _request(program.spec, framework, backend, gpu, mode="bisect", limit=device_memory, start=start)
         try:
             result = run_child(request, BisectResult, report, "bisecting the batch of",
                                backend="gpu" if request.on_gpu else "cpu", python=interpreter)
@@ -233,7 +236,10 @@ def curve_stem(out_dir: str | os.PathLike[str], program: str, backend: str, targ
     Raises:
         InputError: an earlier curve is there and ``force`` is not set.
     """
-    stem = Path(out_dir) / f"{program}-{backend}{'-' + Path(target).stem if target else ''}"
+    from xlainspect.programs import choose_program
+
+    name = choose_program(program).name  # a user's FILE.py:NAME is filed as <stem>.<NAME>
+    stem = Path(out_dir) / f"{name}-{backend}{'-' + Path(target).stem if target else ''}"
     csv_path = stem.with_name(stem.name + ".csv")
     if csv_path.exists() and not force:
         raise InputError(f"{csv_path}: a curve from an earlier run is there; add --force or give --out")
@@ -272,12 +278,12 @@ def check_peaks(program_name: str, batch_sizes: Sequence[int], framework: str = 
     if framework != "jax":
         raise InputError("peak checks run JAX steps only: TF's CPU allocator keeps freed memory for the next step, "
                          "so a warm TF step adds no resident memory to measure")
-    if program.default_batch_size is None:
+    if program.takes_batch_size is False:
         raise InputError(f"{program_name} has no batch dimension; check a training step")
     report = progress or (lambda line: None)
     checks = []
     for batch in batch_sizes:
-        request = MemoryRequest(program_name, framework, "measure", batch)
+        request = MemoryRequest(program.spec, framework, "measure", batch)
         try:
             result = run_child(request, MeasuredStep, report, "running")
         except ChildFailed as e:

@@ -23,8 +23,8 @@ from xlainspect.errors import CaptureError, InputError
 from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.measure.spread import Spread
-from xlainspect.runners.capture import gpu_visible
-from xlainspect.runners.children import ChildFailed, child_python, run_child
+from xlainspect.runners.capture import FRAMEWORKS, gpu_visible
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 from xlainspect.runners.sides import manifest_beside
 
@@ -199,10 +199,9 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         InputError: unknown program, framework or backend, a bad count, ``vectorize=False`` for a program without
             per-example gradients, or ``tf_via_jax`` with an ablation build.
     """
-    from xlainspect.programs import PROGRAMS, Variant
+    from xlainspect.programs import Variant, choose_program
 
-    if program_name not in PROGRAMS:
-        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)}")
+    program = choose_program(program_name)
     if repeats < 1 or warmup < 0 or profile_runs < 0:
         raise InputError("--repeats must be at least 1, --warmup and --profile-runs at least 0")
     if backend not in ("cpu", "gpu"):
@@ -211,8 +210,13 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         raise CaptureError("--backend gpu: no NVIDIA GPU is visible on this machine (nvidia-smi lists none), and "
                            "timing needs one; to see what XLA compiles for a GPU without one, use 'xlainspect dump "
                            f"--program {program_name} --backend gpu' (deviceless)")
-    program = PROGRAMS[program_name]
     variant = Variant(vectorize, compiled)
+    if program.builtin is None and variant.slug != "full":
+        raise InputError(f"{program_name}: the ablation builds (--no-vectorize, --no-compile) exist only for the "
+                         "built-in programs; time your program's own build")
+    if program.builtin is None and tf_via_jax:
+        raise InputError(f"--tf-via-jax checks TF's module against a built-in program's float64 reference, which "
+                         f"{program_name} has not")
     if not vectorize and not program.has_per_example_gradients:
         raise InputError(f"{program_name} has no per-example gradients, so there is nothing to stop vectorizing; "
                          "--no-vectorize applies to the DP-SGD programs")
@@ -222,14 +226,17 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
     for framework in frameworks:
         if framework not in ("jax", "tf"):
             raise InputError(f"unknown framework {framework!r}; choose jax or tf")
-    if batch_size is None:
-        batch_size = program.default_batch_size
+    batch_size = program.batch_size(batch_size)
     interpreter = child_python(python)
     report = progress or (lambda line: None)
     timings: dict[str, FrameworkTiming] = {}
     failures: list[tuple[str, str]] = []
+    given: tuple[str, ...] = FRAMEWORKS
     for framework in frameworks:
-        request = TimeRequest(program_name, framework, batch_size, repeats, warmup, profile_runs, backend, vectorize,
+        if framework not in given:  # a user's program that gives one framework's function only
+            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            continue
+        request = TimeRequest(program.spec, framework, batch_size, repeats, warmup, profile_runs, backend, vectorize,
                               compiled)
         try:
             if framework == "tf" and tf_via_jax:
@@ -238,9 +245,15 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
                 result = run_child(request, TimeResult, report, "timing", backend=backend, python=interpreter)
                 if backend == "gpu":
                     result = _without_command_buffers(result, request, report, interpreter)
+        except NotProvided as e:
+            if len(frameworks) == 1:
+                failures.append((framework, str(e)))
+            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            continue
         except ChildFailed as e:
             failures.append((framework, str(e)))
             continue
+        given, batch_size = result.frameworks, result.batch_size if batch_size is None else batch_size
         runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
         step_us = statistics.median(runs_ms) * 1e3
         kernels = kernel_times(result.kernels, result.profiled_runs, step_us, result.hlo_text,
@@ -256,7 +269,7 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
                                              statistics.fmean(profiled) * 1e3 if profiled else None,
                                              result.busy_us_per_run / 1e3 if result.busy_us_per_run else None,
                                              fingerprint)
-    return TimingReport(program_name, batch_size, timings, tuple(failures), variant.slug, backend)
+    return TimingReport(program.name, batch_size, timings, tuple(failures), variant.slug, backend)
 
 
 def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str, python: str) -> TimeResult:

@@ -16,7 +16,8 @@ Importing this package loads neither jax nor tensorflow; a program loads its fra
 from __future__ import annotations
 
 from xlainspect.programs._program import InputSpec, Program
-from xlainspect.programs._registry import PROGRAMS, get_program
+from xlainspect.programs._registry import PROGRAMS, ProgramChoice, choose_program, get_program, resolve_program
 from xlainspect.programs.variants import ABLATION, Variant
 
-__all__ = ["ABLATION", "PROGRAMS", "InputSpec", "Program", "Variant", "get_program"]
+__all__ = ["ABLATION", "PROGRAMS", "InputSpec", "Program", "ProgramChoice", "Variant", "choose_program", "get_program",
+           "resolve_program"]

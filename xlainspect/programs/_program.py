@@ -29,12 +29,15 @@ class InputSpec:
         shape: its shape at that batch size.
         role: ``parameter``, ``data``, ``label`` or ``noise``; inputs are ordered in that order of roles.
         sampler: how its seeded values are drawn.
+        dtype: its element type when fixed (a user's program gives its own arrays, which are not cast); None for
+            the built-in programs' inputs, which take the dtype asked for (labels are int32).
     """
 
     name: str
     shape: tuple[int, ...]
     role: Role
     sampler: Sampler
+    dtype: str | None = None
 
 
 class Implementation(Protocol):
@@ -135,7 +138,7 @@ class Program:
         arrays = {}
         for spec in self.input_specs(batch_size):
             value = spec.sampler.sample(stream(seed, spec.name), spec.shape)
-            arrays[spec.name] = value if spec.role == "label" else value.astype(dtype)
+            arrays[spec.name] = value if spec.role == "label" or spec.dtype is not None else value.astype(dtype)
         return arrays
 
     def input_types(self, batch_size: int | None = None, dtype: str = "float32") -> dict[str, tuple[tuple[int, ...],
@@ -148,7 +151,7 @@ class Program:
             ValueError: as :meth:`inputs`.
         """
         dtype = self._dtype(dtype)
-        return {spec.name: (spec.shape, "int32" if spec.role == "label" else dtype)
+        return {spec.name: (spec.shape, spec.dtype or ("int32" if spec.role == "label" else dtype))
                 for spec in self.input_specs(batch_size)}
 
     def jax_function(self, variant: Variant = DEFAULT) -> Callable[..., tuple[Any, ...]]:
@@ -177,6 +180,11 @@ class Program:
             ValueError: ``vectorize=False`` for a program without per-example gradients.
         """
         return self.implementation.tf_function(self.hyperparameters, self._variant(variant))
+
+    def frameworks(self, batch_size: int | None = None) -> tuple[str, ...]:
+        """The frameworks the program has a function in: both for the built-in ones; a user's may give one."""
+        given = getattr(self.implementation, "frameworks", None)
+        return tuple(given(self._batch_size(batch_size))) if given is not None else ("jax", "tf")
 
     @property
     def has_per_example_gradients(self) -> bool:
@@ -220,6 +228,14 @@ class Program:
             known = ", ".join(self.hyperparameters) or "none"
             raise KeyError(f"{self.name} has no hyperparameter {', '.join(map(repr, unknown))}; it has: {known}")
         return dataclasses.replace(self, hyperparameters={**self.hyperparameters, **overrides})
+
+    def batch_size(self, batch_size: int | None = None) -> int | None:
+        """The batch size the program runs at when asked for ``batch_size`` (None: its default).
+
+        Raises:
+            ValueError: a batch size for a program without a batch, or one below 1.
+        """
+        return self._batch_size(batch_size)
 
     def _batch_size(self, batch_size: int | None) -> int | None:
         if self.default_batch_size is None:

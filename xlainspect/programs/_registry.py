@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from xlainspect.programs._program import Program
 from xlainspect.programs.dpsgd import DpsgdStep
@@ -48,3 +49,89 @@ def get_program(name: str) -> Program:
         return PROGRAMS[name]
     except KeyError:
         raise KeyError(f"unknown synthetic program {name!r}; choose one of: {', '.join(PROGRAMS)}") from None
+
+
+def resolve_program(spec: str, framework: str | None = None) -> Program:
+    """The program ``spec`` names: a built-in one by name, or a user's ``FILE.py:NAME`` / ``package.module:NAME``.
+
+    A user's program runs the user's code (it imports their framework), so only child processes call this for one.
+
+    Args:
+        framework: the framework a child runs, which fixes whose function a user's program gives (``jax``, ``tf``).
+
+    Raises:
+        KeyError: an unknown built-in name.
+        UserProgramError: a user's program that cannot be loaded (see :func:`xlainspect.programs.user.program_ref`).
+    """
+    from xlainspect.programs.user import is_user_program, load_user_program
+
+    if not is_user_program(spec):
+        return get_program(spec)
+    program = load_user_program(spec)
+    if framework is not None:
+        program.implementation.for_framework(framework)  # type: ignore[attr-defined]
+    return program
+
+
+@dataclass(frozen=True)
+class ProgramChoice:
+    """What the parent process knows of a ``--program`` value, without running a user's code.
+
+    Attributes:
+        spec: as given; what child processes receive.
+        name: what its dumps are filed under and results are labelled with: a built-in program's name, or
+            ``<file stem>.<NAME>`` for a user's (see :class:`~xlainspect.programs.user.ProgramRef`).
+        builtin: the built-in program, or None for a user's (whose inputs, shapes and description only a child
+            can tell).
+        takes_batch_size: whether it has a batch dimension; None when only running it would tell.
+    """
+
+    spec: str
+    name: str
+    builtin: Program | None
+    takes_batch_size: bool | None
+
+    @property
+    def hyperparameters(self) -> Mapping[str, float]:
+        return self.builtin.hyperparameters if self.builtin is not None else {}
+
+    @property
+    def has_per_example_gradients(self) -> bool:
+        return self.builtin is not None and self.builtin.has_per_example_gradients
+
+    def batch_size(self, batch_size: int | None) -> int | None:
+        """The batch size to ask a child for: ``batch_size`` checked, or the default (None: the program's own).
+
+        Raises:
+            InputError: a batch size below 1, or one for a program without a batch dimension.
+        """
+        from xlainspect.errors import InputError
+
+        if batch_size is None:
+            return self.builtin.default_batch_size if self.builtin is not None else None
+        if batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        if self.takes_batch_size is False:
+            what = "has no batch dimension" if self.builtin is not None else "takes no batch_size parameter"
+            raise InputError(f"program {self.spec!r} {what}; leave out --batch-size")
+        return batch_size
+
+
+def choose_program(spec: str) -> ProgramChoice:
+    """The program a ``--program`` value names, checked in this process: a built-in name or a user's reference.
+
+    Raises:
+        InputError: an unknown built-in name (the message lists them) or a bad ``FILE.py:NAME`` (see
+            :func:`~xlainspect.programs.user.program_ref`).
+    """
+    from xlainspect.errors import InputError
+    from xlainspect.programs.user import is_user_program, program_ref
+
+    if is_user_program(spec):
+        ref = program_ref(spec)
+        return ProgramChoice(spec, ref.folder, None, ref.takes_batch_size)
+    if spec not in PROGRAMS:
+        raise InputError(f"unknown program {spec!r}; choose one of: {', '.join(PROGRAMS)} (see 'xlainspect "
+                         "programs'), or give your own as FILE.py:NAME or package.module:NAME")
+    program = PROGRAMS[spec]
+    return ProgramChoice(spec, spec, program, program.default_batch_size is not None)

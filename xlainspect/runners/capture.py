@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.hlo.dump_folder import dumped_modules, main_module
-from xlainspect.runners.children import ChildFailed, child_python, run_child
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.portable import portable_path, portable_text, source_roots
 from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
 
 if TYPE_CHECKING:
-    from xlainspect.programs import Program
+    from xlainspect.programs import ProgramChoice
     from xlainspect.runners.gpu_targets import GpuTarget
 
 FRAMEWORKS = ("jax", "tf")
@@ -45,6 +45,7 @@ class FrameworkDump:
     directory: Path
     module_name: str
     manifest: DumpManifest
+    frameworks: tuple[str, ...] = FRAMEWORKS
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,9 @@ def dump_program(
     """Compiles a synthetic program in each framework in a child process and files its HLO.
 
     Args:
-        program_name: a name from ``xlainspect.programs.PROGRAMS``.
+        program_name: a built-in program's name (``xlainspect.programs.PROGRAMS``), or a user's ``FILE.py:NAME`` or
+            ``package.module:NAME`` (see :mod:`xlainspect.programs.user`); a user's program giving no function for
+            one of two frameworks asked for is skipped with a note.
         frameworks: any of ``"jax"``, ``"tf"``.
         out_dir: the dumps folder.
         backend: ``"cpu"``, or ``"gpu"``: on this machine's GPU when it has one, else deviceless for ``target``
@@ -151,11 +154,9 @@ def dump_program(
         InputError: an unknown program, framework or backend, or a dump that exists without ``force``; nothing is
             compiled or written then.
     """
-    from xlainspect.programs import PROGRAMS
+    from xlainspect.programs import choose_program
 
-    if program_name not in PROGRAMS:
-        raise InputError(f"unknown program {program_name!r}; choose one of: {', '.join(PROGRAMS)} "
-                         "(see 'xlainspect programs')")
+    program = choose_program(program_name)
     if backend not in BACKENDS:
         raise InputError(f"unknown or unsupported backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     for framework in frameworks:
@@ -171,30 +172,36 @@ def dump_program(
     gpu_target_ = gpu_target(target) if backend == "gpu" else None
     on_gpu = backend == "gpu" and gpu_visible()
     routes = {f: _route(f, backend, gpu_target_, compiler, on_gpu) for f in frameworks}
-    program = PROGRAMS[program_name]
-    if batch_size is None:
-        batch_size = program.default_batch_size
-    elif program.default_batch_size is None:
-        raise InputError(f"program {program_name!r} has no batch dimension; leave out --batch-size")
-    elif batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+    batch_size = program.batch_size(batch_size)
+    if dtype != "float32" and program.builtin is None:
+        raise InputError(f"--dtype {dtype}: {program_name} makes its own inputs, in their own types; leave out "
+                         "--dtype")
     if not force:
         for route in routes.values():
-            existing = dump_directory(out_dir, route.backend_folder, program_name, route.framework_folder)
+            existing = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
             if existing.exists():
                 raise InputError(f"{existing}: a dump is already there; add --force to replace it")
     report = progress or (lambda line: None)
     dumps: list[FrameworkDump] = []
     failures: list[DumpFailure] = []
     for framework in frameworks:
+        given = dumps[-1].frameworks if dumps else FRAMEWORKS
+        if framework not in given:  # a user's program that gives one framework's function only
+            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            continue
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
                                       report, routes[framework], target, compiler,
                                       interpreter if foreign else None))
+        except NotProvided as e:
+            if len(frameworks) == 1:
+                failures.append(DumpFailure(framework, str(e)))
+            report(f"{framework}: skipped, {program_name} gives no {framework} function")
         except (_CaptureFailed, ChildFailed) as e:
             failures.append(DumpFailure(framework, str(e)))
             report(f"{framework}: failed")
     return DumpOutcome(tuple(dumps), tuple(failures))
+
 
 
 class _CaptureFailed(Exception):
@@ -208,14 +215,14 @@ def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
     return " ".join(flags)
 
 
-def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, batch_size: int | None, dtype: str,
-                 pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
+def _capture_one(program: ProgramChoice, framework: str, out_dir: Path, backend: str, batch_size: int | None,
+                 dtype: str, pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
                  compiler: str, interpreter: str | None) -> FrameworkDump:
     target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
     with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
         raw_dir = Path(scratch) / "xla_dump"
         flags = _dump_flags(raw_dir, pass_dumps)
-        request = CompileRequest(program.name, framework, batch_size, dtype)
+        request = CompileRequest(program.spec, framework, batch_size, dtype)
         started = time.perf_counter()
         front_end_version = ""
         if route.via_jax:
@@ -235,9 +242,9 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
         filed_interpreter = portable_path(interpreter, source_roots()) if interpreter is not None else None
         manifest = DumpManifest(
             program=program.name,
-            description=program.description,
-            parameters={"batch_size": batch_size, "dtype": dtype, **program.hyperparameters},
-            shapes=program.shapes(batch_size),
+            description=result.description,
+            parameters={"batch_size": result.batch_size, "dtype": dtype, **program.hyperparameters},
+            shapes=result.shapes,
             framework=framework,
             framework_version=front_end_version or result.framework_version,
             xla_version=result.xla_version,
@@ -264,13 +271,14 @@ def _capture_one(program: Program, framework: str, out_dir: Path, backend: str, 
         )
         manifest = _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
-    return FrameworkDump(framework, target, module_name, manifest)
+    return FrameworkDump(framework, target, module_name, manifest, result.frameworks)
 
 
-def _regenerate_command(program: Program, framework: str, backend: str, batch_size: int | None, dtype: str,
+def _regenerate_command(program: ProgramChoice, framework: str, backend: str, batch_size: int | None, dtype: str,
                         pass_dumps: bool, target: str | None = None, compiler: str = "native",
                         interpreter: str | None = None) -> str:
-    parts = ["xlainspect", "dump", "--program", program.name, "--framework", framework, "--backend", backend]
+    parts = ["xlainspect", "dump", "--program", shlex.quote(program.spec), "--framework", framework,
+             "--backend", backend]
     if target is not None:
         parts += ["--target", target]
     if compiler != "native":

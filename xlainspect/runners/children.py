@@ -19,9 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
 from xlainspect.runners.protocol import M, Message, R, Request
+
+if TYPE_CHECKING:
+    from xlainspect.programs import Program
 
 _INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
                                                                                  "(tensorflow-cpu)"}
@@ -29,7 +33,10 @@ _PACKAGES = {"jax": "jax jaxlib numpy", "tf": "tensorflow-cpu numpy"}
 _PROGRESS_EVERY_S = 2.0
 EXIT_FRAMEWORK_MISSING = 3  # a child could not import its framework; its stderr holds a MISSING line
 EXIT_NO_GPU = 4  # a child asked for the GPU backend found none; its last stderr line says so
+EXIT_BAD_PROGRAM = 5  # a user's program failed to load or run; its stderr holds a PROGRAM line saying why
+EXIT_NOT_PROVIDED = 6  # a user's program gives no function for the child's framework; a PROGRAM line says so
 _RESULT = "RESULT "
+_PROGRAM = "PROGRAM "
 _UNSUPPORTED = "UNSUPPORTED "
 
 
@@ -61,6 +68,44 @@ def missing_framework(*modules: str) -> bool:
     return False
 
 
+def program_failed(error: Exception) -> int:
+    """In a child: reports a user's program that could not be loaded or called as one ``PROGRAM`` line.
+
+    Returns:
+        The exit status: :data:`EXIT_NOT_PROVIDED` when the program has no function for this framework, else
+        :data:`EXIT_BAD_PROGRAM`.
+    """
+    from xlainspect.programs.user import FrameworkNotProvided
+
+    print(_PROGRAM + " ".join(str(error).split()), file=sys.stderr, flush=True)
+    return EXIT_NOT_PROVIDED if isinstance(error, FrameworkNotProvided) else EXIT_BAD_PROGRAM
+
+
+def answer(request: Request, framework: str, doing: str, work: Callable[[Program], Message]) -> int:
+    """In a child: loads the request's program (built-in or a user's), prints ``work(program)`` as the result, and
+    turns a user's program that fails, to load or in ``work``, into one ``PROGRAM`` line at the user's own line.
+
+    Args:
+        framework: whose function a user's program must give here (``tf`` for TF's module compiled by JAX).
+        doing: what ``work`` does, for that line ("compiling it").
+
+    Returns:
+        The child's exit status.
+    """
+    from xlainspect.programs import resolve_program
+    from xlainspect.programs.user import UserProgramError, is_user_program, user_failure
+
+    try:
+        print_result(work(resolve_program(request.program, framework)))
+    except UserProgramError as e:
+        return program_failed(e)
+    except Exception as e:  # a user's function that fails to trace, compile or run
+        if not is_user_program(request.program):
+            raise
+        return program_failed(user_failure(e, request.program, doing))
+    return 0
+
+
 def read_request(request_type: type[R], argv: list[str]) -> R:
     """In a child: the request the parent passed as the only argument.
 
@@ -84,6 +129,13 @@ def print_result(result: Message) -> None:
 
 class ChildFailed(Exception):
     """A child process failed; the message says which framework, why, and what to do."""
+
+
+class NotProvided(ChildFailed):
+    """A user's program gives no function for the child's framework (a JAX-only program asked for TF).
+
+    Commands asked for both frameworks skip it with a note; asked for that framework alone, it is a failure.
+    """
 
 
 PYTHON_ENV = "XLAINSPECT_PYTHON"  # the interpreter children run under when no --python is given
@@ -182,6 +234,9 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
                               f"({interpreter} -m pip install {_PACKAGES[framework]}) or choose another --python")
         raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]} "
                           "(or run 'make install')")
+    said = [line[len(_PROGRAM):] for line in err.splitlines() if line.startswith(_PROGRAM)]
+    if child.returncode in (EXIT_BAD_PROGRAM, EXIT_NOT_PROVIDED) and said:
+        raise (NotProvided if child.returncode == EXIT_NOT_PROVIDED else ChildFailed)(f"{framework}: {said[-1]}")
     if child.returncode == EXIT_NO_GPU:  # the child's last line says why
         raise ChildFailed(f"{framework}: {([line for line in err.splitlines() if line.strip()] or ['no GPU'])[-1]}")
     if child.returncode != 0:

@@ -15,10 +15,16 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result, read_request
-from xlainspect.runners.protocol import CompileRequest, CompileResult
+from xlainspect.runners.children import (
+    EXIT_FRAMEWORK_MISSING,
+    answer,
+    missing_framework,
+    read_request,
+)
+from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,10 +36,14 @@ def _jax_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
     import jax
     import jaxlib
 
+    from xlainspect.programs.user import is_abstract
+
     function = program.jax_function()
     start = time.perf_counter()
-    outputs = function(*inputs.values())
-    jax.block_until_ready(outputs)
+    if any(is_abstract(value) for value in jax.tree_util.tree_leaves(list(inputs.values()))):
+        function.lower(*inputs.values()).compile()  # shapes only: compile, nothing to run
+    else:
+        jax.block_until_ready(function(*inputs.values()))
     seconds = time.perf_counter() - start
     device = jax.devices()[0]
     return _result(jax.__version__, f"jaxlib {jaxlib.__version__}",
@@ -117,23 +127,25 @@ def main(argv: list[str]) -> int:
     request = read_request(CompileRequest, argv)
     if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
-    from xlainspect.programs import get_program
+    # A JAX child compiling TF's exported module (hlo_proto) makes the inputs of the program's TF function.
+    return answer(request, "tf" if request.hlo_proto else request.framework, "compiling it",
+                  lambda program: _compile(request, program))
 
-    program = get_program(request.program)
+
+def _compile(request: CompileRequest, program: Program) -> CompileResult | ExportResult:
     inputs = program.inputs(batch_size=request.batch_size, dtype=request.dtype, seed=request.seed)
     if request.export_hlo is not None:
         from xlainspect.runners.jax_compile import export_tf_hlo
 
-        print_result(export_tf_hlo(program, inputs, request.export_hlo))
-        return 0
+        return export_tf_hlo(program, inputs, request.export_hlo)
     if request.target_config:
         result = _jax_deviceless(program, inputs, request.target_config, request.hlo_proto, request.function_name)
     elif request.hlo_proto:
         result = _jax_compiles_tf(request.hlo_proto, request.function_name)
     else:
         result = (_jax_run if request.framework == "jax" else _tf_run)(program, inputs)
-    print_result(result)
-    return 0
+    return replace(result, description=program.description, batch_size=program.batch_size(request.batch_size),
+                   shapes=program.shapes(request.batch_size), frameworks=program.frameworks(request.batch_size))
 
 
 if __name__ == "__main__":

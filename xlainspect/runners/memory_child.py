@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result, read_request
+from xlainspect.runners.children import (
+    EXIT_FRAMEWORK_MISSING,
+    answer,
+    missing_framework,
+    read_request,
+)
 from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
 if TYPE_CHECKING:
@@ -200,20 +205,20 @@ def main(argv: list[str]) -> int:
         os.environ["JAX_PLATFORMS"] = "cpu"  # CPU, or a deviceless GPU: jax must not try to start CUDA
     if missing_framework("jax", *(("tensorflow",) if request.framework == "tf" else ())):  # all go through JAX's XLA
         return EXIT_FRAMEWORK_MISSING
-    from xlainspect.programs import get_program
+    return answer(request, request.framework, "compiling it", lambda program: _run(request, program))
 
-    program = get_program(request.program)
+
+def _run(request: MemoryRequest, program: Program) -> CompiledMemory | BisectResult | MeasuredStep:
     device = _device(request.target_config)
     deviceless = bool(request.target_config)
+    batch = program.batch_size(request.batch_size)
     if request.mode == "measure":
-        print_result(_measure(program, request.framework, request.batch_size, device))
-    elif request.mode == "bisect":
+        return _measure(program, request.framework, batch, device)
+    if request.mode == "bisect":
         assert request.limit is not None and request.start is not None  # MemoryRequest.from_json requires them
-        print_result(_bisect(program, request.framework, device, deviceless, request.limit, request.start,
-                             request.max_probes))
-    else:
-        print_result(_analyse(program, request.framework, request.batch_size, device, deviceless, request.dump_dir))
-    return 0
+        return _bisect(program, request.framework, device, deviceless, request.limit, request.start,
+                       request.max_probes)
+    return _analyse(program, request.framework, batch, device, deviceless, request.dump_dir)
 
 
 if __name__ == "__main__":

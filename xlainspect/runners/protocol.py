@@ -44,6 +44,11 @@ M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Request)
 
 
+def _shapes(record: Fields) -> dict[str, tuple[int, ...]]:
+    """Input name -> shape, from a JSON object of lists."""
+    return {name: record.items(name, int) for name in record.data}
+
+
 def _some(value: Any) -> dict[str, Any]:
     """Leaves out the keys whose value is None: a request names only what it sets."""
     return {key: item for key, item in value.items() if item is not None}
@@ -188,7 +193,9 @@ class MemoryRequest:
 
 @dataclass(frozen=True)
 class CompileResult:
-    """What a compile child reports besides the dump XLA wrote: versions, device, the first call's time, the host."""
+    """What a compile child reports besides the dump XLA wrote: versions, device, the first call's time, the host,
+    and what only running a user's program tells: its description, batch size, input shapes, and which frameworks
+    it gives a function for."""
 
     framework_version: str
     xla_version: str
@@ -198,18 +205,25 @@ class CompileResult:
     host_cpu: str
     python: str
     platform: str
+    description: str = ""
+    batch_size: int | None = None
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    frameworks: tuple[str, ...] = ("jax", "tf")
 
     def to_json(self) -> dict[str, Any]:
         return {"framework_version": self.framework_version, "xla_version": self.xla_version, "device": self.device,
                 "first_call_s": self.first_call_s, "function_name": self.function_name, "host_cpu": self.host_cpu,
-                "python": self.python, "platform": self.platform}
+                "python": self.python, "platform": self.platform, "description": self.description,
+                "batch_size": self.batch_size, "shapes": {name: list(shape) for name, shape in self.shapes.items()},
+                "frameworks": list(self.frameworks)}
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> CompileResult:
         f = Fields(data, source, CHILD_HINT)
         return cls(f.get("framework_version", str), f.get("xla_version", str), f.get("device", str),
                    f.get("first_call_s", float), f.get("function_name", str), f.get("host_cpu", str),
-                   f.get("python", str), f.get("platform", str))
+                   f.get("python", str), f.get("platform", str), f.get("description", str),
+                   f.optional("batch_size", int), _shapes(f.record("shapes")), f.items("frameworks", str))
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,8 @@ class TimeResult:
         max_rel_error: TF's module run by JAX's runtime: its outputs' error against the float64 reference.
         kernel_runs: for each ``hlo_op`` in ``kernels``, the profiled run (from 0) each of its durations fell in,
             in the same order, so the parent can total each run apart; empty when the profile marked no runs.
+        batch_size: the batch it ran at (a user's program picks its own default).
+        frameworks: the frameworks the program gives a function for.
     """
 
     framework_version: str
@@ -257,9 +273,12 @@ class TimeResult:
     note: str = ""
     max_rel_error: float | None = None
     kernel_runs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    batch_size: int | None = None
+    frameworks: tuple[str, ...] = ("jax", "tf")
 
     def to_json(self) -> dict[str, Any]:
         return {"framework_version": self.framework_version, "compile_s": self.compile_s,
+                "batch_size": self.batch_size, "frameworks": list(self.frameworks),
                 "runs_s": list(self.runs_s), "module_name": self.module_name, "hlo_text": self.hlo_text,
                 "kernels": {op: list(durations) for op, durations in self.kernels.items()},
                 "profiled_runs": self.profiled_runs, "profiled_runs_s": list(self.profiled_runs_s),
@@ -276,7 +295,8 @@ class TimeResult:
                    {op: kernels.items(op, float) for op in kernels.data}, f.get("profiled_runs", int),
                    f.items("profiled_runs_s", float), f.get("busy_us_per_run", float, nullable=True),
                    f.get("note", str), f.get("max_rel_error", float, nullable=True),
-                   {op: kernel_runs.items(op, int) for op in kernel_runs.data})
+                   {op: kernel_runs.items(op, int) for op in kernel_runs.data}, f.optional("batch_size", int),
+                   f.items("frameworks", str))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,11 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
         RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
     """
     if names_framework(spec):
+        asked = program
+        if program is not None:
+            from xlainspect.programs import choose_program
+
+            program = choose_program(program).name  # a user's FILE.py:NAME is filed as <stem>.<NAME>
         if program is None:
             raise InputError(f"'{spec}' names a framework; add --program NAME to pick the dump "
                              f"({dumps}/{backend}/<program>/{spec}/), or give a path")
@@ -59,7 +64,7 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
         if not path.is_file():
             framework = "tf --compiler jax" if spec == "tf_via_jax" else spec
             where = f" --target {folder[4:]}" if folder.startswith("gpu-") else ""
-            raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {program} "
+            raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {asked} "
                              f"--framework {framework} --backend {backend}{where} --out {dumps}'")
     else:
         path = Path(spec)

@@ -26,19 +26,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from xlainspect.runners.children import (
     EXIT_FRAMEWORK_MISSING,
     EXIT_NO_GPU,
+    answer,
     missing_framework,
-    print_result,
     read_request,
 )
 from xlainspect.runners.intervals import interval_index, union_length
 from xlainspect.runners.jax_compile import hlo_module_name
-from xlainspect.runners.protocol import TimeRequest, TimeResult
+from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -340,24 +340,32 @@ def main(argv: list[str]) -> int:
     request = read_request(TimeRequest, argv)
     if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
         return EXIT_FRAMEWORK_MISSING
-    from xlainspect.programs import get_program
-
     if request.backend == "gpu" and (why := _gpu_missing(request.framework)):
         print(why, file=sys.stderr)
         return EXIT_NO_GPU
-    program = get_program(request.program)
+    return answer(request, "tf" if request.hlo_proto else request.framework, "timing it",
+                  lambda program: _time(request, program))
+
+
+def _time(request: TimeRequest, program: Program) -> TimeResult | ExportResult:
+    from xlainspect.programs.user import UserProgramError, is_abstract
+
     inputs = program.inputs(batch_size=request.batch_size, dtype=request.dtype)
+    if any(is_abstract(value) for value in inputs.values()):
+        raise UserProgramError(f"{request.program} gives shapes only (ShapeDtypeStruct): they compile but cannot "
+                               "run; return arrays to time it")
     runs = (request.repeats, request.warmup, request.profile_runs)
     if request.export_hlo is not None:
         from xlainspect.runners.jax_compile import export_tf_hlo
 
-        print_result(export_tf_hlo(program, inputs, request.export_hlo))
-    elif request.hlo_proto is not None:
-        print_result(_hlo_via_jax_timing(program, inputs, *runs, request.hlo_proto))
+        return export_tf_hlo(program, inputs, request.export_hlo)
+    if request.hlo_proto is not None:
+        result = _hlo_via_jax_timing(program, inputs, *runs, request.hlo_proto)
     else:
         timing = _jax_timing if request.framework == "jax" else _tf_timing
-        print_result(timing(program, inputs, *runs, request.variant))
-    return 0
+        result = timing(program, inputs, *runs, request.variant)
+    return replace(result, batch_size=program.batch_size(request.batch_size),
+                   frameworks=program.frameworks(request.batch_size))
 
 
 if __name__ == "__main__":

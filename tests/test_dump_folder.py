@@ -1,0 +1,68 @@
+"""The main-module rule on a folder XLA's dumper wrote for a small step whose inputs JAX made eagerly: the step
+must win over ``jax.random``'s ``jit__normal``, which has twenty times its instructions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from xlainspect.errors import InputError
+from xlainspect.hlo.dump_folder import dumped_modules, is_helper, main_module, pick_module
+
+SCRIPT = textwrap.dedent("""\
+    import jax, jax.numpy as jnp
+
+    @jax.jit
+    def tiny_step(w, x):
+        return jnp.tanh(x @ w)
+
+    w = jax.random.normal(jax.random.key(0), (8, 4))
+    x = jnp.ones((2, 8)) + 1
+    print(tiny_step(w, x).sum())
+    """)
+
+
+@pytest.fixture(scope="module")
+def raw_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    (folder / "script.py").write_text(SCRIPT)
+    env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={folder / 'dump'} --xla_dump_hlo_as_text",
+               JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, str(folder / "script.py")], env=env, check=True, capture_output=True, timeout=300)
+    return folder / "dump"
+
+
+@pytest.mark.requires_jax
+@pytest.mark.slow
+def test_the_users_step_beats_a_larger_jax_helper(raw_folder):
+    modules = dumped_modules(raw_folder)
+    step = [m for m in modules if m.name == "jit_tiny_step"]
+    helpers = [m for m in modules if m.name == "jit__normal"]
+    assert step and helpers and helpers[0].instructions > step[0].instructions  # the trap is really there
+    assert main_module(modules).name == "jit_tiny_step"
+    assert [m.number for m in modules] == sorted(m.number for m in modules)
+    assert pick_module(modules, "normal", str(raw_folder)).name == "jit__normal"
+    assert pick_module(modules, "-1", str(raw_folder)) == modules[-1]
+
+
+def test_helper_names():
+    assert is_helper("jit__normal") and is_helper("jit_convert_element_type") and is_helper("jit_broadcast_in_dim")
+    assert not is_helper("jit_train_step") and not is_helper("jit_tiny_step")
+    assert not is_helper("a_inference_step_12__XlaMustCompile_true.3")
+
+
+def test_pick_module_refuses_ambiguity_and_bad_expressions():
+    from xlainspect.hlo.dump_folder import DumpedModule
+
+    modules = (DumpedModule(1, "jit_a_step", None, Path("a"), 10), DumpedModule(2, "jit_b_step", None, Path("b"), 5))
+    assert pick_module(modules, None, "f").name == "jit_a_step"
+    assert pick_module(modules, "^jit_b", "f").name == "jit_b_step"
+    for selector, expected in (("step", "2 modules match"), ("zzz", "no module name matches"),
+                               ("(", "not a regular expression"), ("5", "must be 0 to 1")):
+        with pytest.raises(InputError, match=expected):
+            pick_module(modules, selector, "f")
