@@ -258,9 +258,10 @@ def _nothing_filed(argv: Sequence[str], status: int, modules: tuple[DumpedModule
     command = shlex.join(argv)
     ended = f"failed (exit {status})" if status else "exited 0"
     if modules:
-        names = ", ".join(m.name for m in modules[:8]) + ("..." if len(modules) > 8 else "")
+        largest = sorted(modules, key=lambda m: -m.instructions)
+        names = list(dict.fromkeys(m.name for m in largest))
         return (f"{command} {ended}; no module name matches --module {module!r}, nothing filed; it compiled "
-                f"{names}")
+                f"{len(modules)} module(s), the largest first: {', '.join(names[:8])}{'...' if len(names) > 8 else ''}")
     return (f"{command} {ended} and compiled nothing with XLA: no module was dumped, nothing filed (does it use "
             "jax.jit, tf.function(jit_compile=True) or torch_xla? a warm compilation cache compiles nothing)")
 
