@@ -234,8 +234,9 @@ def _wait(child: subprocess.Popen, report: Callable[[str], None]) -> int:
     try:
         return child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        # getsignal's None: a handler installed outside Python, which cannot be put back; the default is closest.
+        signal.signal(signal.SIGINT, previous[0] if previous[0] is not None else signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, previous[1] if previous[1] is not None else signal.SIG_DFL)
 
 
 def _reported(processes: list[dict]) -> tuple[str | None, str | None, dict[str, str]]:
