@@ -123,8 +123,14 @@ _python_option = click.option(
          "newer jax; it needs only the framework and numpy (default: $XLAINSPECT_PYTHON, else xlainspect's own).")
 
 
-@cli.command()
-@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
+# Options of `dump` that only say how to compile a --program; a command compiles as it likes.
+_PROGRAM_ONLY = ("framework", "backend", "target", "compiler", "batch_size", "dtype", "python")
+_COMMAND_ONLY = ("module", "as_json")
+
+
+@cli.command(context_settings={"allow_interspersed_args": False})
+@click.option("--program", "program_name", default=None,
+              help=_PROGRAM_HELP + " Or give a command after -- instead.")
 @click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: on this machine's GPU, or without one deviceless for --target (needs the [gpu] extra).")
@@ -136,16 +142,34 @@ _python_option = click.option(
                    "XLA version.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps", show_default=True,
               help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/ (backend gpu-<target> when "
-                   "deviceless).")
+                   "deviceless). With a command: the folder to file into (default dumps/run/<script stem>).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the program's).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--pass-dumps", is_flag=True, help="Also keep XLA's module after every pass, under passes/.")
 @click.option("--force", is_flag=True, help="Replace existing dumps.")
 @_python_option
+@click.option("--module", default=None, metavar="RE",
+              help="With a command: file only the modules whose name matches this regular expression.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With a command: print the manifest as JSON on stdout (the command's stdout goes to stderr).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD [ARGS]...]")
 @click.pass_context
-def dump(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None, compiler: str,
-         out_dir: str, batch_size: int | None, dtype: str, pass_dumps: bool, force: bool, python: str | None) -> None:
-    """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest."""
+def dump(ctx: click.Context, program_name: str | None, framework: str, backend: str, target: str | None,
+         compiler: str, out_dir: str, batch_size: int | None, dtype: str, pass_dumps: bool, force: bool,
+         python: str | None, module: str | None, as_json: bool, command: tuple[str, ...]) -> None:
+    """Compile a program in JAX and TF2+XLA, each in a child process, and file their HLO with a manifest; or run
+    any command (after --) with XLA's dumper on and file every module it compiled."""
+    if command and program_name is not None:
+        _refuse(ctx, "--program cannot be used with a command: give a built-in program or a command after --")
+    if not command and program_name is None:
+        _refuse(ctx, "give --program NAME or a command after --, e.g. xlainspect dump -- python train.py")
+    if command:
+        _not_with(ctx, "a command", _PROGRAM_ONLY, "it only says how to compile a --program")
+        _dump_command(command, out_dir if _given(ctx, "out_dir") else None, module, force, pass_dumps, as_json)
+        return
+    for name in _COMMAND_ONLY:
+        if _given(ctx, name):
+            _refuse(ctx, f"{_flag(ctx, name)} cannot be used with --program: it applies to a command after --")
     _target_needs_gpu(ctx, target, backend)
     if compiler == "jax" and framework == "jax":
         _refuse(ctx, "--compiler jax cannot be used with --framework jax: it compiles TF's module with JAX's XLA")
@@ -159,6 +183,24 @@ def dump(ctx: click.Context, program_name: str, framework: str, backend: str, ta
         click.echo(f"{item.framework}: {item.directory} ({item.module_name}; {item.manifest.compiler})")
     if outcome.failures:
         raise CaptureError("; ".join(failure.message for failure in outcome.failures))
+
+
+
+def _dump_command(command: tuple[str, ...], out_dir: str | None, module: str | None, force: bool, pass_dumps: bool,
+                  as_json: bool) -> None:
+    from xlainspect.output.format import command_dump_json, command_dump_text
+    from xlainspect.runners.command_capture import dump_command
+
+    filed = dump_command(command, out_dir, module, force, pass_dumps, progress=_progress, stdout_to_stderr=as_json)
+    manifest = filed.manifest
+    if as_json:
+        click.echo(command_dump_json(str(filed.directory), manifest))
+    else:
+        click.echo(command_dump_text(str(filed.directory), manifest), err=True)
+    if manifest.exit_status != 0:
+        _progress(f"xlainspect: the command failed (exit {manifest.exit_status}); filed the {len(manifest.modules)} "
+                  f"module(s) it compiled in {filed.directory}")
+        raise click.exceptions.Exit(manifest.exit_status)
 
 
 @cli.command()

@@ -74,3 +74,19 @@ class RecordError(InputError):
 
     def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with the custom __init__
         return (type(self), (self.source, self.key, self.message))
+
+
+class CommandError(XlaInspectError):
+    """A command run under ``xlainspect dump -- CMD`` could not be run, or left nothing to file.
+
+    Attributes:
+        exit_code: the command's own exit status when it failed (so a script's failure passes through), 127 when
+            there is no such command, else 1.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with the custom __init__
+        return (type(self), (str(self), self.exit_code))

@@ -51,6 +51,13 @@ class DumpedModule:
     instructions: int
 
     @property
+    def backend(self) -> str | None:
+        """The compiler that optimized the module, from its file name (``cpu``, ``gpu``, ``sm_9.0a_gpu``); None
+        without an optimized file."""
+        match = MODULE_FILE_RE.match(self.after.name) if self.after is not None else None
+        return match.group(3).removesuffix("_after_optimizations") if match is not None else None
+
+    @property
     def file(self) -> Path:
         """The file to read: the optimized module when there is one."""
         path = self.after or self.before

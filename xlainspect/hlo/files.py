@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +97,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def replace_folder(partial: Path, target: Path) -> None:
+    """Moves a completely assembled folder ``partial`` (a sibling of ``target``) to ``target``, replacing what is there.
+
+    An existing ``target`` is first renamed aside and deleted only once the new folder is in place, so ``target``
+    always holds a complete folder: the old one or the new one.
+    """
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rmdir(old)
+        os.replace(target, old)
+    os.replace(partial, target)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def _umask() -> int:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from xlainspect.measure.spread import Difference, Spread
     from xlainspect.measure.timing import TimingReport
+    from xlainspect.runners.command_manifest import CommandManifest
 
 
 def _width(cells: Iterable[str], least: int = 0) -> int:
@@ -537,4 +538,23 @@ def peak_check_text(checks: Sequence) -> str:
                      f"{c.error:>+8.0%}")
     lines.append("  predicted: temporaries + outputs - aliased (XLA's buffer assignment); measured: the peak resident "
                  "memory one warm step added (VmHWM)")
+    return "\n".join(lines)
+
+
+def command_dump_json(directory: str, manifest: CommandManifest) -> str:
+    """What ``dump -- CMD`` filed as one JSON object: the folder and its manifest."""
+    return json.dumps({"directory": directory, **manifest.to_json()}, indent=2)
+
+
+def command_dump_text(directory: str, manifest: CommandManifest) -> str:
+    """The modules a command compiled, in compile order, the main one marked, under a line saying what ran."""
+    rows = [(str(m.number), m.name, str(m.instructions), "?" if m.kernels is None else str(m.kernels),
+             "main" if m.main else "" if m.after is not None else "not optimized") for m in manifest.modules]
+    name_width = _width((row[1] for row in rows), 24)
+    found = ", ".join(f"{name} {version}" for name, version in manifest.versions.items()) or "no framework versions " \
+        "reported (not Python, or a process that exited without atexit)"
+    lines = [f"{directory}: {len(rows)} module(s) on {', '.join(manifest.backends) or 'no backend'}; {found}",
+             f"{'#':>5}  {'module':<{name_width}} {'instructions':>12} {'kernels':>8}"]
+    lines += [f"{number:>5}  {name:<{name_width}} {instructions:>12} {kernels:>8}  {mark}".rstrip()
+              for number, name, instructions, kernels, mark in rows]
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.hlo.dump_folder import dumped_modules, main_module
+from xlainspect.hlo.files import replace_folder
 from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.portable import portable_path, portable_text, source_roots
@@ -341,14 +342,7 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
                     shutil.copyfile(path, passes / path.name)
             manifest = manifest.with_pass_dump_files(len(list(passes.iterdir())))
         manifest.write(partial / "manifest.json")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.rmdir(old)
-            os.replace(target, old)
-        os.replace(partial, target)
-        if old is not None:
-            shutil.rmtree(old)
+        replace_folder(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
