@@ -419,23 +419,42 @@ def render(ctx: click.Context, path: str, output: str, module: str | None, progr
 
 
 @cli.command()
-@click.option("--program", "program_name", required=True, help="A name from 'xlainspect programs'.")
-@click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
-              help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
-@click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
+@click.argument("sides", nargs=-1, metavar="[A [B]]")
+@_filed_dump_options_decorator("Program whose filed dumps to read: both jax and tf without A and B, else those A "
+                               "and B name (jax, tf, tf_via_jax).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
+@click.option("--module-b", default=None, metavar="SELECTOR", help="B's module, when it differs from A's --module.")
+@click.option("--label-a", default=None, help="A's name on the page (default: the framework, or the folder or file "
+                                              "name).")
+@click.option("--label-b", default=None, help="B's name on the page.")
 @click.pass_context
-def report(ctx: click.Context, program_name: str, dumps_dir: str, backend: str, target: str | None,
-           timing_file: str | None, output: str) -> None:
-    """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline."""
+def report(ctx: click.Context, sides: tuple[str, ...], program_name: str | None, dumps_dir: str, backend: str,
+           target: str | None, timing_file: str | None, output: str, module: str | None, module_b: str | None,
+           label_a: str | None, label_b: str | None) -> None:
+    """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline.
+
+    A and B are what diff takes (jax/tf with --program, dump folders, XLA's own --xla_dump_to folders, HLO files);
+    without them, --program's filed jax and tf dumps. One side alone gives its kernels, census and graph.
+    """
     _target_needs_gpu(ctx, target, backend)
+    if len(sides) > 2:
+        _refuse(ctx, f"report takes at most two sides (A and B), got {len(sides)}: {' '.join(sides)}")
+    if not sides and program_name is None:
+        _refuse(ctx, "give --program NAME (its filed jax and tf dumps) or the sides to show: A [B]")
+    if sides:
+        _filed_dump_options(ctx, {"A": sides[0], "B": sides[-1]} if len(sides) == 2 else {"A": sides[0]})
+    for name, needs in (("module_b", 2), ("label_b", 2), ("label_a", 1)):
+        if _given(ctx, name) and len(sides) < needs:
+            _refuse(ctx, f"{_flag(ctx, name)} needs {'two sides, A and B' if needs == 2 else 'a side A'}: it names "
+                         "one of them")
     from xlainspect.hlo.files import atomic_write_text
     from xlainspect.output.report import build_report
 
-    page = build_report(program_name, dumps_dir, backend, timing_file, target, progress=_progress)
+    page = build_report(program_name, dumps_dir, backend, timing_file, target, progress=_progress, sides=sides,
+                        labels=(label_a, label_b), module=module, module_b=module_b)
     atomic_write_text(output, page)
     click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
 
