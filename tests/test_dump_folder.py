@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from xlainspect.errors import InputError
-from xlainspect.hlo.dump_folder import dumped_modules, is_helper, main_module, pick_module
+from xlainspect.hlo.dump_folder import dumped_modules, main_module, pick_module
 
 SCRIPT = textwrap.dedent("""\
     import jax, jax.numpy as jnp
@@ -48,12 +48,6 @@ def test_the_users_step_beats_a_larger_jax_helper(raw_folder):
     assert [m.number for m in modules] == sorted(m.number for m in modules)
     assert pick_module(modules, "normal", str(raw_folder)).name == "jit__normal"
     assert pick_module(modules, "-1", str(raw_folder)) == modules[-1]
-
-
-def test_helper_names():
-    assert is_helper("jit__normal") and is_helper("jit_convert_element_type") and is_helper("jit_broadcast_in_dim")
-    assert not is_helper("jit_train_step") and not is_helper("jit_tiny_step")
-    assert not is_helper("a_inference_step_12__XlaMustCompile_true.3")
 
 
 def test_pick_module_refuses_ambiguity_and_bad_expressions():

@@ -211,19 +211,22 @@ def test_tf_names_in_a_raw_xla_folder(tmp_path):
         f"module_0000.{TF_MODULE}.cpu_after_optimizations.txt": ONE_LOOP,
         "module_0001.jit_convert_element_type.0001.simplification.after_algsimp.before_dce.txt": UNFUSED,
     })
-    with pytest.raises(InputError) as error:
-        pass_timeline(tmp_path)
-    assert str(error.value) == (
-        f"{tmp_path}: pass dumps of 2 modules (module_0000 {TF_MODULE}, module_0001 jit_convert_element_type); pick "
-        "one with module= (its name or module_NNNN), or give a folder holding one module's")
     steps = pass_timeline(tmp_path, module=TF_MODULE)
     assert [(s.index, s.pass_name, s.fusions) for s in steps] == [(1, "algsimp", 0), (2, "fusion", 1)]
     assert pass_timeline(tmp_path, module="module_0000") == steps
+    # Without module=, the folder's main module (the largest optimized one); a position or an expression also pick.
+    assert pass_timeline(tmp_path) == pass_timeline(tmp_path, module="0") == pass_timeline(tmp_path, "inference") \
+        == steps
     assert missing_steps(steps) == ()
     with pytest.raises(InputError) as error:
         pass_timeline(tmp_path, module="jit_g")
-    assert str(error.value) == (f"{tmp_path}: no XLA pass dumps of module 'jit_g'; check the name against the file "
-                                "names (module_NNNN.<module>.NNNN....txt)")
+    assert str(error.value) == f"{tmp_path}: no module name matches --module 'jit_g'; the modules are {TF_MODULE}"
+    # A module XLA dumped without pass dumps is named, with what to do.
+    (tmp_path / "module_0003.jit_h.cpu_after_optimizations.txt").write_text(UNFUSED)
+    with pytest.raises(InputError) as error:
+        pass_timeline(tmp_path, module="jit_h")
+    assert str(error.value) == (f"{tmp_path}: module_0003 jit_h has no pass dumps; dump with "
+                                "--xla_dump_hlo_pass_re=.* or pick another with --module")
 
 
 def test_a_program_compiled_twice(tmp_path):

@@ -8,7 +8,7 @@ message on stderr and the error's exit code, never a traceback. Options that do 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import click
 from click.core import ParameterSource
@@ -63,8 +63,49 @@ def _target_needs_gpu(ctx: click.Context, target: str | None, backend: str) -> N
         _refuse(ctx, "--target needs --backend gpu: it names the GPU to compile for")
 
 
+def _filed_dump_options(ctx: click.Context, sides: Mapping[str, str]) -> None:
+    """Refuses --program, --dumps, --backend and --target when no side (by argument name) names a framework's filed
+    dump: they would pick nothing."""
+    from xlainspect.runners.sides import names_framework
+
+    if any(names_framework(spec) for spec in sides.values()):
+        return
+    names = list(sides)
+    for name in ("program_name", "dumps_dir", "backend", "target"):
+        if _given(ctx, name):
+            _refuse(ctx, f"{_flag(ctx, name)} picks the filed dumps that {' or '.join(names)} "
+                         f"name{'s' if len(names) == 1 else ''} (jax, tf, tf_via_jax); here {' and '.join(names)} "
+                         f"{'is a path' if len(names) == 1 else 'are paths'}")
+
+
+# Where a framework's filed dump is: diff, render and report take jax/tf/tf_via_jax with these.
+def _filed_dump_options_decorator(program_help: str):  # noqa: ANN202 - a click decorator
+    def decorate(command):  # noqa: ANN001, ANN202
+        for option in reversed([
+            click.option("--program", "program_name", default=None, help=program_help),
+            click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False)),
+            click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+                         help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones."),
+            click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, "
+                                                        "a100)."),
+        ]):
+            command = option(command)
+        return command
+    return decorate
+
+
 def _progress(line: str) -> None:
     click.echo(line, err=True)
+
+
+# --module on every command that reads HLO: one meaning everywhere (xlainspect.hlo.files.module_location).
+_MODULE_HELP = ("Which module: its position (in compile order in an XLA dump folder, in the file otherwise; see "
+                "'stats --list') or a regular expression on its name that matches one. Default: a dump folder's main "
+                "module (the largest optimized one, JAX's helpers excluded), else the file's first.")
+
+
+def _module_option(help_text: str = _MODULE_HELP):  # noqa: ANN202 - a click decorator
+    return click.option("--module", "module", default=None, metavar="SELECTOR", help=help_text)
 
 
 # -- commands --------------------------------------------------------------------------------------------------------
@@ -73,17 +114,31 @@ def _progress(line: str) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per module.")
-def stats(paths: tuple[str, ...], as_json: bool) -> None:
+@_module_option("Only this module of each PATH: its position (see --list) or a regular expression on its name "
+                "that matches one. Default: every module.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Just list the modules: position, XLA's module number (compile order), instructions, stages "
+                   "(before/after optimization) and which is the main one.")
+@click.pass_context
+def stats(ctx: click.Context, paths: tuple[str, ...], as_json: bool, module: str | None, list_only: bool) -> None:
     """Count computations, instructions, opcodes, fusions and custom-calls of HLO modules.
 
     PATHS are HLO text files or folders of them (searched recursively, e.g. an XLA dump folder).
     """
     from xlainspect.analysis.stats import module_stats
     from xlainspect.hlo import read_hlo
-    from xlainspect.hlo.files import hlo_files
-    from xlainspect.output.format import stats_json, stats_text
+    from xlainspect.hlo.files import hlo_files, hlo_module_at, list_modules
+    from xlainspect.output.format import module_list_json, module_list_text, stats_json, stats_text
 
-    results = [module_stats(module) for path in hlo_files(list(paths)) for module in read_hlo(path)]
+    if list_only:
+        _not_with(ctx, "--list", ["module"], "--list shows every module, to pick one from")
+        listings = [list_modules(path) for path in paths]
+        click.echo(module_list_json(listings) if as_json else module_list_text(listings))
+        return
+    if module is not None:
+        results = [module_stats(hlo_module_at(path, module)) for path in paths]
+    else:
+        results = [module_stats(item) for path in hlo_files(list(paths)) for item in read_hlo(path)]
     click.echo(stats_json(results) if as_json else stats_text(results))
 
 
@@ -92,18 +147,17 @@ def stats(paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["graphml", "json"]), default="graphml", show_default=True,
               help="graphml (for Gephi, yEd, networkx) or node-link JSON.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--module", "module_index", type=int, default=0, show_default=True,
-              help="Which module of a file holding several (from 0).")
-def graph(path: str, fmt: str, output: str, module_index: int) -> None:
+@_module_option()
+def graph(path: str, fmt: str, output: str, module: str | None) -> None:
     """Write the instruction graph of an HLO module: nodes, operand edges, call edges into called computations."""
     from xlainspect.analysis.graph import to_networkx, write_graph
     from xlainspect.hlo.files import hlo_module_at
 
-    module = hlo_module_at(path, module_index)
-    module_graph = to_networkx(module)
+    chosen = hlo_module_at(path, module)
+    module_graph = to_networkx(chosen)
     write_graph(module_graph, output, fmt)
     click.echo(f"wrote {output}: {module_graph.number_of_nodes()} nodes, {module_graph.number_of_edges()} edges "
-               f"({fmt}, module {module.name})")
+               f"({fmt}, module {chosen.name})")
 
 
 @cli.command()
@@ -206,12 +260,7 @@ def _dump_command(command: tuple[str, ...], out_dir: str | None, module: str | N
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--program", "program_name", default=None,
-              help="Program whose dumps A and B name (jax, tf): a built-in name or FILE.py:NAME.")
-@click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
-              help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
-@click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
+@_filed_dump_options_decorator("Program whose dumps A and B name (jax, tf): a built-in name or FILE.py:NAME.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--fail-on-diff", is_flag=True,
               help="Exit 3 unless both sides launch the same kernels: the same math and layouts, as often (for CI).")
@@ -221,46 +270,48 @@ def _dump_command(command: tuple[str, ...], out_dir: str | None, module: str | N
               help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
+@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
+@click.option("--module-b", default=None, metavar="SELECTOR", help="B's module, when it differs from A's --module.")
+@click.option("--label-a", default=None, help="A's name in the output (default: the framework, or the folder or file "
+                                              "name).")
+@click.option("--label-b", default=None, help="B's name in the output.")
 @click.pass_context
 def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
          target: str | None, as_json: bool, fail_on_diff: bool, ignore_layout: bool, timing_file: str | None,
-         with_passes: bool) -> None:
+         with_passes: bool, module: str | None, module_b: str | None, label_a: str | None,
+         label_b: str | None) -> None:
     """Compare the kernels of two compiled modules: A and B are jax/tf (with --program), dump folders or files."""
     _target_needs_gpu(ctx, target, backend)
     if ignore_layout and not fail_on_diff:
         _refuse(ctx, "--ignore-layout needs --fail-on-diff: it only relaxes the verdict that sets the exit status")
-    from xlainspect.runners.sides import names_framework
-
-    if not names_framework(a) and not names_framework(b):
-        for name in ("program_name", "dumps_dir", "backend", "target"):
-            if _given(ctx, name):
-                _refuse(ctx, f"{_flag(ctx, name)} picks the filed dumps that A or B name (jax, tf, tf_via_jax); "
-                             "here A and B are paths")
+    _filed_dump_options(ctx, {"A": a, "B": b})
     from xlainspect.analysis.census import census
     from xlainspect.analysis.diff import diff_census
-    from xlainspect.hlo import read_hlo
     from xlainspect.output.format import diff_json, diff_text, divergence_text
     from xlainspect.runners.sides import resolve_side
 
-    side_a = resolve_side(a, program_name, dumps_dir, backend, target)
-    side_b = resolve_side(b, program_name, dumps_dir, backend, target)
-    module_a, module_b = read_hlo(side_a.path)[0], read_hlo(side_b.path)[0]
-    result = diff_census(census(module_a), census(module_b), side_a.compiler, side_b.compiler)
+    side_a = resolve_side(a, program_name, dumps_dir, backend, target, module, label_a)
+    side_b = resolve_side(b, program_name, dumps_dir, backend, target, module_b or module, label_b)
+    module_a, module_b_read = side_a.read(), side_b.read()
+    result = diff_census(census(module_a), census(module_b_read), side_a.compiler, side_b.compiler)
     divergence = None
     if with_passes:
         from xlainspect.analysis.passes import first_divergence, pass_timeline
 
-        divergence = first_divergence(pass_timeline(side_a.path.parent), pass_timeline(side_b.path.parent), (a, b))
+        divergence = first_divergence(pass_timeline(side_a.path.parent, side_a.pass_module),
+                                      pass_timeline(side_b.path.parent, side_b.pass_module),
+                                      (side_a.label, side_b.label))
     timing_a = timing_b = None
     if timing_file is not None:
         from xlainspect.measure.timing import timing_for_dump
 
         timing_a = timing_for_dump(timing_file, a, side_a.path, module_a)
-        timing_b = timing_for_dump(timing_file, b, side_b.path, module_b)
+        timing_b = timing_for_dump(timing_file, b, side_b.path, module_b_read)
     if as_json:
-        click.echo(diff_json(result, timing_a, timing_b, divergence, with_passes))
+        click.echo(diff_json(result, timing_a, timing_b, divergence, with_passes, side_a.label, side_b.label))
     else:
-        click.echo(diff_text(result, a, b, str(side_a.path), str(side_b.path), timing_a, timing_b))
+        click.echo(diff_text(result, side_a.label, side_b.label, str(side_a.path), str(side_b.path), timing_a,
+                             timing_b))
         if with_passes:
             click.echo(divergence_text(divergence))
     if fail_on_diff and not (result.same_math if ignore_layout else result.same_structure):
@@ -360,8 +411,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="SVG file to write.")
-@click.option("--module", "module_index", type=int, default=0, show_default=True,
-              help="Which module of a file that holds several.")
+@_module_option()
+@_filed_dump_options_decorator("Program whose dump PATH names (jax, tf, tf_via_jax).")
 @click.option("--computation", default=None, help="Draw this computation (a loop body, say) instead of the entry.")
 @click.option("--fusion", default=None, help="Draw the fused ops of this fusion instruction.")
 @click.option("--color", type=click.Choice(["kind", "time"]), default="kind", show_default=True,
@@ -376,10 +427,16 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=DOT_TIME_LIMIT_S, show_default=True,
               metavar="SECONDS", help="How long graphviz may lay out the drawing before a simpler one replaces it.")
 @click.pass_context
-def render(ctx: click.Context, path: str, output: str, module_index: int, computation: str | None,
-           fusion: str | None, color: str, timing_file: str | None, max_nodes: int, around: str | None,
-           radius: int, time_limit: float) -> None:
-    """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges."""
+def render(ctx: click.Context, path: str, output: str, module: str | None, program_name: str | None, dumps_dir: str,
+           backend: str, target: str | None, computation: str | None, fusion: str | None, color: str,
+           timing_file: str | None, max_nodes: int, around: str | None, radius: int, time_limit: float) -> None:
+    """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges.
+
+    PATH is an HLO file, a dump folder (xlainspect's or XLA's own --xla_dump_to), or jax/tf/tf_via_jax with
+    --program for a filed dump.
+    """
+    _filed_dump_options(ctx, {"PATH": path})
+    _target_needs_gpu(ctx, target, backend)
     if computation is not None and fusion is not None:
         _refuse(ctx, "--computation cannot be used with --fusion: --fusion draws its own fused computation")
     if around is None and _given(ctx, "radius"):
@@ -389,15 +446,16 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
     if not output.lower().endswith(".svg"):
         _refuse(ctx, f"--output {output}: render writes SVG; name the file *.svg (a browser or 'rsvg-convert' "
                      "turns it into a PNG)")
-    from xlainspect.hlo.files import atomic_write_text, hlo_module_at
+    from xlainspect.hlo.files import atomic_write_text
     from xlainspect.measure.timing import kernel_times_for_module
     from xlainspect.output.render import RenderOptions, render_svg
+    from xlainspect.runners.sides import resolve_side
 
-    module = hlo_module_at(path, module_index)
-    times = kernel_times_for_module(timing_file, module.name) if timing_file else {}
+    chosen = resolve_side(path, program_name, dumps_dir, backend, target, module).read()
+    times = kernel_times_for_module(timing_file, chosen.name) if timing_file else {}
     options = RenderOptions(computation=computation, fusion=fusion, color=color, kernel_times=times,
                             max_nodes=max_nodes, around=around, radius=radius, time_limit_s=time_limit)
-    svg, rendering = render_svg(module, options, report=_progress)
+    svg, rendering = render_svg(chosen, options, report=_progress)
     atomic_write_text(output, svg)
     click.echo(f"wrote {output}: {len(rendering.nodes)} of {rendering.total_nodes} nodes of {rendering.computation}")
     for note in rendering.left_out:
@@ -405,23 +463,42 @@ def render(ctx: click.Context, path: str, output: str, module_index: int, comput
 
 
 @cli.command()
-@click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
-@click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False))
-@click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
-              help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones.")
-@click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, a100).")
+@click.argument("sides", nargs=-1, metavar="[A [B]]")
+@_filed_dump_options_decorator("Program whose filed dumps to read: both jax and tf without A and B, else those A "
+                               "and B name (jax, tf, tf_via_jax).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
+@click.option("--module-b", default=None, metavar="SELECTOR", help="B's module, when it differs from A's --module.")
+@click.option("--label-a", default=None, help="A's name on the page (default: the framework, or the folder or file "
+                                              "name).")
+@click.option("--label-b", default=None, help="B's name on the page.")
 @click.pass_context
-def report(ctx: click.Context, program_name: str, dumps_dir: str, backend: str, target: str | None,
-           timing_file: str | None, output: str) -> None:
-    """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline."""
+def report(ctx: click.Context, sides: tuple[str, ...], program_name: str | None, dumps_dir: str, backend: str,
+           target: str | None, timing_file: str | None, output: str, module: str | None, module_b: str | None,
+           label_a: str | None, label_b: str | None) -> None:
+    """One self-contained HTML page: versions, both censuses, the diff, timing, both kernel graphs, pass timeline.
+
+    A and B are what diff takes (jax/tf with --program, dump folders, XLA's own --xla_dump_to folders, HLO files);
+    without them, --program's filed jax and tf dumps. One side alone gives its kernels, census and graph.
+    """
     _target_needs_gpu(ctx, target, backend)
+    if len(sides) > 2:
+        _refuse(ctx, f"report takes at most two sides (A and B), got {len(sides)}: {' '.join(sides)}")
+    if not sides and program_name is None:
+        _refuse(ctx, "give --program NAME (its filed jax and tf dumps) or the sides to show: A [B]")
+    if sides:
+        _filed_dump_options(ctx, {"A": sides[0], "B": sides[-1]} if len(sides) == 2 else {"A": sides[0]})
+    for name, needs in (("module_b", 2), ("label_b", 2), ("label_a", 1)):
+        if _given(ctx, name) and len(sides) < needs:
+            _refuse(ctx, f"{_flag(ctx, name)} needs {'two sides, A and B' if needs == 2 else 'a side A'}: it names "
+                         "one of them")
     from xlainspect.hlo.files import atomic_write_text
     from xlainspect.output.report import build_report
 
-    page = build_report(program_name, dumps_dir, backend, timing_file, target, progress=_progress)
+    page = build_report(program_name, dumps_dir, backend, timing_file, target, progress=_progress, sides=sides,
+                        labels=(label_a, label_b), module=module, module_b=module_b)
     atomic_write_text(output, page)
     click.echo(f"wrote {output} ({len(page) / 1e3:.0f} kB); open it in any browser, no server needed")
 
@@ -572,7 +649,9 @@ def _check_peak(program_name: str, batch_sizes: Sequence[int], as_json: bool) ->
 
 @cli.command()
 @click.argument("folder", type=click.Path())
-@click.option("--module", default=None, help="Which module, when the folder holds pass dumps of several.")
+@_module_option("Which module, when the folder holds pass dumps of several (an XLA dump folder): its name or "
+                "module_NNNN id, its position (see 'stats --list') or a regular expression on its name that "
+                "matches one. Default: the main module (the largest optimized one, JAX's helpers excluded).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array, one object per pass.")
 def passes(folder: str, module: str | None, as_json: bool) -> None:
     """Instruction and fusion counts after every XLA pass of a dump made with --pass-dumps."""

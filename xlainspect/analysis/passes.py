@@ -38,6 +38,7 @@ from pathlib import Path
 from xlainspect.analysis.stats import fusion_kind_label, module_stats, top_level_instructions
 from xlainspect.errors import InputError
 from xlainspect.hlo import HloModule, read_hlo
+from xlainspect.hlo.dump_folder import dumped_modules, pick_module
 
 FusionSignature = tuple[str, tuple[str, ...]]
 """One top-level fusion, without names: its kind label and the sorted opcodes of its body (parameters left out)."""
@@ -158,8 +159,9 @@ def pass_timeline(folder: str | os.PathLike[str], module: str | None = None) -> 
         folder: a dump folder made with ``--pass-dumps`` (its ``passes/`` is read), or a folder of pass dump files
             (``passes/`` itself, or XLA's own ``--xla_dump_to`` folder). Files whose names are not pass dumps are
             skipped; subfolders are not searched.
-        module: the module's name as the file names spell it, or its ``module_NNNN`` id; needed only when the
-            folder holds pass dumps of several modules, as a raw XLA dump folder does.
+        module: the module's name as the file names spell it, or its ``module_NNNN`` id; else, in a raw XLA dump
+            folder, a ``--module`` selector (a position in compile order, or a regular expression on the name that
+            matches one). None reads the folder's only module, or the main module of a raw XLA dump folder.
 
     Returns:
         One step per pass dump, sorted by step number.
@@ -176,10 +178,13 @@ def pass_timeline(folder: str | os.PathLike[str], module: str | None = None) -> 
         if name is not None and path.is_file():
             found.setdefault((name.module_number, name.module), []).append((name, path))
     if module is not None:
-        found = {key: files for key, files in found.items() if module in (key[1], f"module_{key[0]:04d}")}
+        exact = {key: files for key, files in found.items() if module in (key[1], f"module_{key[0]:04d}")}
+        found = exact or _picked(directory, found, module)
         if not found:
             raise InputError(f"{directory}: no XLA pass dumps of module {module!r}; check the name against the "
                              "file names (module_NNNN.<module>.NNNN....txt)")
+    elif len(found) > 1:
+        found = _picked(directory, found, None) or found
     if not found:
         raise InputError(f"{directory}: no XLA pass dumps found; make the dump with --pass-dumps")
     if len(found) > 1:
@@ -192,6 +197,26 @@ def pass_timeline(folder: str | os.PathLike[str], module: str | None = None) -> 
     (files,) = found.values()
     files.sort(key=lambda item: (item[0].index, item[1].name))
     return tuple(_read_step(name, path) for name, path in files)
+
+
+def _picked(directory: Path, found: dict[tuple[int, str], list[tuple[PassDumpName, Path]]],
+            selector: str | None) -> dict[tuple[int, str], list[tuple[PassDumpName, Path]]]:
+    """The pass dumps of the module ``--module SELECTOR`` picks among those XLA dumped into ``directory`` (None: the
+    main module), as :func:`~xlainspect.hlo.dump_folder.pick_module` picks; empty when the folder holds no module
+    files to pick from (a ``passes/`` folder alone).
+
+    Raises:
+        InputError: the selector picks no module or several, or the picked module has no pass dumps.
+    """
+    modules = dumped_modules(directory)
+    if not modules:
+        return {}
+    chosen = pick_module(modules, selector, str(directory))
+    key = (chosen.number, chosen.name)
+    if key not in found:
+        raise InputError(f"{directory}: module_{chosen.number:04d} {chosen.name} has no pass dumps; dump with "
+                         "--xla_dump_hlo_pass_re=.* or pick another with --module")
+    return {key: found[key]}
 
 
 def missing_steps(timeline: Sequence[PassStep]) -> tuple[int, ...]:

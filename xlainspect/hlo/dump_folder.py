@@ -5,9 +5,12 @@ A program's dump folder holds, beside its own step, every helper module its fram
 files. This module names them from their file names (``module_0004.jit_step.cpu_after_optimizations.txt``), counts
 their instructions without parsing them, and picks one by index or by a regular expression on the name.
 
-The main module, when none is picked, is the after-optimization module with the most instructions, leaving out the
-modules JAX compiles for ops it runs eagerly and for its private wrappers (``jit_convert_element_type``,
-``jit__normal``...; see :func:`is_helper`), which can outgrow a small step.
+The main module, when none is picked, is the after-optimization module with the most instructions, helpers
+excluded. JAX's helpers are of two kinds, both told from the module itself: its private functions (``jit__normal``,
+``jit__threefry_split``: the name starts ``jit__``), which can outgrow a small step (``jax.random.normal`` compiles
+to nearly 300 instructions), and single primitives run outside ``jit`` (``jit_convert_element_type``,
+``jit_broadcast_in_dim``: every op the module names is ``jit(P)/P`` for the primitive ``P`` it is named after). When
+every optimized module is a helper, the largest of them is the main one.
 """
 
 from __future__ import annotations
@@ -25,11 +28,28 @@ MODULE_FILE_RE = re.compile(
     r"module_(\d+)\.(.+?)\.(before_optimizations|(?:sm_[0-9.]+[a-z]?_)?[a-z]+_after_optimizations)\.txt$")
 # An instruction line: what "the most instructions" counts.
 _INSTRUCTION_LINE_RE = re.compile(rb"^[ \t]+(?:ROOT[ \t]+)?%?[A-Za-z_][\w.\-]*[ \t]*=", re.M)
+_OP_NAME_RE = re.compile(rb'op_name="([^"]*)"')
 
 
 def instruction_lines(path: Path) -> int:
     """How many instruction lines an HLO text file holds, counted without parsing it."""
     return len(_INSTRUCTION_LINE_RE.findall(path.read_bytes()))
+
+
+def is_helper(name: str, text: bytes) -> bool:
+    """Whether a module is one JAX compiled for itself rather than the user's program (see the module docstring).
+
+    Args:
+        name: the module's name.
+        text: the module's HLO text, whose ``op_name`` metadata says what each op came from.
+    """
+    if name.startswith("jit__"):
+        return True
+    if not name.startswith("jit_"):
+        return False
+    primitive = name[len("jit_"):].encode()
+    ops = {op for op in _OP_NAME_RE.findall(text) if not op.startswith(b"args[")}
+    return ops <= {b"jit(" + primitive + b")/" + primitive}
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,7 @@ class DumpedModule:
         before: the module before optimization, when it was dumped.
         after: the optimized module, when it was dumped (a compile that failed leaves only ``before``).
         instructions: instruction lines of ``after`` (else of ``before``).
+        helper: whether JAX compiled it for itself (:func:`is_helper`), not for the user's program.
     """
 
     number: int
@@ -49,6 +70,12 @@ class DumpedModule:
     before: Path | None
     after: Path | None
     instructions: int
+    helper: bool = False
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Which of ``before`` and ``after`` optimization there are."""
+        return tuple(stage for stage, path in (("before", self.before), ("after", self.after)) if path is not None)
 
     @property
     def backend(self) -> str | None:
@@ -76,37 +103,17 @@ def dumped_modules(folder: str | os.PathLike[str]) -> tuple[DumpedModule, ...]:
         found.setdefault((int(number), name), {})["before" if stage == "before_optimizations" else "after"] = path
     modules = []
     for (number, name), files in sorted(found.items()):
-        counted = files.get("after") or files["before"]
-        modules.append(DumpedModule(number, name, files.get("before"), files.get("after"), instruction_lines(counted)))
+        text = (files.get("after") or files["before"]).read_bytes()
+        modules.append(DumpedModule(number, name, files.get("before"), files.get("after"),
+                                    len(_INSTRUCTION_LINE_RE.findall(text)), is_helper(name, text)))
     return tuple(modules)
 
 
-# JAX compiles one module per primitive it runs eagerly, outside any jit (``jnp.asarray``, ``x + 1``, making inputs),
-# named ``jit_<primitive>``; its own private wrappers (``jax.random``'s ``_normal``, ``_threefry_split``, ``jnp``'s
-# ``_reduce_sum``) are ``jit__<name>``. Such a helper can outgrow a small step (``jit__normal`` has ~300
-# instructions), so the main-module rule passes over them by name.
-_JAX_EAGER_PRIMITIVES = frozenset("""
-abs acos add and argmax argmin asin atan atan2 bitcast_convert_type broadcast_in_dim cbrt ceil clamp concatenate
-convert_element_type copy copy_p cos cosh cumsum cumprod cummax cummin device_put div dot_general dynamic_slice
-dynamic_update_slice eq erf erf_inv exp exp2 expand_dims expm1 floor gather ge gt imag integer_pow iota is_finite le
-log log1p logistic lt max min mul ne neg nextafter not or pad pow random_bits random_fold_in random_seed random_split
-random_unwrap random_wrap real reduce_and reduce_max reduce_min reduce_or reduce_precision reduce_prod reduce_sum
-rem reshape rev round rsqrt scatter scatter-add scatter_add select_and_gather_add select_n shift_left
-shift_right_arithmetic shift_right_logical sign sin sinh slice sort sqrt square squeeze stop_gradient sub tan tanh
-threefry2x32 transpose xor
-""".split())
-
-
-def is_helper(name: str) -> bool:
-    """Whether a module is one JAX compiled for an eager op or a private wrapper, not the user's program."""
-    return name.startswith("jit__") or (name.startswith("jit_") and name[4:] in _JAX_EAGER_PRIMITIVES)
-
-
 def main_module(modules: tuple[DumpedModule, ...]) -> DumpedModule | None:
-    """The program's own module: the optimized one with the most instructions, JAX's helpers aside
-    (:func:`is_helper`; when there is nothing else, the largest of them), the first compiled on a tie."""
+    """The program's own module: the optimized one with the most instructions, helpers excluded unless all are
+    helpers (the first compiled on a tie)."""
     optimized = [module for module in modules if module.after is not None]
-    own = [module for module in optimized if not is_helper(module.name)]
+    own = [module for module in optimized if not module.helper]
     return max(own or optimized, key=lambda module: module.instructions, default=None)
 
 
@@ -148,4 +155,4 @@ def pick_module(modules: tuple[DumpedModule, ...], selector: str | None, where: 
     if not matched:
         raise InputError(f"{where}: no module name matches --module {selector!r}; the modules are {names}{more}")
     raise InputError(f"{where}: {len(matched)} modules match --module {selector!r} ({names}{more}); make it "
-                     "match one, e.g. anchor it with ^ and $")
+                     "match one (anchor it with ^ and $), or give its position ('xlainspect stats --list')")

@@ -6,11 +6,12 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
-from xlainspect.hlo.dump_folder import dumped_modules, instruction_lines, main_module
+from xlainspect.hlo.dump_folder import DumpedModule, dumped_modules, instruction_lines, main_module, pick_module
 from xlainspect.hlo.tokens import HLO_START_RE, LEADING_COMMENTS, NAME
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def main_module_file(folder: str | os.PathLike[str]) -> Path:
         InputError: the folder holds neither.
     """
     path = Path(folder)
-    filed = path / "after_optimizations.txt"
+    filed = path / _FILED
     if filed.is_file():
         return filed
 
@@ -147,21 +148,100 @@ def main_module_file(folder: str | os.PathLike[str]) -> Path:
     return max(optimized, key=instruction_lines)
 
 
-def hlo_module_at(path: str | os.PathLike[str], index: int = 0) -> HloModule:
-    """Module ``index`` of an HLO file, or of a dump folder's main module (:func:`main_module_file`).
+def _file_modules(file: Path) -> tuple[DumpedModule, ...]:
+    """The modules of one HLO file as a listing: position in the file, name, size, and the stage its header says
+    (XLA marks an optimized module ``is_scheduled=true``)."""
+    from xlainspect.hlo.parse import read_hlo  # parse imports this module
+
+    modules = []
+    for position, module in enumerate(read_hlo(file)):
+        optimized = module.attributes.get("is_scheduled") == "true"
+        modules.append(DumpedModule(position, module.name, None if optimized else file, file if optimized else None,
+                                    sum(1 for _ in module.instructions())))
+    return tuple(modules)
+
+
+@dataclass(frozen=True)
+class ModuleListing:
+    """What ``stats --list`` shows for a path: its modules in order, and the one read when none is picked.
+
+    Attributes:
+        path: the folder or file listed.
+        modules: a dump folder's modules in compile order, or a file's in file order.
+        main: the module read by default: a raw dump folder's main one (:func:`~xlainspect.hlo.dump_folder.
+            main_module`), the first of a file.
+    """
+
+    path: Path
+    modules: tuple[DumpedModule, ...]
+    main: DumpedModule | None
+
+
+def list_modules(path: str | os.PathLike[str]) -> ModuleListing:
+    """The modules a command could read at ``path``: a raw XLA dump folder's, or those of an HLO file (a folder
+    ``xlainspect dump`` filed: its ``after_optimizations.txt``).
 
     Raises:
-        InputError: no such file, or no module ``index`` in it.
+        InputError: no such path, or a folder with no module.
+        HloParseError: a file is not HLO.
+    """
+    folder_or_file = Path(path)
+    if folder_or_file.is_dir() and not (folder_or_file / _FILED).is_file():
+        modules = dumped_modules(folder_or_file)
+        if not modules:
+            main_module_file(folder_or_file)  # files renamed by hand: its error, or a module read by content
+            raise InputError(f"{folder_or_file}: XLA dumped no modules here (no module_*.txt); give the folder "
+                             "--xla_dump_to named, or an HLO file")
+        return ModuleListing(folder_or_file, modules, main_module(modules))
+    file = _filed_or_file(folder_or_file)
+    modules = _file_modules(file)
+    return ModuleListing(file, modules, modules[0] if modules else None)
+
+
+def _filed_or_file(path: Path) -> Path:
+    file = path / _FILED if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"{file}: no such file; give an HLO file or a dump folder")
+    return file
+
+
+_FILED = "after_optimizations.txt"  # the module file of a folder 'xlainspect dump' filed
+
+
+def module_location(path: str | os.PathLike[str], selector: str | int | None = None) -> tuple[Path, int]:
+    """Which file to read for ``path`` and ``--module SELECTOR``, and which module of that file.
+
+    Args:
+        path: an HLO file, a folder ``xlainspect dump`` filed, or a folder XLA's ``--xla_dump_to`` wrote.
+        selector: None for the default (a raw dump folder's main module, else the first module of the file), a
+            position (in compile order in a dump folder, in the file otherwise; negative counts from the end), or a
+            regular expression on module names that must match exactly one (:func:`~xlainspect.hlo.dump_folder.
+            pick_module`).
+
+    Raises:
+        InputError: no such path, nothing to pick from, or a selector that picks no module or several.
+    """
+    folder_or_file = Path(path)
+    selector = None if selector is None else str(selector)
+    if folder_or_file.is_dir() and not (folder_or_file / _FILED).is_file():
+        modules = dumped_modules(folder_or_file)
+        if selector is None and main_module(modules) is None:
+            return main_module_file(folder_or_file), 0  # files renamed by hand, recognised by content
+        return pick_module(modules, selector, str(folder_or_file)).file, 0
+    file = _filed_or_file(folder_or_file)
+    if selector is None:
+        return file, 0
+    return file, pick_module(_file_modules(file), selector, str(file)).number
+
+
+def hlo_module_at(path: str | os.PathLike[str], selector: str | int | None = None) -> HloModule:
+    """The module ``--module SELECTOR`` names at ``path`` (see :func:`module_location`).
+
+    Raises:
+        InputError: no such path, or no module the selector picks.
         HloParseError: the text is not HLO.
     """
     from xlainspect.hlo.parse import read_hlo  # parse imports this module
 
-    file = Path(path)
-    if file.is_dir():
-        file = main_module_file(file)
-    if not file.is_file():
-        raise InputError(f"{file}: no such file; give an HLO file or a dump folder")
-    modules = read_hlo(file)
-    if not 0 <= index < len(modules):
-        raise InputError(f"{file}: has {len(modules)} module(s); --module must be 0 to {len(modules) - 1}")
-    return modules[index]
+    file, index = module_location(path, selector)
+    return read_hlo(file)[index]

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from xlainspect.analysis.census import Kernel
     from xlainspect.analysis.diff import CensusDiff
     from xlainspect.analysis.passes import Divergence, PassStep
+    from xlainspect.hlo.files import ModuleListing
     from xlainspect.measure.records import (
         AblationRow,
         BenchRow,
@@ -59,6 +60,34 @@ def stats_text(stats: Iterable[ModuleStats], top_opcodes: int = 12) -> str:
             + (f" ({_counts(item.custom_calls)})" if item.custom_calls else ""),
             f"  opcodes       {_counts(item.opcodes, top_opcodes)}",
         ]))
+    return "\n\n".join(blocks)
+
+
+def module_list_json(listings: Iterable[ModuleListing]) -> str:
+    """``stats --list --json``: one object per module, with the path it is in and its position there."""
+    return json.dumps([{"path": str(listing.path), "position": position, "number": module.number,
+                        "name": module.name, "instructions": module.instructions, "stages": list(module.stages),
+                        "main": module is listing.main, "helper": module.helper}
+                       for listing in listings for position, module in enumerate(listing.modules)], indent=2)
+
+
+def module_list_text(listings: Iterable[ModuleListing]) -> str:
+    """``stats --list``: per path, a line per module: the position ``--module`` takes, XLA's module number (the
+    compile order), instructions, stages, a mark, and the name last so a long TF name widens nothing."""
+    blocks = []
+    for listing in listings:
+        rows = [(str(position), f"{module.number:04d}", str(module.instructions), "+".join(module.stages) or "-",
+                 "main" if module is listing.main else "helper" if module.helper else "", module.name)
+                for position, module in enumerate(listing.modules)]
+        header = ("#", "number", "instructions", "stages", "", "name")
+        widths = [_width((row[i] for row in [header, *rows])) for i in range(5)]
+        lines = [f"{listing.path}: {len(rows)} module(s); --module takes the position (#) or a regular expression "
+                 "on the name"]
+        for row in [header, *rows]:
+            cells = [row[0].rjust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2]),
+                     row[3].ljust(widths[3]), row[4].ljust(widths[4]), row[5]]
+            lines.append("  " + "  ".join(cells).rstrip() if not row[5] else "  " + "  ".join(cells))
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
@@ -280,7 +309,8 @@ def _difference_json(change: Difference | None) -> dict[str, float | bool | None
 
 
 def diff_json(diff: CensusDiff, timing_a: TimingSummary | None = None, timing_b: TimingSummary | None = None,
-              divergence: Divergence | None = None, with_passes: bool = False) -> str:
+              divergence: Divergence | None = None, with_passes: bool = False, label_a: str = "A",
+              label_b: str = "B") -> str:
     """The diff as one JSON object; with passes, ``first_divergence`` (null when the two sides' fusions never
     differ).
 
@@ -303,6 +333,7 @@ def diff_json(diff: CensusDiff, timing_a: TimingSummary | None = None, timing_b:
                            **_difference_json(step)}
     else:
         data = diff.to_json()
+    data["a"]["label"], data["b"]["label"] = label_a, label_b
     if with_passes:
         data["first_divergence"] = None if divergence is None else {
             "pass": divergence.pass_name, "pipeline": divergence.pipeline, "only_in": divergence.only_in,

@@ -1,5 +1,9 @@
 """One self-contained HTML page per program: what each framework compiled, how they differ, what it cost.
 
+The two sides are a program's filed JAX and TF dumps, or whatever ``diff`` reads (dump folders, XLA's raw
+``--xla_dump_to`` folders, HLO files), or one side alone: a program that exists only in JAX still gets a page naming
+every kernel, with its census and graph.
+
 The page is what users attach to a bug report or a review, so it must open anywhere: no server, no network, no
 scripts. Everything is inline: the CSS, the SVG kernel graphs, the tables. Collapsible sections use ``<details>``,
 which needs no JavaScript.
@@ -18,13 +22,13 @@ from typing import Any
 
 from xlainspect.analysis.census import Census, Kernel, census
 from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
-from xlainspect.hlo import read_hlo
+from xlainspect.errors import InputError
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.measure.spread import Spread, difference
 from xlainspect.measure.timing import check_timing_fits_dump
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.runners.manifest import DumpManifest
-from xlainspect.runners.sides import Side, manifest_beside, resolve_side
+from xlainspect.runners.sides import Side, manifest_beside, names_framework, resolve_side
 
 FRAMEWORKS = ("jax", "tf")
 
@@ -49,7 +53,7 @@ td.long { max-width: 24em; overflow: hidden; text-overflow: ellipsis; white-spac
 
 @dataclass(frozen=True)
 class _Side:
-    framework: str
+    label: str
     side: Side
     manifest: DumpManifest | None  # None for a dump filed without one
     census: Census
@@ -60,12 +64,21 @@ class _Side:
     sources: Mapping[str, str]  # by kernel name: where it came from (kernel_sources)
 
 
-def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
+def build_report(program: str | None, dumps_dir: str = "dumps", backend: str = "cpu",
                  timing_file: str | None = None, target: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> str:
-    """The HTML page for one program's two filed dumps (``DIR/<backend>/<program>/{jax,tf}``).
+                 progress: Callable[[str], None] | None = None, *, sides: Sequence[str] = (),
+                 labels: Sequence[str | None] = (), module: str | None = None, module_b: str | None = None) -> str:
+    """The HTML page for one program's two filed dumps (``DIR/<backend>/<program>/{jax,tf}``), or for the one or
+    two ``sides`` given.
 
     Args:
+        program: the program whose filed dumps to read: both frameworks' without ``sides``, else those that
+            ``sides`` name (``jax``, ``tf``, ``tf_via_jax``). None when every side is a path.
+        sides: one or two of what ``diff`` takes: framework names, dump folders (XLA's own too), HLO files. One
+            side gives a page without a comparison.
+        labels: the sides' names on the page (``--label-a``, ``--label-b``); None or missing for the default (the
+            framework, else the folder or file name).
+        module: ``--module`` for every side; ``module_b`` overrides it for the second.
         timing_file: output of ``xlainspect time --program P --json``; adds step times and per-kernel times, with
             their spread, and refuses times that do not belong to the dumps.
         target: with backend ``gpu``, the deviceless target whose dumps to read (``h100``), as ``diff --target``.
@@ -75,17 +88,27 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
         InputError: a dump is missing (the message says how to make it), or the timing file is unusable.
         RecordError: the timing file is not ``time --json`` output, or a dump's manifest not one ``dump`` wrote.
     """
+    specs = tuple(sides) or FRAMEWORKS
+    if not 1 <= len(specs) <= 2:
+        raise InputError(f"a report compares two sides or shows one; got {len(specs)}: {' '.join(specs)}")
     timing = TimingRecord.read(timing_file) if timing_file else None
-    sides = [_side(framework, program, dumps_dir, backend, timing, target, progress) for framework in FRAMEWORKS]
-    a, b = sides
-    diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
-    divergence = _divergence(a, b)
-    parts = [_head(program), _summary(program, sides, diff, backend), _census_table(diff),
-             _kernels_section(diff, a, b)]
+    modules = (module, module_b or module)
+    read = [_side(spec, program, dumps_dir, backend, timing, target, progress, modules[i],
+                  labels[i] if i < len(labels) else None) for i, spec in enumerate(specs)]
+    title = program or " and ".join(s.label for s in read)
+    if len(read) == 1:
+        (only,) = read
+        parts = [_head(title), _summary(program, read, None, backend), _one_census_table(only),
+                 _one_kernels_section(only)]
+    else:
+        a, b = read
+        diff = diff_census(a.census, b.census, a.side.compiler, b.side.compiler)
+        parts = [_head(title), _summary(program, read, diff, backend), _census_table(diff, a, b),
+                 _kernels_section(diff, a, b)]
     if timing is not None:
-        parts.append(_timing_section(sides, timing))
-    parts.append(_graphs_section(sides))
-    parts.append(_passes_section(sides, divergence))
+        parts.append(_timing_section(read, timing))
+    parts.append(_graphs_section(read))
+    parts.append(_passes_section(read, _divergence(read)))
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -93,19 +116,22 @@ def build_report(program: str, dumps_dir: str = "dumps", backend: str = "cpu",
 # -- gathering -------------------------------------------------------------------------------------------------
 
 
-def _side(framework: str, program: str, dumps_dir: str, backend: str, timing: TimingRecord | None,
-          target: str | None, progress: Callable[[str], None] | None) -> _Side:
-    side = resolve_side(framework, program, dumps_dir, backend, target)
+def _side(spec: str, program: str | None, dumps_dir: str, backend: str, timing: TimingRecord | None,
+          target: str | None, progress: Callable[[str], None] | None, module_selector: str | None,
+          label: str | None) -> _Side:
+    side = resolve_side(spec, program, dumps_dir, backend, target, module_selector, label)
     manifest = manifest_beside(side.path)
-    module = read_hlo(side.path)[0]
+    module = side.read()
     if timing is not None:
-        check_timing_fits_dump(timing, framework, side.path, module)
-    framework_timing = timing.frameworks.get(framework) if timing is not None else None
+        if not names_framework(spec):
+            raise InputError(f"--timing attaches times to the filed dumps that jax and tf name; {spec} is a path")
+        check_timing_fits_dump(timing, spec, side.path, module)
+    framework_timing = timing.frameworks.get(spec) if timing is not None else None
     kernels = {k.hlo_op: k for k in framework_timing.kernels} if framework_timing is not None else {}
     svg, rendering = render_svg(module, RenderOptions(kernel_times={name: k.total_us for name, k in kernels.items()}),
                                 report=progress)
     module_census = census(module)
-    return _Side(framework, side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
+    return _Side(side.label, side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
                  framework_timing, kernel_sources(module_census.kernels))
 
 
@@ -164,13 +190,32 @@ def kernel_sources(kernels: Sequence[Kernel], most: int = 3) -> dict[str, str]:
     return result
 
 
-def _divergence(a: _Side, b: _Side) -> Any:
+def _has_pass_dumps(side: Side) -> bool:
+    """Whether XLA's pass dumps of the side's module lie beside it: a filed dump's ``passes/``, or, in a raw XLA
+    dump folder, files of the module's ``module_NNNN``."""
+    from xlainspect.analysis.passes import parse_pass_dump_name
+
+    folder = side.path.parent
+    if side.pass_module is None:
+        return (folder / "passes").is_dir()
+    for path in folder.glob(side.pass_module + ".*"):
+        name = parse_pass_dump_name(path.name)
+        if name is not None:
+            return True
+    return False
+
+
+def _divergence(sides: Sequence[_Side]) -> Any:
+    """Each side's pass timeline and, with two sides, the first pass after which they part; None unless every side
+    has pass dumps."""
     from xlainspect.analysis.passes import first_divergence, pass_timeline
 
-    if not all((s.side.path.parent / "passes").is_dir() for s in (a, b)):
+    if not all(_has_pass_dumps(s.side) for s in sides):
         return None
-    timelines = [pass_timeline(s.side.path.parent) for s in (a, b)]
-    return timelines, first_divergence(timelines[0], timelines[1], (a.framework, b.framework))
+    timelines = [pass_timeline(s.side.path.parent, s.side.pass_module) for s in sides]
+    if len(sides) == 1:
+        return timelines, None
+    return timelines, first_divergence(timelines[0], timelines[1], (sides[0].label, sides[1].label))
 
 
 def _inline_svg(svg: str) -> str:
@@ -211,25 +256,34 @@ def _head(program: str) -> str:
             f"<title>xlainspect report: {_e(program)}</title><style>{_CSS}</style></head><body>")
 
 
-def _summary(program: str, sides: Sequence[_Side], diff: CensusDiff, backend: str) -> str:
+def _summary(program: str | None, sides: Sequence[_Side], diff: CensusDiff | None, backend: str) -> str:
+    """The heading, what was read (versions only where a manifest says them, never guessed) and the verdict."""
     from xlainspect import __version__
 
     manifests = [s.manifest for s in sides if s.manifest is not None]
     description = next((m.description for m in manifests if m.description), "")
-    rows = [(s.framework, s.manifest.framework_version, s.manifest.compiled_by, s.manifest.device, s.manifest.host_cpu,
+    rows = [(s.label, s.manifest.framework_version, s.manifest.compiled_by, s.manifest.device, s.manifest.host_cpu,
              s.census.module, s.manifest.created_utc, str(s.side.path)) if s.manifest is not None else
-            (s.framework, "?", "?", backend, "", s.census.module, "", str(s.side.path)) for s in sides]
+            (s.label, "", "", "", "", s.census.module, "", str(s.side.path)) for s in sides]
     parameters = next((dict(m.parameters) for m in manifests if m.parameters), {})
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"<h1>{_e(program)}: JAX against TF2+XLA</h1><p>{_e(description)}</p>"
+    labels = [s.label for s in sides]
+    if diff is None:
+        what = f"the kernels of {labels[0]}"
+        verdict = (f"{labels[0]} has {sides[0].census.kernel_count} kernel(s); one side was given, so there is "
+                   "nothing to compare (give two sides to diff them)")
+    else:
+        what = "JAX against TF2+XLA" if labels == list(FRAMEWORKS) else f"{labels[0]} against {labels[1]}"
+        verdict = diff.verdict(labels[0], labels[1])
+    heading = f"{program}: {what}" if program else what
+    return (f"<h1>{_e(heading)}</h1><p>{_e(description)}</p>"
             f"<p class=\"muted\">backend {_e(backend)}; parameters {_e(json.dumps(parameters))}; made by "
             f"xlainspect {_e(__version__)} on {_e(now)}</p>"
-            f"<p class=\"verdict\">{_e(diff.verdict(sides[0].framework, sides[1].framework))}</p>"
-            + _table(["framework", "version", "compiled by", "device", "host CPU", "module", "dumped", "file"], rows))
+            f"<p class=\"verdict\">{_e(verdict)}</p>"
+            + _table(["side", "version", "compiled by", "device", "host CPU", "module", "dumped", "file"], rows))
 
 
-def _census_table(diff: CensusDiff) -> str:
-    a, b = diff.a, diff.b
+def _census_rows(a: Census, b: Census) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = [("kernels", a.kernel_count, b.kernel_count),
                                    ("launches (loops unrolled)", a.launches, b.launches),
                                    ("fusions", a.fusion_count, b.fusion_count)]
@@ -238,8 +292,17 @@ def _census_table(diff: CensusDiff) -> str:
     rows += [(f"unfused: {op}", x, y) for op, x, y in count_delta(a.unfused_ops, b.unfused_ops)]
     rows += [("bytes read", a.bytes_read, b.bytes_read), ("bytes written", a.bytes_written, b.bytes_written),
              ("FLOPs (contractions)", a.flops, b.flops)]
-    table = [(name, f"{x:,}", f"{y:,}", f"{y - x:+,}" if y != x else "") for name, x, y in rows]
-    return "<h2>Census</h2>" + _table(["", "jax", "tf", "tf - jax"], table, numeric=(1, 2, 3))
+    return rows
+
+
+def _census_table(diff: CensusDiff, a: _Side, b: _Side) -> str:
+    table = [(name, f"{x:,}", f"{y:,}", f"{y - x:+,}" if y != x else "") for name, x, y in _census_rows(diff.a, diff.b)]
+    return "<h2>Census</h2>" + _table(["", a.label, b.label, f"{b.label} - {a.label}"], table, numeric=(1, 2, 3))
+
+
+def _one_census_table(side: _Side) -> str:
+    table = [(name, f"{x:,}") for name, x, _ in _census_rows(side.census, side.census)]
+    return "<h2>Census</h2>" + _table(["", side.label], table, numeric=(1,))
 
 
 def _us(kernels: Mapping[str, KernelTime], name: str) -> str:
@@ -266,23 +329,33 @@ def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
             row += [_us(a.kernels, p.a.name), _us(b.kernels, p.b.name),
                     _delta_us(a.kernels.get(p.a.name), b.kernels.get(p.b.name))]
         matched.append(row + [a.sources.get(p.a.name, ""), b.sources.get(p.b.name, "")])
-    header = ["jax kernel", "tf kernel", "kind", "match"]
-    header += ["jax µs", "tf µs", "tf − jax µs"] if timed else []
+    header = [f"{a.label} kernel", f"{b.label} kernel", "kind", "match"]
+    header += [f"{a.label} µs", f"{b.label} µs", f"{b.label} − {a.label} µs"] if timed else []
     parts = ["<h2>Kernels</h2>",
              (f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
              "(paired by the structure of what they compute, names ignored)</summary>"),
-             _table(header + ["jax from", "tf from"], matched, numeric=(4, 5, 6) if timed else ()),
+             _table(header + [f"{a.label} from", f"{b.label} from"], matched, numeric=(4, 5, 6) if timed else ()),
              "</details>"]
     if timed:
         parts.append("<p class=\"muted\">µs per step; a difference no larger than half of each side's "
                      "interquartile range, added, reads \"within noise\"</p>")
     for side, only in ((a, diff.only_a), (b, diff.only_b)):
-        rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.kernels, k.name), side.sources.get(k.name, ""))
-                for k in only]
-        parts.append(f"<h3>Only in {_e(side.framework)}: {len(rows)}</h3>")
-        if rows:
-            parts.append(_table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4)))
+        parts.append(f"<h3>Only in {_e(side.label)}: {len(only)}</h3>")
+        if only:
+            parts.append(_kernel_table(side, only))
     return "\n".join(parts)
+
+
+def _kernel_table(side: _Side, kernels: Sequence[Kernel]) -> str:
+    rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.kernels, k.name), side.sources.get(k.name, ""))
+            for k in kernels]
+    return _table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4))
+
+
+def _one_kernels_section(side: _Side) -> str:
+    kernels = side.census.kernels
+    return "\n".join(["<h2>Kernels</h2>", f"<p>{len(kernels)} kernels of {_e(side.label)}; the diff needs a second "
+                      "side, so there is nothing to compare</p>", _kernel_table(side, kernels)])
 
 
 def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
@@ -290,7 +363,7 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
     for s in sides:
         t = s.timing
         if t is not None:
-            rows.append((s.framework, t.framework_version, f"{t.compile_s:.3f}", f"{t.median_ms:.3f}",
+            rows.append((s.label, t.framework_version, f"{t.compile_s:.3f}", f"{t.median_ms:.3f}",
                          _half_iqr(t.spread, 3), f"{t.min_ms:.3f}", f"{t.max_ms:.3f}", t.runs, t.note))
     batch = timing.batch_size
     parts = ["<h2>Timing</h2>",
@@ -303,12 +376,12 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
     if len(timed) == 2:
         a, b = (s.timing for s in timed)
         step = difference(a.median_ms, a.spread, b.median_ms, b.spread)  # type: ignore[union-attr]
-        parts.append(f"<p>median step, {_e(timed[1].framework)} − {_e(timed[0].framework)}: "
+        parts.append(f"<p>median step, {_e(timed[1].label)} − {_e(timed[0].label)}: "
                      f"{_e(step.text(' ms', 3))}</p>")
     for s in sides:
         kernels = s.timing.kernels[:15] if s.timing is not None else ()
         if kernels:
-            parts.append(f"<h3>{_e(s.framework)}: costliest kernels</h3>")
+            parts.append(f"<h3>{_e(s.label)}: costliest kernels</h3>")
             parts.append(_table(["hlo_op", "calls", "total µs", "± µs", "min–max µs", "share", "from"],
                                 [(k.hlo_op, k.calls, f"{k.total_us:.1f}", _half_iqr(k.spread, 1),
                                   "" if k.spread is None else f"{k.spread.low:.1f}–{k.spread.high:.1f}",
@@ -321,28 +394,37 @@ def _graphs_section(sides: Sequence[_Side]) -> str:
     parts = ["<h2>Kernel graphs</h2>", ("<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
              "ellipses: unfused ops; edges carry shapes. Each picture fits the page; 'full size' shows it at its own "
              "scale, to scroll.</p>"), "<div class=\"sides\">"]
-    for s in sides:
+    for number, s in enumerate(sides):
         notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
-        zoom = f"zoom-{_e(s.framework)}"  # a checkbox and its label: one click toggles full size, with no script
-        parts.append(f"<div><h3>{_e(s.framework)}</h3><ul class=\"muted\">{notes}</ul>"
+        # A checkbox and its label: one click toggles full size, with no script. Ids by position: labels are the
+        # user's text and two sides may share one.
+        zoom = f"zoom-{number}"
+        parts.append(f"<div><h3>{_e(s.label)}</h3><ul class=\"muted\">{notes}</ul>"
                      f"<input type=\"checkbox\" class=\"zoom\" id=\"{zoom}\"><label for=\"{zoom}\">full size</label>"
                      f"<div class=\"graph\">{s.svg}</div></div>")
     parts.append("</div>")
     return "\n".join(parts)
 
 
+def _regenerate(side: _Side) -> str:
+    if side.side.pass_module is not None:
+        return "XLA_FLAGS=--xla_dump_hlo_pass_re=.* (with --xla_dump_to)"
+    return f"{side.manifest.regenerate if side.manifest else 'xlainspect dump'} --pass-dumps"
+
+
 def _passes_section(sides: Sequence[_Side], divergence: Any) -> str:
     if divergence is None:
-        command = " and ".join(f"<code>{_e(s.manifest.regenerate if s.manifest else 'xlainspect dump')} "
-                               "--pass-dumps</code>" for s in sides)
+        command = " and ".join(f"<code>{_e(_regenerate(s))}</code>" for s in sides)
         return f"<h2>Pass timeline</h2><p class=\"muted\">no pass dumps; make them with {command}</p>"
     timelines, first = divergence
-    text = first.description if first is not None else "the two sides' fusions never differ after any pass"
-    parts = ["<h2>Pass timeline</h2>", f"<p class=\"verdict\">first divergence: {_e(text)}</p>",
-             "<div class=\"sides\">"]
+    parts = ["<h2>Pass timeline</h2>"]
+    if len(sides) == 2:
+        text = first.description if first is not None else "the two sides' fusions never differ after any pass"
+        parts.append(f"<p class=\"verdict\">first divergence: {_e(text)}</p>")
+    parts.append("<div class=\"sides\">")
     for s, steps in zip(sides, timelines):
         rows = [(step.index, step.label, step.instructions, step.fusions) for step in steps]
-        parts.append(f"<div><details><summary>{_e(s.framework)}: {len(rows)} passes changed the module</summary>"
+        parts.append(f"<div><details><summary>{_e(s.label)}: {len(rows)} passes changed the module</summary>"
                      + _table(["#", "pass", "instructions", "fusions"], rows, numeric=(0, 2, 3))
                      + "</details></div>")
     parts.append("</div>")

@@ -4,21 +4,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xlainspect.errors import InputError
-from xlainspect.hlo.files import main_module_file
+from xlainspect.hlo.dump_folder import MODULE_FILE_RE
+from xlainspect.hlo.files import module_location
 from xlainspect.runners.manifest import DumpManifest
+
+if TYPE_CHECKING:
+    from xlainspect.hlo.model import HloModule
 
 FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: the optimized module's file and what compiled it ("" when no manifest says)."""
+    """One side of a comparison: the optimized module's file and what compiled it ("" when no manifest says).
+
+    Attributes:
+        label: the side's name as shown (``--label-a``; else the framework, or the folder or file name).
+        path: the file to read.
+        compiler: the XLA version a manifest names, else "".
+        index: which module of the file (``--module`` on a file holding several).
+        spec: what the user gave: a framework name or a path.
+    """
 
     label: str
     path: Path
     compiler: str = ""
+    index: int = 0
+    spec: str = ""
+
+    def read(self) -> HloModule:
+        """The side's module, parsed.
+
+        Raises:
+            HloParseError: the file is not HLO.
+        """
+        from xlainspect.hlo.parse import read_hlo
+
+        return read_hlo(self.path)[self.index]
+
+    @property
+    def pass_module(self) -> str | None:
+        """Which module's pass dumps beside :attr:`path` are this side's: ``module_NNNN`` for a module of a raw XLA
+        dump folder, None for a filed dump (its ``passes/`` holds one module's)."""
+        match = MODULE_FILE_RE.match(self.path.name)
+        return f"module_{int(match.group(1)):04d}" if match else None
 
 
 def backend_folder(dumps: str, backend: str, program: str, target: str | None = None) -> str:
@@ -42,8 +74,14 @@ def names_framework(spec: str) -> bool:
     return spec in FRAMEWORK_NAMES and not Path(spec).exists()
 
 
-def resolve_side(spec: str, program: str | None, dumps: str, backend: str, target: str | None = None) -> Side:
-    """Turns ``jax``/``tf``/``tf_via_jax`` (with a program), a dump folder or an HLO file into the file to read.
+def resolve_side(spec: str, program: str | None, dumps: str, backend: str, target: str | None = None,
+                 module: str | None = None, label: str | None = None) -> Side:
+    """Turns ``jax``/``tf``/``tf_via_jax`` (with a program), a dump folder or an HLO file into the module to read.
+
+    Args:
+        module: ``--module``: which module (see :func:`~xlainspect.hlo.files.module_location`); None for a raw dump
+            folder's main module, else the file's first.
+        label: the name to show; None for the framework name, or the folder or file name.
 
     Raises:
         InputError: a framework name without ``--program``, or a path that does not exist or holds no module (a
@@ -68,11 +106,15 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
                              f"--framework {framework} --backend {backend}{where} --out {dumps}'")
     else:
         path = Path(spec)
-        if path.is_dir():
-            path = main_module_file(path)
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{path}: no such file; give a framework name (jax, tf), a dump folder or an HLO file")
-    return Side(spec, path, _compiler(path))
+    path, index = module_location(path, module)
+    return Side(label or default_label(spec), path, _compiler(path), index, spec)
+
+
+def default_label(spec: str) -> str:
+    """A side's name when the user gives none: the framework it names, else its folder or file name."""
+    return spec if names_framework(spec) else (Path(spec).name or spec)
 
 
 def manifest_beside(path: Path) -> DumpManifest | None:
