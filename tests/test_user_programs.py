@@ -272,3 +272,15 @@ def test_a_package_module_reference_works_from_the_working_folder(tmp_path, monk
     status, _, err = _run(["dump", "--program", "mypkg.steps:double", "--framework", "jax", "--out", "d"], capsys)
     assert status == 0, err
     assert (tmp_path / "d" / "cpu" / "mypkg.steps.double" / "jax" / "after_optimizations.txt").is_file()
+
+
+@pytest.mark.requires_jax
+def test_bench_sweeps_a_users_batch_sizes(tmp_path, capsys):
+    status, out, err = _run(["bench", "--program", f"{TRANSFORMER}:step", "--frameworks", "jax", "--batch-sizes",
+                             "2,4", "--repeats", "2", "--out", str(tmp_path)], capsys)
+    assert status == 0, err
+    rows = (tmp_path / "bench.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(row.startswith("transformer.step,False,jax,") for row in rows[1:])
+    assert [row.split(",")[3] for row in rows[1:]] == ["2", "4"]
+    status, _, err = _run(["bench", "--program", f"{TRANSFORMER}:step", "--models", "ffnn"], capsys)
+    assert status == 2 and "--program cannot be used with --models" in err

@@ -378,10 +378,17 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
               help="With --ablation: its one batch size.")
 @click.option("--sweep/--no-sweep", default=True, show_default=True,
               help="Run the batch-size sweep (--no-sweep with --ablation runs the ablation alone).")
+@click.option("--program", "program_name", default=None,
+              help="Sweep this program instead of the seed's models: a built-in name, or your FILE.py:NAME whose "
+                   "NAME takes batch_size.")
 @click.pass_context
 def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ...], batch_sizes: tuple[int, ...],
-          repeats: int, out_dir: str, force: bool, ablation: bool, ablation_batch_size: int, sweep: bool) -> None:
+          repeats: int, out_dir: str, force: bool, ablation: bool, ablation_batch_size: int, sweep: bool,
+          program_name: str | None) -> None:
     """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
+    if program_name is not None:
+        _not_with(ctx, "--program", ["models", "ablation", "ablation_batch_size", "sweep"],
+                  "--program sweeps one program's batch sizes; the other options choose the seed's models and builds")
     if not sweep:
         if not ablation:
             _refuse(ctx, "--no-sweep needs --ablation: without the sweep only the ablation is left to run")
@@ -396,7 +403,14 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         filled = 30 * done // max(total, 1)
         click.echo(f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {note}", err=True)
 
-    if sweep:
+    if program_name is not None:
+        from xlainspect.measure.bench import run_program_bench
+
+        rows = run_program_bench(out_dir, program_name, frameworks, batch_sizes, repeats, force, progress)
+        paths = plot_bench(rows, out_dir) if rows else []
+        click.echo(bench_text(rows, overhead_factors(rows)))
+        click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
+    elif sweep:
         rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress)
         paths = plot_bench(rows, out_dir) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))

@@ -123,6 +123,35 @@ def run_bench(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS, f
     return _sweep(Path(out_dir) / "bench.csv", BenchRow, configs, force, progress)
 
 
+def run_program_bench(out_dir: str | os.PathLike[str], program: str, frameworks: Sequence[str] = ("jax", "tf"),
+                      batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, repeats: int = 10, force: bool = False,
+                      progress: Callable[[int, int, str], None] | None = None) -> list[BenchRow]:
+    """The sweep on one program of any kind, e.g. a user's ``FILE.py:NAME`` whose ``NAME`` takes ``batch_size``:
+    step time against batch size per framework, into ``out_dir/bench.csv`` (``model`` is the program's name,
+    ``private`` False).
+
+    Raises:
+        InputError: an unknown or bad program, one without a batch dimension, or as :func:`run_bench`.
+    """
+    from xlainspect.programs import choose_program
+
+    choice = choose_program(program)
+    if choice.takes_batch_size is False:
+        raise InputError(f"{program} has no batch_size parameter, so there is no batch size to sweep")
+    _check_names((), frameworks)
+
+    def config(framework: str, batch: int) -> tuple[str, Callable[[], BenchRow | str]]:
+        def measure() -> BenchRow | str:
+            result = _measure(program, framework, batch, repeats)
+            return result if isinstance(result, str) else BenchRow(choice.name, False, framework, batch,
+                                                                   **_figures(result))
+
+        return f"{choice.name} {framework} batch {batch}", measure
+
+    configs = [config(f, b) for b in batch_sizes for f in frameworks]
+    return _sweep(Path(out_dir) / "bench.csv", BenchRow, configs, force, progress)
+
+
 def run_ablation(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS,
                  frameworks: Sequence[str] = ("jax", "tf"), batch_size: int = ABLATION_BATCH_SIZE, repeats: int = 10,
                  force: bool = False, progress: Callable[[int, int, str], None] | None = None) -> list[AblationRow]:
