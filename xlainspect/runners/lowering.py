@@ -63,7 +63,7 @@ def front_end_of(fn: Any) -> str:
     if type(fn).__module__.startswith("tensorflow") and hasattr(fn, "experimental_get_compiler_ir"):
         return "tf"
     if not callable(fn):
-        raise InputError(f"{WHO}: the first argument is {_kind(fn)}, not a function; pass a JAX function "
+        raise InputError(f"{WHO}: the first argument is not a function but {_kind(fn)}; pass a JAX function "
                          "(jitted or not) or a tf.function, then its arguments")
     return "jax"
 
@@ -183,10 +183,10 @@ def _name(fn: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return "None" if value is None else f"a {type(value).__name__} ({str(value)[:40]!r})"
+    return "None" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
 
 
 def _first_line(error: BaseException) -> str:
     """The first non-empty line of an error, with its type: what the user needs to see to fix the call."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:400]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

@@ -1,0 +1,368 @@
+"""xlainspect.inspect, the notebook API: on a train step and a tf.function written here, against references the
+test computes itself (JAX's own ``lower().compile()`` in this process, the arrays' own byte counts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+import xlainspect
+from xlainspect.analysis.census import census
+from xlainspect.analysis.diff import diff_census
+from xlainspect.errors import InputError, RecordError, XlaInspectError
+from xlainspect.hlo import parse_hlo
+from xlainspect.runners.protocol import ArgumentBytes, InspectRequest, InspectResult, MemoryFigures
+
+def QUIET(line: str) -> None:  # progress lines, unwanted in test output
+    pass
+
+
+# -- the programs: a 2-layer MLP train step with gradient accumulation over micro-batches (lax.scan) ---------------
+
+
+def _jax_programs():
+    import jax
+    import jax.numpy as jnp
+
+    def loss(params, batch, activation):
+        def micro(total, xy):
+            x, y = xy
+            hidden = activation(x @ params["w1"] + params["b1"])
+            return total + jnp.mean((hidden @ params["w2"] - y) ** 2), None
+
+        total, _ = jax.lax.scan(micro, 0.0, batch)
+        return total / batch[0].shape[0]
+
+    def make_step(activation):
+        def train_step(params, batch, lr):
+            grads = jax.grad(loss)(params, batch, activation)
+            return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+        return train_step
+
+    key = jax.random.PRNGKey(0)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    params = {"w1": jax.random.normal(k1, (32, 64)), "b1": jnp.zeros(64), "w2": jax.random.normal(k2, (64, 8))}
+    batch = (jax.random.normal(k3, (4, 16, 32)), jax.random.normal(k4, (4, 16, 8)))
+    return make_step, params, batch
+
+
+@pytest.fixture(scope="module")
+def jax_case():
+    """The train step jitted with its parameters donated, its arguments, and JAX's own compile of it here."""
+    import jax
+
+    make_step, params, batch = _jax_programs()
+    step = jax.jit(make_step(jax.numpy.tanh), donate_argnums=0)
+    reference = step.lower(params, batch, 0.1).compile()
+    return step, (params, batch, 0.1), reference
+
+
+@pytest.fixture(scope="module")
+def jax_inspection(jax_case):
+    step, args, _ = jax_case
+    return xlainspect.inspect(step, *args, progress=QUIET)
+
+
+def _reference_census(compiled):
+    return census(parse_hlo(compiled.as_text()))
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_child_compiles_what_jax_compiles_here(jax_inspection, jax_case):
+    reference = _reference_census(jax_case[2])
+    assert reference.kernel_count >= 5  # a real step: dots, fusions, a loop
+    assert jax_inspection.module.name == parse_hlo(jax_case[2].as_text()).name == "jit_train_step"
+    assert diff_census(reference, jax_inspection.census).same_structure
+    assert "while" in {i.opcode for i in jax_inspection.module.instructions()}  # the scan survived as a loop
+    assert jax_inspection.compiled_by.startswith("JAX's front end (jax ")
+    assert "child process" in jax_inspection.notes[0] and not jax_inspection.in_process
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_memory_figures_are_jax_memory_analysis(jax_inspection, jax_case):
+    stats = jax_case[2].memory_analysis()
+    assert jax_inspection.memory == MemoryFigures(None, stats.argument_size_in_bytes, stats.output_size_in_bytes,
+                                                  stats.alias_size_in_bytes, stats.temp_size_in_bytes,
+                                                  stats.generated_code_size_in_bytes)
+    params = _jax_programs()[1]
+    assert jax_inspection.memory.alias == sum(p.nbytes for p in params.values())  # the donated parameters
+
+
+class _Page(HTMLParser):
+    """Table cells' text, the tags seen, and the text of every SVG ``<title>`` (graphviz names nodes there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.tags: list[str] = []
+        self.svg_titles: set[str] = set()
+        self._in: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._in.append(tag)
+        if tag == "td":
+            self.cells.append("")
+
+    def handle_endtag(self, tag):
+        while self._in and self._in.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        if self._in and self._in[-1] == "td":
+            self.cells[-1] += data
+        if self._in and self._in[-1] == "title" and "svg" in self._in:
+            self.svg_titles.add(data.strip())
+
+
+def parse_page(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_notebook_cell_shows_every_kernel_memory_and_the_graph(jax_inspection, jax_case):
+    # What Jupyter does with the result of a cell, without IPython: call _repr_html_ and read the HTML.
+    page = parse_page(jax_inspection._repr_html_())
+    names = {kernel.name for kernel in _reference_census(jax_case[2]).kernels}
+    assert names <= set(page.cells)
+    assert f"{jax_case[2].memory_analysis().temp_size_in_bytes:,}" in page.cells
+    assert "svg" in page.tags and "table" in page.tags and "script" not in page.tags
+    entry_kernels = {k.name for k in jax_inspection.census.kernels if k.computation == jax_inspection.module.entry.name}
+    assert entry_kernels and entry_kernels <= page.svg_titles  # the graph draws the entry's kernels
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_render_is_the_kernel_graph(jax_inspection):
+    svg = jax_inspection.render()
+    assert svg.lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
+    assert "<svg" in svg and jax_inspection.census.kernels[0].name in svg
+
+
+@pytest.fixture(scope="module")
+def jax_variants():
+    """The same step written again (another Python function: the same math), and one with another activation."""
+    import jax
+
+    make_step, params, batch = _jax_programs()
+    same = xlainspect.inspect(make_step(jax.numpy.tanh), params, batch, 0.1, progress=QUIET)
+    other = xlainspect.inspect(make_step(jax.nn.relu), params, batch, 0.1, progress=QUIET)
+    return same, other
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_diff_of_the_same_math_finds_no_difference(jax_inspection, jax_variants):
+    diff = jax_inspection.diff(jax_variants[0])
+    assert diff.same_math
+    assert diff.verdict.startswith("same kernels:")
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_diff_of_other_math_reports_the_difference(jax_inspection, jax_variants):
+    diff = jax_inspection.diff(jax_variants[1])
+    assert not diff.same_math
+    assert "only in" in diff.verdict
+    page = parse_page(diff._repr_html_())
+    assert "pre" in page.tags
+    assert diff.verdict.split(":")[0] in diff._repr_html_()
+
+
+def test_diff_of_something_else_is_one_line():
+    fake = xlainspect.Inspection("f", "jax", "jax 0", "jaxlib 0", "cpu", "", None, census(parse_hlo(
+        "HloModule m\nENTRY e { ROOT p = f32[2] parameter(0) }")), MemoryFigures(None, 8, 8, 0, 0), 0.0, False)
+    with pytest.raises(InputError, match=r"^Inspection\.diff: the argument is a str, not an Inspection; pass what "
+                                         r"xlainspect\.inspect returned for the other function$"):
+        fake.diff("jit_f.txt")
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_time_gives_positive_step_times_and_kernel_times(jax_inspection):
+    timing = jax_inspection.time(repeats=5, profile_runs=3, progress=QUIET)
+    assert len(timing.runs_ms) == 5 and min(timing.runs_ms) > 0
+    assert timing.spread is not None and timing.spread.low <= timing.median_ms <= timing.spread.high
+    names = {kernel.name for kernel in jax_inspection.census.kernels}
+    assert timing.kernels and {k.hlo_op for k in timing.kernels} <= names
+    assert all(k.total_us > 0 for k in timing.kernels)
+    assert "donated" in timing.note  # the step donates its parameters: each run got fresh copies
+
+
+@pytest.mark.requires_jax
+def test_in_process_compile_is_jax_compile(jax_case):
+    step, args, reference = jax_case
+    here = xlainspect.inspect(step, *args, in_process=True, progress=QUIET)
+    assert here.in_process and "in this process" in here.notes[0]
+    assert diff_census(_reference_census(reference), here.census).same_structure
+    assert here.memory.temp == reference.memory_analysis().temp_size_in_bytes
+    assert here.time(repeats=2, profile_runs=0).median_ms > 0
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_child_says_so_on_stderr(capsys):
+    import jax.numpy as jnp
+
+    def double(x):
+        return x * 2
+
+    result = xlainspect.inspect(double, jnp.ones(4))
+    err = capsys.readouterr().err
+    assert "xlainspect: compiling double in a child process with JAX's XLA" in err
+    assert result.census.kernel_count == 1
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_shapes_only_compile_but_do_not_time():
+    import jax
+    import jax.numpy as jnp
+
+    def layer(w, x):
+        return jnp.tanh(x @ w)
+
+    w, x = jax.ShapeDtypeStruct((32, 32), jnp.float32), jax.ShapeDtypeStruct((8, 32), jnp.float32)
+    result = xlainspect.inspect(layer, w, x, progress=QUIET)
+    assert result.memory.argument == (32 * 32 + 8 * 32) * 4
+    assert any("shapes only" in note for note in result.notes)
+    with pytest.raises(InputError, match=r"^xlainspect\.inspect: layer cannot be timed: shapes only "):
+        result.time(repeats=2)
+
+
+# -- bad input: one clear line, before any child starts ---------------------------------------------------------
+
+
+def test_not_a_function_is_one_line():
+    with pytest.raises(XlaInspectError) as caught:
+        xlainspect.inspect("train.py", 1.0)
+    assert str(caught.value) == ("xlainspect.inspect: the first argument is not a function but str 'train.py'; pass "
+                                 "a JAX function (jitted or not) or a tf.function, then its arguments")
+
+
+@pytest.mark.requires_jax
+def test_function_that_fails_to_trace_is_one_line():
+    import jax.numpy as jnp
+
+    def broken(x):
+        return x.no_such_method()
+
+    with pytest.raises(InputError) as caught:
+        xlainspect.inspect(broken, jnp.ones(3), progress=QUIET)
+    message = str(caught.value)
+    assert message.startswith("xlainspect.inspect: broken does not trace with these arguments: AttributeError: ")
+    assert "no_such_method" in message and "\n" not in message
+
+
+@pytest.mark.requires_jax
+def test_arguments_that_do_not_match_are_one_line():
+    import jax.numpy as jnp
+
+    def matmul(a, b):
+        return a @ b
+
+    with pytest.raises(InputError) as caught:
+        xlainspect.inspect(matmul, jnp.ones((2, 3)), jnp.ones((4, 5)), progress=QUIET)
+    message = str(caught.value)
+    assert message.startswith("xlainspect.inspect: matmul does not trace with these arguments: TypeError: ")
+    assert "\n" not in message
+    with pytest.raises(InputError, match=r"missing 1 required positional argument: 'b'"):
+        xlainspect.inspect(matmul, jnp.ones((2, 3)), progress=QUIET)
+
+
+# -- a tf.function: TF's front end, JAX's XLA ----------------------------------------------------------------------
+
+
+def _tf_step():
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def tf_train_step(w1, w2, x, y):
+        with tf.GradientTape() as tape:
+            tape.watch([w1, w2])
+            loss = tf.reduce_mean(tf.square(tf.tanh(x @ w1) @ w2 - y))
+        g1, g2 = tape.gradient(loss, [w1, w2])
+        return w1 - 0.1 * g1, w2 - 0.1 * g2
+
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(shape).astype(np.float32) for shape in ((32, 64), (64, 8), (16, 32), (16, 8))]
+    return tf_train_step, args
+
+
+@pytest.fixture(scope="module")
+def tf_case():
+    step, args = _tf_step()
+    return step, args, xlainspect.inspect(step, *args, progress=QUIET)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tf
+@pytest.mark.requires_jax
+def test_tf_function_is_tf_front_end_and_jax_xla(tf_case):
+    step, args, result = tf_case
+    assert result.front_end == "tf" and result.compiled_by.startswith("TF's front end (tensorflow ")
+    assert "JAX's XLA (jaxlib " in result.compiled_by
+    assert {"dot", "fusion"} & {k.opcode for k in result.census.kernels}
+    outputs = step(*args)
+    assert result.memory.argument == sum(a.nbytes for a in args)  # the arrays' own sizes, not XLA's word
+    # The result is a tuple: XLA counts its index table too, one 8-byte pointer per element.
+    assert result.memory.output == sum(o.numpy().nbytes for o in outputs) + 8 * len(outputs)
+    page = parse_page(result._repr_html_())
+    assert {k.name for k in result.census.kernels} <= set(page.cells) and "svg" in page.tags
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tf
+@pytest.mark.requires_jax
+def test_tf_function_times_and_diffs(tf_case):
+    step, args, result = tf_case
+    timing = result.time(repeats=5, profile_runs=2, progress=QUIET)
+    assert len(timing.runs_ms) == 5 and min(timing.runs_ms) > 0 and timing.kernels
+    import tensorflow as tf
+
+    shapes = xlainspect.inspect(step, *[tf.TensorSpec(a.shape, tf.float32) for a in args], progress=QUIET)
+    assert result.diff(shapes).same_structure  # the same module from shapes alone
+
+
+@pytest.mark.requires_tf
+def test_tf_function_with_wrong_arguments_is_one_line():
+    step, args = _tf_step()
+    with pytest.raises(InputError) as caught:
+        xlainspect.inspect(step, args[0], progress=QUIET)
+    message = str(caught.value)
+    assert message.startswith("xlainspect.inspect: tf_train_step does not trace with these arguments: TypeError: ")
+    assert "\n" not in message
+
+
+# -- the records that cross the process boundary, and the import ------------------------------------------------
+
+
+def test_inspect_records_round_trip():
+    request = InspectRequest("step", "jax", "/tmp/m.mlir", "stablehlo", "/tmp/a.npz",
+                             (ArgumentBytes("a0", "bfloat16", (2, 3)),), 5, 1, 2)
+    assert InspectRequest.from_json(json.loads(json.dumps(request.to_json())), "child") == request
+    result = InspectResult("jaxlib 0.12", "cpu", 0.5, "HloModule m", MemoryFigures(None, 1, 2, 3, 4))
+    assert InspectResult.from_json(json.loads(json.dumps(result.to_json())), "child") == result
+    with pytest.raises(RecordError, match="'module_format' is 'onnx', expected one of stablehlo, hlo_proto"):
+        InspectRequest.from_json({**request.to_json(), "module_format": "onnx"}, "child")
+    with pytest.raises(RecordError, match="'figures' is missing"):
+        InspectResult.from_json({k: v for k, v in result.to_json().items() if k != "figures"}, "child")
+
+
+def test_inspect_loads_no_framework_until_called():
+    code = ("import sys, json, xlainspect; xlainspect.inspect; xlainspect.Inspection; "
+            "print(json.dumps(sorted(sys.modules)))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                       text=True).stdout)
+    assert "xlainspect.inspection" in loaded
+    assert sorted(name for name in loaded if name.split(".")[0] in ("jax", "jaxlib", "tensorflow")) == []
