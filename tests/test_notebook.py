@@ -18,6 +18,7 @@ from xlainspect.errors import InputError, RecordError, XlaInspectError
 from xlainspect.hlo import parse_hlo
 from xlainspect.runners.protocol import ArgumentBytes, InspectRequest, InspectResult, MemoryFigures
 
+
 def QUIET(line: str) -> None:  # progress lines, unwanted in test output
     pass
 
