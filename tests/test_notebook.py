@@ -16,7 +16,7 @@ from xlainspect.analysis.census import census
 from xlainspect.analysis.diff import diff_census
 from xlainspect.errors import InputError, RecordError, XlaInspectError
 from xlainspect.hlo import parse_hlo
-from xlainspect.runners.protocol import ArgumentBytes, InspectRequest, InspectResult, MemoryFigures
+from xlainspect.runners.protocol import ArgumentBytes, InspectRequest, InspectResult, MemoryFigures, TimeResult
 
 
 def QUIET(line: str) -> None:  # progress lines, unwanted in test output
@@ -352,7 +352,9 @@ def test_inspect_records_round_trip():
     request = InspectRequest("step", "jax", "/tmp/m.mlir", "stablehlo", "/tmp/a.npz",
                              (ArgumentBytes("a0", "bfloat16", (2, 3)),), 5, 1, 2)
     assert InspectRequest.from_json(json.loads(json.dumps(request.to_json())), "child") == request
-    result = InspectResult("jaxlib 0.12", "cpu", 0.5, "HloModule m", MemoryFigures(None, 1, 2, 3, 4))
+    timing = TimeResult("jaxlib 0.12", 0.5, (0.001, 0.002), "m", "HloModule m", {"dot.1": (3.0, 4.0)}, 2,
+                        kernel_runs={"dot.1": (0, 1)})
+    result = InspectResult("jaxlib 0.12", "cpu", 0.5, "HloModule m", MemoryFigures(None, 1, 2, 3, 4), timing)
     assert InspectResult.from_json(json.loads(json.dumps(result.to_json())), "child") == result
     with pytest.raises(RecordError, match="'module_format' is 'onnx', expected one of stablehlo, hlo_proto"):
         InspectRequest.from_json({**request.to_json(), "module_format": "onnx"}, "child")
@@ -367,3 +369,31 @@ def test_inspect_loads_no_framework_until_called():
                                        text=True).stdout)
     assert "xlainspect.inspection" in loaded
     assert sorted(name for name in loaded if name.split(".")[0] in ("jax", "jaxlib", "tensorflow")) == []
+
+
+# -- in a real browser: the cell's SVG lays out --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+@pytest.mark.requires_chromium
+def test_notebook_cell_in_headless_chromium(jax_inspection, tmp_path):
+    from test_report import chromium, console_messages
+
+    # The cell has no script of its own; this copy adds one that measures the laid-out SVG and its table.
+    measure = ("<script>const svg = document.querySelector('.xlainspect svg').getBoundingClientRect();"
+               "const rows = document.querySelectorAll('.xlainspect tbody tr').length;"
+               "document.body.dataset.measured = JSON.stringify([svg.width, svg.height, rows]);</script>")
+    page = tmp_path / "cell.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>"
+                    f"{jax_inspection._repr_html_()}{measure}</body></html>", encoding="utf-8")
+    loaded = chromium("--dump-dom", page.as_uri())
+    assert loaded.returncode == 0, loaded.stderr[-500:]
+    assert console_messages(loaded.stderr) == []
+    dom = parse_page(loaded.stdout)
+    entry_kernels = {k.name for k in jax_inspection.census.kernels if k.computation == jax_inspection.module.entry.name}
+    assert entry_kernels <= dom.svg_titles
+    measured = loaded.stdout.split('data-measured="', 1)[1].split('"', 1)[0].replace("&quot;", '"')
+    width, height, rows = json.loads(measured)
+    assert width > 100 and height > 100  # drawn at a visible size, not collapsed
+    assert rows >= jax_inspection.census.kernel_count  # every kernel's row (and the memory and facts rows)
