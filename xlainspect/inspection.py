@@ -19,7 +19,7 @@ from typing import Any
 
 from xlainspect.analysis.census import Census, census
 from xlainspect.analysis.diff import CensusDiff, diff_census
-from xlainspect.errors import CaptureError, InputError
+from xlainspect.errors import CaptureError, FrameworkUnavailable, InputError
 from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.timing import FrameworkTiming, kernel_times, module_fingerprint
 from xlainspect.output.notebook import diff_html, inspection_html
@@ -256,9 +256,11 @@ def _compile_here(lowering: Lowering) -> tuple[str, MemoryFigures, float, str, s
     """Compiles in this process: JAX's own ``.compile()`` for a JAX function, JAX's client for TF's module."""
     import time
 
-    import jax
-    import jaxlib
-
+    try:
+        import jax
+        import jaxlib
+    except ImportError as e:  # a tf.function without jax: its module is compiled by JAX's XLA
+        raise FrameworkUnavailable(f"{WHO} compiles with JAX's XLA: pip install 'xlainspect[jax]'") from e
     from xlainspect.runners.inspect_child import compile_module, device_name, memory_figures
 
     device = jax.devices()[0]
