@@ -150,6 +150,24 @@ def test_render_is_the_kernel_graph(jax_inspection):
     assert "<svg" in svg and jax_inspection.census.kernels[0].name in svg
 
 
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_without_graphviz_the_cell_still_shows_the_census(jax_inspection, monkeypatch):
+    import xlainspect.inspection
+
+    def no_graphviz(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'graphviz'")
+
+    monkeypatch.setattr(xlainspect.inspection, "render_svg", no_graphviz)
+    with pytest.raises(xlainspect.FrameworkUnavailable, match=r"^xlainspect\.inspect: drawing the kernel graph "
+                                                              r"needs graphviz's Python package: pip install graphviz"):
+        jax_inspection.render()
+    page = parse_page(jax_inspection._repr_html_())
+    assert "svg" not in page.tags
+    assert {k.name for k in jax_inspection.census.kernels} <= set(page.cells)
+    assert "no kernel graph: xlainspect.inspect: drawing the kernel graph needs" in jax_inspection._repr_html_()
+
+
 @pytest.fixture(scope="module")
 def jax_variants():
     """The same step written again (another Python function: the same math), and one with another activation."""
