@@ -4,9 +4,11 @@ test computes itself (JAX's own ``lower().compile()`` in this process, the array
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,6 +259,51 @@ def test_shapes_only_compile_but_do_not_time():
     assert any("shapes only" in note for note in result.notes)
     with pytest.raises(InputError, match=r"^xlainspect\.inspect: layer cannot be timed: shapes only "):
         result.time(repeats=2)
+
+
+# What the lowering must get right for the child to run the module: static arguments (positional and by name) and an
+# unused argument are not parameters, keyword arguments are, and under x64 a Python float is a float64. Run in a
+# fresh interpreter, as a notebook with x64 on would, so the switch cannot leak into other tests.
+_DESIGN_SCRIPT = """
+import functools, json, sys
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+import xlainspect
+
+@functools.partial(jax.jit, static_argnums=2, static_argnames="activation", donate_argnums=0)
+def step(params, x, layers, unused, *, scale, activation="tanh"):
+    for _ in range(layers):
+        x = getattr(jnp, activation)(x @ params["w"] + params["b"]) * scale
+    return {"w": params["w"] * 0.5, "b": params["b"]}, x.sum()
+
+args = ({"w": jnp.ones((16, 16)), "b": jnp.zeros(16)}, jnp.ones((4, 16)), 3, jnp.ones(5))
+kwargs = {"scale": 0.5, "activation": "sin"}
+result = xlainspect.inspect(step, *args, progress=lambda line: None, **kwargs)
+stats = step.lower(*args, **kwargs).compile().memory_analysis()
+timing = result.time(repeats=3, profile_runs=0, progress=lambda line: None)
+print(json.dumps({"module": result.module.name, "f64": "f64[16,16]" in result.module_text,
+                  "parameters": len(result.module.entry.parameters),
+                  "memory": [result.memory.argument, result.memory.alias, result.memory.temp],
+                  "reference": [stats.argument_size_in_bytes, stats.alias_size_in_bytes, stats.temp_size_in_bytes],
+                  "runs": list(timing.runs_ms), "sines": sum(k.fused_op_counts["sine"] for k in result.census.kernels)}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_static_keyword_unused_and_x64_arguments(tmp_path):
+    script = tmp_path / "notebook.py"
+    script.write_text(_DESIGN_SCRIPT)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu",
+                              "PYTHONPATH": str(Path(xlainspect.__file__).parents[1])})
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["module"] == "jit_step" and seen["f64"]
+    assert seen["parameters"] == 4  # w, b, x and the scale keyword; not the static layers/activation, not unused
+    assert seen["memory"] == seen["reference"] and seen["memory"][1] == (16 * 16 + 16) * 8  # donated, float64
+    assert len(seen["runs"]) == 3 and min(seen["runs"]) > 0
+    assert seen["sines"] == 3  # activation="sin" reached the module, three layers deep
 
 
 # -- bad input: one clear line, before any child starts ---------------------------------------------------------
