@@ -294,7 +294,7 @@ print(json.dumps({"module": result.module.name, "f64": "f64[16,16]" in result.mo
 def test_static_keyword_unused_and_x64_arguments(tmp_path):
     script = tmp_path / "notebook.py"
     script.write_text(_DESIGN_SCRIPT)
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False,
                          env={**os.environ, "JAX_PLATFORMS": "cpu",
                               "PYTHONPATH": str(Path(xlainspect.__file__).parents[1])})
     assert run.returncode == 0, run.stderr[-2000:]

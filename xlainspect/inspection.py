@@ -10,6 +10,7 @@ tensorflow: the function's own framework is already loaded when it is called.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -135,9 +136,13 @@ class Inspection:
             options: what to draw (:class:`~xlainspect.output.render.RenderOptions`); None for the defaults.
 
         Raises:
-            FrameworkUnavailable: graphviz's ``dot`` is not installed.
+            FrameworkUnavailable: graphviz (its ``dot`` program or its Python package) is not installed.
         """
-        return render_svg(self.module, options or RenderOptions())[0]
+        try:
+            return render_svg(self.module, options or RenderOptions())[0]
+        except ImportError as e:  # graphviz's Python package; its dot program is render_svg's to report
+            raise FrameworkUnavailable(f"{WHO}: drawing the kernel graph needs graphviz's Python package: pip "
+                                       f"install graphviz ({e})") from e
 
     def time(self, repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
              progress: Callable[[str], None] | None = None) -> FrameworkTiming:
@@ -224,8 +229,6 @@ def inspect(fn: Any, *args: Any, in_process: bool = False, progress: Callable[[s
         text, memory, compile_s, compiler, device = _compile_here(lowering)
         where = "compiled in this process (in_process=True): this process's XLA flags apply"
     else:
-        tell(f"xlainspect: compiling {lowering.function_name} in a child process with JAX's XLA (traced and lowered "
-             "here; in_process=True compiles here)")
         result = _compile_in_child(lowering, tell)
         text, memory, compile_s = result.module_text, result.figures, result.compile_s
         compiler, device = result.xla_version, result.device
@@ -238,7 +241,23 @@ def inspect(fn: Any, *args: Any, in_process: bool = False, progress: Callable[[s
 
 def _compile_in_child(lowering: Lowering, report: Callable[[str], None], repeats: int = 0, warmup: int = 0,
                       profile_runs: int = 0) -> InspectResult:
-    """Writes the lowering to a temporary folder and has :mod:`~xlainspect.runners.inspect_child` compile it."""
+    """Writes the lowering to a temporary folder and has :mod:`~xlainspect.runners.inspect_child` compile it.
+
+    ``report`` hears first what is done where, then the child's progress every two seconds (not its line at the
+    start, which would say the same again).
+    """
+    if repeats:
+        report(f"xlainspect: timing {lowering.function_name} in a child process with JAX's XLA (compiled again there; "
+               "in_process=True times here)")
+    else:
+        report(f"xlainspect: compiling {lowering.function_name} in a child process with JAX's XLA (traced and lowered "
+               "here; in_process=True compiles here)")
+    started = itertools.count()
+
+    def after_start(line: str) -> None:  # run_child's line at the start would repeat the announcement
+        if next(started):
+            report(line)
+
     with tempfile.TemporaryDirectory(prefix="xlainspect-inspect-") as folder:
         module_path, arguments_path, arguments = write_inputs(lowering, folder)
         request = InspectRequest(lowering.function_name, "jax", module_path, lowering.module_format,
@@ -247,7 +266,7 @@ def _compile_in_child(lowering: Lowering, report: Callable[[str], None], repeats
         activity = "timing" if repeats else "compiling"
         try:
             # The child runs under this interpreter: its jax is the one that lowered the module.
-            return run_child(request, InspectResult, report, activity, python=sys.executable)
+            return run_child(request, InspectResult, after_start, activity, python=sys.executable)
         except ChildFailed as e:
             raise CaptureError(f"{WHO}: {e}") from e
 
