@@ -218,6 +218,10 @@ def test_time_gives_positive_step_times_and_kernel_times(jax_inspection):
     assert timing.kernels and {k.hlo_op for k in timing.kernels} <= names
     assert all(k.total_us > 0 for k in timing.kernels)
     assert "donated" in timing.note  # the step donates its parameters: each run got fresh copies
+    cell = timing._repr_html_()
+    assert f"train_step: {timing.median_ms:.3f} ± {timing.spread.half_iqr:.3f} ms per step (median of 5 runs)" in cell
+    costliest = max(timing.kernels, key=lambda k: k.total_us)
+    assert costliest.hlo_op in cell and "<pre>" in cell
 
 
 @pytest.mark.requires_jax

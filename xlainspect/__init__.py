@@ -35,7 +35,7 @@ from xlainspect.hlo import (
 __version__ = "0.1.0"
 
 _LAZY = {"inspect": "xlainspect.inspection", "Inspection": "xlainspect.inspection",
-         "InspectionDiff": "xlainspect.inspection"}
+         "InspectionDiff": "xlainspect.inspection", "InspectionTiming": "xlainspect.inspection"}
 
 
 def __getattr__(name: str) -> object:
@@ -61,6 +61,7 @@ __all__ = [
     "InputError",
     "Inspection",
     "InspectionDiff",
+    "InspectionTiming",
     "Instruction",
     "Layout",
     "ModuleStats",

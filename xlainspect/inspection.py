@@ -22,15 +22,16 @@ from xlainspect.analysis.census import Census, census
 from xlainspect.analysis.diff import CensusDiff, diff_census
 from xlainspect.errors import CaptureError, FrameworkUnavailable, InputError
 from xlainspect.hlo import HloModule, parse_hlo
-from xlainspect.measure.timing import FrameworkTiming, kernel_times, module_fingerprint
-from xlainspect.output.notebook import diff_html, inspection_html
+from xlainspect.measure.spread import Spread
+from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport, kernel_times, module_fingerprint
+from xlainspect.output.notebook import inspection_html, text_html
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.output.report import kernel_sources
 from xlainspect.runners.children import ChildFailed, run_child
 from xlainspect.runners.lowering import WHO, Lowering, lower_function, write_inputs
 from xlainspect.runners.protocol import InspectRequest, InspectResult, MemoryFigures, TimeResult
 
-__all__ = ["Inspection", "InspectionDiff", "inspect"]
+__all__ = ["Inspection", "InspectionDiff", "InspectionTiming", "inspect"]
 
 
 def _stderr(line: str) -> None:
@@ -74,7 +75,59 @@ class InspectionDiff:
         return self.text()
 
     def _repr_html_(self) -> str:
-        return diff_html(self.verdict, self.text())
+        return text_html(self.verdict, self.text())
+
+
+@dataclass(frozen=True)
+class InspectionTiming:
+    """An inspected function's step time and per-kernel times: what ``xlainspect time`` measures, for a notebook.
+
+    Attributes:
+        function_name: the function timed.
+        framework_timing: the measurements (:class:`~xlainspect.measure.timing.FrameworkTiming`), as
+            ``xlainspect time`` keeps them.
+    """
+
+    function_name: str
+    framework_timing: FrameworkTiming
+
+    @property
+    def runs_ms(self) -> tuple[float, ...]:
+        return self.framework_timing.runs_ms
+
+    @property
+    def median_ms(self) -> float:
+        return self.framework_timing.median_ms
+
+    @property
+    def spread(self) -> Spread | None:
+        """The step time's spread over the runs (``half_iqr`` is the ``±``); None for one run."""
+        return self.framework_timing.spread
+
+    @property
+    def kernels(self) -> tuple[KernelTime, ...]:
+        """Time per HLO instruction per step, costliest first; empty without profiled runs."""
+        return self.framework_timing.kernels
+
+    @property
+    def note(self) -> str:
+        return self.framework_timing.note
+
+    def text(self) -> str:
+        """The table ``xlainspect time`` prints: step time with its spread, then the costliest kernels."""
+        from xlainspect.output.format import timing_text
+
+        timing = self.framework_timing
+        return timing_text(TimingReport(self.function_name, None, {timing.framework: timing}))
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        spread = self.spread
+        plus_minus = f" ± {spread.half_iqr:.3f}" if spread is not None else ""
+        return text_html(f"{self.function_name}: {self.median_ms:.3f}{plus_minus} ms per step (median of "
+                         f"{len(self.runs_ms)} runs)", self.text())
 
 
 @dataclass(frozen=True)
@@ -145,8 +198,9 @@ class Inspection:
                                        f"install graphviz ({e})") from e
 
     def time(self, repeats: int = 20, warmup: int = 3, profile_runs: int = 5,
-             progress: Callable[[str], None] | None = None) -> FrameworkTiming:
-        """Step time over ``repeats`` runs (``.median_ms``, ``.spread``) and per-kernel times from the profiler.
+             progress: Callable[[str], None] | None = None) -> InspectionTiming:
+        """Step time over ``repeats`` runs (``.median_ms``, ``.spread``) and per-kernel times from the profiler
+        (``.kernels``, over ``profile_runs`` more runs).
 
         It compiles again where :func:`inspect` did (a child, unless ``in_process``) and runs the module with the
         arguments given to :func:`inspect`.
@@ -171,10 +225,11 @@ class Inspection:
         kernels = kernel_times(timing.kernels, timing.profiled_runs, step_us, timing.hlo_text,
                                timing.kernel_runs) if timing.profiled_runs else ()
         profiled = timing.profiled_runs_s
-        return FrameworkTiming(self.front_end, self.compiler, timing.compile_s, runs_ms, kernels, timing.module_name,
-                               timing.note, timing.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
-                               timing.busy_us_per_run / 1e3 if timing.busy_us_per_run else None,
-                               module_fingerprint(parse_hlo(timing.hlo_text)))
+        return InspectionTiming(self.function_name, FrameworkTiming(
+            self.front_end, self.compiler, timing.compile_s, runs_ms, kernels, timing.module_name, timing.note,
+            timing.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
+            timing.busy_us_per_run / 1e3 if timing.busy_us_per_run else None,
+            module_fingerprint(parse_hlo(timing.hlo_text))))
 
     def _repr_html_(self) -> str:
         from xlainspect.errors import XlaInspectError

@@ -1,4 +1,4 @@
-"""HTML for a notebook cell: one function's kernels, memory and kernel graph, and the diff of two functions.
+"""HTML for a notebook cell: one function's kernels, memory and kernel graph; the diff of two; a timing.
 
 Jupyter shows an object's ``_repr_html_``; :class:`xlainspect.inspection.Inspection` and its diff return what this
 module writes. It is a fragment, not a page (the notebook owns the page), with its style scoped to one class so it
@@ -66,7 +66,7 @@ def inspection_html(title: str, facts: Sequence[tuple[str, str]], census: Census
     return "\n".join(parts)
 
 
-def diff_html(verdict: str, text: str) -> str:
-    """The cell of a diff of two functions: the verdict, then the side-by-side text of ``xlainspect diff``."""
-    return (f"{_STYLE}<div class=\"xlainspect\"><p><b>{_e(verdict)}</b></p>"
+def text_html(headline: str, text: str) -> str:
+    """A cell of a headline and the text a command prints (``xlainspect diff``'s sides, ``time``'s table)."""
+    return (f"{_STYLE}<div class=\"xlainspect\"><p><b>{_e(headline)}</b></p>"
             f"<pre>{_e(text)}</pre></div>")
