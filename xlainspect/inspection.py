@@ -22,8 +22,7 @@ from xlainspect.analysis.census import Census, census
 from xlainspect.analysis.diff import CensusDiff, diff_census
 from xlainspect.errors import CaptureError, FrameworkUnavailable, InputError
 from xlainspect.hlo import HloModule, parse_hlo
-from xlainspect.measure.spread import Spread
-from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport, kernel_times, module_fingerprint
+from xlainspect.measure.timing import FrameworkTiming, TimingReport, kernel_times, module_fingerprint
 from xlainspect.output.notebook import inspection_html, text_html
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.output.report import kernel_sources
@@ -79,46 +78,21 @@ class InspectionDiff:
 
 
 @dataclass(frozen=True)
-class InspectionTiming:
-    """An inspected function's step time and per-kernel times: what ``xlainspect time`` measures, for a notebook.
+class InspectionTiming(FrameworkTiming):
+    """An inspected function's step time and per-kernel times: ``xlainspect time``'s figures, for a notebook.
 
-    Attributes:
-        function_name: the function timed.
-        framework_timing: the measurements (:class:`~xlainspect.measure.timing.FrameworkTiming`), as
-            ``xlainspect time`` keeps them.
+    Everything :class:`~xlainspect.measure.timing.FrameworkTiming` holds (``runs_ms``, ``median_ms``, ``spread``,
+    whose ``half_iqr`` is the ``±``; ``kernels``, time per HLO instruction per step, costliest first), and the
+    function's name.
     """
 
-    function_name: str
-    framework_timing: FrameworkTiming
-
-    @property
-    def runs_ms(self) -> tuple[float, ...]:
-        return self.framework_timing.runs_ms
-
-    @property
-    def median_ms(self) -> float:
-        return self.framework_timing.median_ms
-
-    @property
-    def spread(self) -> Spread | None:
-        """The step time's spread over the runs (``half_iqr`` is the ``±``); None for one run."""
-        return self.framework_timing.spread
-
-    @property
-    def kernels(self) -> tuple[KernelTime, ...]:
-        """Time per HLO instruction per step, costliest first; empty without profiled runs."""
-        return self.framework_timing.kernels
-
-    @property
-    def note(self) -> str:
-        return self.framework_timing.note
+    function_name: str = ""
 
     def text(self) -> str:
         """The table ``xlainspect time`` prints: step time with its spread, then the costliest kernels."""
         from xlainspect.output.format import timing_text
 
-        timing = self.framework_timing
-        return timing_text(TimingReport(self.function_name, None, {timing.framework: timing}))
+        return timing_text(TimingReport(self.function_name, None, {self.framework: self}))
 
     def __str__(self) -> str:
         return self.text()
@@ -225,11 +199,10 @@ class Inspection:
         kernels = kernel_times(timing.kernels, timing.profiled_runs, step_us, timing.hlo_text,
                                timing.kernel_runs) if timing.profiled_runs else ()
         profiled = timing.profiled_runs_s
-        return InspectionTiming(self.function_name, FrameworkTiming(
-            self.front_end, self.compiler, timing.compile_s, runs_ms, kernels, timing.module_name, timing.note,
-            timing.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
-            timing.busy_us_per_run / 1e3 if timing.busy_us_per_run else None,
-            module_fingerprint(parse_hlo(timing.hlo_text))))
+        return InspectionTiming(self.front_end, self.compiler, timing.compile_s, runs_ms, kernels, timing.module_name,
+                                timing.note, timing.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
+                                timing.busy_us_per_run / 1e3 if timing.busy_us_per_run else None,
+                                module_fingerprint(parse_hlo(timing.hlo_text)), self.function_name)
 
     def _repr_html_(self) -> str:
         from xlainspect.errors import XlaInspectError
