@@ -310,6 +310,23 @@ def test_static_keyword_unused_and_x64_arguments(tmp_path):
     assert seen["sines"] == 3  # activation="sin" reached the module, three layers deep
 
 
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_child_refuses_a_module_lowered_for_another_platform(jax_inspection):
+    # A notebook on a GPU lowers for the GPU; a child that sees only the CPU must say so, not compile it for the CPU.
+    import dataclasses
+
+    from xlainspect.inspection import _compile_in_child
+
+    assert jax_inspection._lowering.platform == "cpu"
+    on_gpu = dataclasses.replace(jax_inspection._lowering, platform="gpu")
+    with pytest.raises(xlainspect.CaptureError) as caught:
+        _compile_in_child(on_gpu, QUIET)
+    assert str(caught.value) == ("xlainspect.inspect: jax: the function was lowered for gpu, but JAX in the child "
+                                 "process sees only cpu; run it with in_process=True, or make the gpu visible to child "
+                                 "processes")
+
+
 # -- bad input: one clear line, before any child starts ---------------------------------------------------------
 
 
@@ -419,7 +436,7 @@ def test_tf_function_with_wrong_arguments_is_one_line():
 
 def test_inspect_records_round_trip():
     request = InspectRequest("step", "jax", "/tmp/m.mlir", "stablehlo", "/tmp/a.npz",
-                             (ArgumentBytes("a0", "bfloat16", (2, 3)),), 5, 1, 2)
+                             (ArgumentBytes("a0", "bfloat16", (2, 3)),), 5, 1, 2, "gpu")
     assert InspectRequest.from_json(json.loads(json.dumps(request.to_json())), "child") == request
     timing = TimeResult("jaxlib 0.12", 0.5, (0.001, 0.002), "m", "HloModule m", {"dot.1": (3.0, 4.0)}, 2,
                         kernel_runs={"dot.1": (0, 1)})

@@ -290,11 +290,12 @@ def _compile_in_child(lowering: Lowering, report: Callable[[str], None], repeats
         module_path, arguments_path, arguments = write_inputs(lowering, folder)
         request = InspectRequest(lowering.function_name, "jax", module_path, lowering.module_format,
                                  arguments_path if repeats else None, arguments if repeats else (), repeats, warmup,
-                                 profile_runs)
+                                 profile_runs, lowering.platform)
         activity = "timing" if repeats else "compiling"
         try:
             # The child runs under this interpreter: its jax is the one that lowered the module.
-            return run_child(request, InspectResult, after_start, activity, python=sys.executable)
+            return run_child(request, InspectResult, after_start, activity, python=sys.executable,
+                             backend="cpu" if lowering.platform == "cpu" else "gpu")  # "gpu": devices left visible
         except ChildFailed as e:
             raise CaptureError(f"{WHO}: {e}") from e
 

@@ -9,6 +9,8 @@ reports the optimized module and XLA's memory figures, and, when asked, times it
 The module is compiled through JAX's client directly (``compile_and_load``), not through ``jax.jit``, so the
 arguments are handed to the executable as the module's parameters, in order. A module that donates buffers
 (``input_output_alias``) consumes its arguments; each run then gets fresh copies, made before its clock starts.
+The child compiles for its first device, which must be of the platform the caller lowered for (a notebook on a GPU
+lowers for the GPU; a CPU compile of that module would answer another question); otherwise it exits with status 4.
 
 Run as ``python -m xlainspect.runners.inspect_child '{"program": ..., "module_path": ..., ...}'`` (an
 :class:`~xlainspect.runners.protocol.InspectRequest`); prints one ``RESULT {json}`` line, an
@@ -24,7 +26,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from xlainspect.runners.children import EXIT_FRAMEWORK_MISSING, missing_framework, print_result, read_request
+from xlainspect.runners.children import (
+    EXIT_FRAMEWORK_MISSING,
+    EXIT_NO_GPU,
+    missing_framework,
+    print_result,
+    read_request,
+)
 from xlainspect.runners.jax_compile import hlo_module_name
 from xlainspect.runners.protocol import ArgumentBytes, InspectRequest, InspectResult, MemoryFigures, TimeResult
 
@@ -135,10 +143,24 @@ def inspect_module(request: InspectRequest) -> InspectResult:
     return InspectResult(xla_version, device_name(device), compile_s, text, memory_figures(executable.get_compiled_memory_stats()), timing)
 
 
+def platform_mismatch(platform: str) -> str:
+    """Why this process cannot compile a module lowered for ``platform``, or "" when its JAX's backend is that."""
+    import jax
+
+    here = jax.default_backend()
+    if here == platform:
+        return ""
+    return (f"the function was lowered for {platform}, but JAX in the child process sees only {here}; run it with "
+            f"in_process=True, or make the {platform} visible to child processes")
+
+
 def main(argv: list[str]) -> int:
     request = read_request(InspectRequest, argv)
     if missing_framework("jax"):
         return EXIT_FRAMEWORK_MISSING
+    if why := platform_mismatch(request.platform):
+        print(why, file=sys.stderr)
+        return EXIT_NO_GPU
     print_result(inspect_module(request))
     return 0
 

@@ -42,6 +42,8 @@ class Lowering:
         arguments: the arrays the module takes, in parameter order; None when they cannot run it.
         no_arguments: why ``arguments`` is None ("" otherwise).
         lowered: JAX's ``Lowered`` for an in-process compile; None for TF.
+        platform: the backend it was lowered for: JAX's default backend here (``cpu``, ``gpu``, ``tpu``); ``cpu``
+            for TF's module, which JAX's XLA compiles for the CPU.
     """
 
     front_end: str
@@ -52,6 +54,7 @@ class Lowering:
     arguments: tuple[Any, ...] | None = field(repr=False)
     no_arguments: str = ""
     lowered: Any = field(default=None, repr=False, compare=False)
+    platform: str = "cpu"
 
 
 def front_end_of(fn: Any) -> str:
@@ -113,7 +116,8 @@ def _lower_jax(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Lower
     else:
         kept = kept_arguments(lowered, len(leaves))
         arguments = tuple(np.asarray(leaves[i], dtype=avals[i].dtype) for i in kept)
-    return Lowering("jax", f"jax {jax.__version__}", name, text, "stablehlo", arguments, why, lowered)
+    return Lowering("jax", f"jax {jax.__version__}", name, text, "stablehlo", arguments, why, lowered,
+                    jax.default_backend())
 
 
 def _lower_tf(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Lowering:

@@ -434,6 +434,8 @@ class InspectRequest:
             None when the caller gave shapes only.
         arguments: the arrays of that file, in order.
         repeats: timed runs; 0 compiles and reports only.
+        platform: the backend the module was lowered for (``jax.default_backend()`` in the caller: ``cpu``,
+            ``gpu``, ``tpu``); the child compiles for its first device and refuses when that is another platform.
     """
 
     child: ClassVar[str] = "xlainspect.runners.inspect_child"
@@ -448,12 +450,13 @@ class InspectRequest:
     repeats: int = 0
     warmup: int = 0
     profile_runs: int = 0
+    platform: str = "cpu"
 
     def to_json(self) -> dict[str, Any]:
         return _some({"program": self.program, "framework": self.framework, "module_path": self.module_path,
                       "module_format": self.module_format, "arguments_path": self.arguments_path,
                       "arguments": [argument.to_json() for argument in self.arguments], "repeats": self.repeats,
-                      "warmup": self.warmup, "profile_runs": self.profile_runs})
+                      "warmup": self.warmup, "profile_runs": self.profile_runs, "platform": self.platform})
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> InspectRequest:
@@ -465,7 +468,7 @@ class InspectRequest:
         return cls(f.get("program", str), f.get("framework", str), f.get("module_path", str), module_format,
                    f.optional("arguments_path", str),
                    tuple(ArgumentBytes.from_fields(a) for a in f.records("arguments")), f.get("repeats", int, 0),
-                   f.get("warmup", int, 0), f.get("profile_runs", int, 0))
+                   f.get("warmup", int, 0), f.get("profile_runs", int, 0), f.get("platform", str, "cpu"))
 
 
 @dataclass(frozen=True)
