@@ -34,6 +34,23 @@ from xlainspect.hlo import (
 
 __version__ = "0.1.0"
 
+_LAZY = {"inspect": "xlainspect.inspection", "Inspection": "xlainspect.inspection",
+         "InspectionDiff": "xlainspect.inspection", "InspectionTiming": "xlainspect.inspection"}
+
+
+def __getattr__(name: str) -> object:
+    """``xlainspect.inspect`` and its result types, imported on first use.
+
+    The notebook API pulls in the analyses, the renderer and the child-process runner; ``import xlainspect`` stays
+    light without them (and never loads jax or tensorflow: :func:`xlainspect.inspection.inspect` uses the framework
+    its function already loaded).
+    """
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xlainspect' has no attribute {name!r}")
+
 __all__ = [
     "CalledComputation",
     "CaptureError",
@@ -42,6 +59,9 @@ __all__ = [
     "HloModule",
     "HloParseError",
     "InputError",
+    "Inspection",
+    "InspectionDiff",
+    "InspectionTiming",
     "Instruction",
     "Layout",
     "ModuleStats",
@@ -51,6 +71,7 @@ __all__ = [
     "SourceLocation",
     "StackFrames",
     "XlaInspectError",
+    "inspect",
     "module_stats",
     "parse_hlo",
     "parse_hlo_modules",

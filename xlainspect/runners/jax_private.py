@@ -97,3 +97,36 @@ def hlo_module_from_text(text: str) -> Any:
     parse = _first([("jax._src.lib", "xla_client.hlo.hlo_module_from_text"),  # jaxlib 0.10 and 0.12
                     ("jax._src.lib", "xla_client._xla.hlo_module_from_text")], "hlo_module_from_text")
     return parse(text)
+
+
+def static_arguments(jitted: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The positions and names of a ``jax.jit`` function's static arguments, which its lowered module leaves out.
+
+    jax keeps them on the jitted object's private ``_jit_info`` (0.10.2 to 0.12: ``static_argnums``,
+    ``static_argnames``, the names including those of the static positions).
+    """
+    info = getattr(jitted, "_jit_info", None)
+    if info is None or not hasattr(info, "static_argnums"):
+        import jax
+
+        raise UnsupportedJax(f"jax {jax.__version__}: a jitted function without _jit_info.static_argnums "
+                             f"(looked where {SUPPORTED} keep it)")
+    return tuple(info.static_argnums), tuple(getattr(info, "static_argnames", ()))
+
+
+def kept_arguments(lowered: Any, count: int) -> tuple[int, ...]:
+    """Which of a lowered function's ``count`` flat dynamic arguments its module takes, in parameter order.
+
+    ``jax.jit`` drops unused arguments (``keep_unused=False``, the default) from the module; jax records the kept
+    ones in the private ``Lowered._lowering.compile_args["kept_var_idx"]`` (0.10.2 to 0.12).
+    """
+    compile_args = getattr(getattr(lowered, "_lowering", None), "compile_args", None)
+    if not isinstance(compile_args, dict) or "kept_var_idx" not in compile_args:
+        import jax
+
+        raise UnsupportedJax(f"jax {jax.__version__}: a lowered function without compile_args['kept_var_idx'] "
+                             f"(looked where {SUPPORTED} keep it)")
+    kept = tuple(sorted(compile_args["kept_var_idx"]))
+    if any(index >= count for index in kept):
+        raise UnsupportedJax(f"kept_var_idx {kept} names more than the {count} arguments given")
+    return kept

@@ -415,3 +415,106 @@ class MeasuredStep:
             MemoryFigures.from_fields(f.record("figures"))
         return cls(f.get("batch_size", int, nullable=True), f.get("measured", int), f.get("rss_before", int),
                    figures, f.get("xla_version", str), f.get("device", str))
+
+
+# -- xlainspect.inspect: a module lowered in the caller's process, compiled by a child ---------------------------
+
+
+@dataclass(frozen=True)
+class ArgumentBytes:
+    """Where one argument's bytes sit in the arguments file, and how to read them back as an array.
+
+    The file holds raw bytes (``numpy.save`` of a ``uint8`` view), because ``.npz`` cannot hold the dtypes numpy
+    does not know (``bfloat16``, ``float8_*``); the dtype travels here by name.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> ArgumentBytes:
+        return cls(f.get("name", str), f.get("dtype", str), f.items("shape", int))
+
+
+@dataclass(frozen=True)
+class InspectRequest:
+    """Compile a module the caller lowered with JAX's XLA; report it and its memory, and time it when asked.
+
+    Attributes:
+        program: the function's name, for progress lines and failures.
+        framework: always ``jax``: the child compiles with JAX's XLA whatever front end made the module.
+        module_path: the module before optimization.
+        module_format: ``stablehlo`` (MLIR text, what ``jax.jit(f).lower(...).as_text()`` gives) or ``hlo_proto``
+            (a serialized ``HloModuleProto``, what TF's ``experimental_get_compiler_ir`` gives).
+        arguments_path: an ``.npz`` of the arguments in the module's parameter order (see :class:`ArgumentBytes`);
+            None when the caller gave shapes only.
+        arguments: the arrays of that file, in order.
+        repeats: timed runs; 0 compiles and reports only.
+        platform: the backend the module was lowered for (``jax.default_backend()`` in the caller: ``cpu``,
+            ``gpu``, ``tpu``); the child compiles for its first device and refuses when that is another platform.
+    """
+
+    child: ClassVar[str] = "xlainspect.runners.inspect_child"
+    FORMATS: ClassVar[tuple[str, ...]] = ("stablehlo", "hlo_proto")
+
+    program: str
+    framework: str
+    module_path: str
+    module_format: str
+    arguments_path: str | None = None
+    arguments: tuple[ArgumentBytes, ...] = ()
+    repeats: int = 0
+    warmup: int = 0
+    profile_runs: int = 0
+    platform: str = "cpu"
+
+    def to_json(self) -> dict[str, Any]:
+        return _some({"program": self.program, "framework": self.framework, "module_path": self.module_path,
+                      "module_format": self.module_format, "arguments_path": self.arguments_path,
+                      "arguments": [argument.to_json() for argument in self.arguments], "repeats": self.repeats,
+                      "warmup": self.warmup, "profile_runs": self.profile_runs, "platform": self.platform})
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> InspectRequest:
+        f = Fields(data, source, CHILD_HINT)
+        module_format = f.get("module_format", str)
+        if module_format not in cls.FORMATS:
+            raise RecordError(source, "module_format", f"'module_format' is {module_format!r}, expected one of "
+                                                       f"{', '.join(cls.FORMATS)}; {CHILD_HINT}")
+        return cls(f.get("program", str), f.get("framework", str), f.get("module_path", str), module_format,
+                   f.optional("arguments_path", str),
+                   tuple(ArgumentBytes.from_fields(a) for a in f.records("arguments")), f.get("repeats", int, 0),
+                   f.get("warmup", int, 0), f.get("profile_runs", int, 0), f.get("platform", str, "cpu"))
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    """An inspect child's answer: the optimized module, its compile-time memory, and who compiled it where.
+
+    Attributes:
+        timing: with ``repeats``, the runs and the profile (:class:`TimeResult`); None otherwise.
+    """
+
+    xla_version: str
+    device: str
+    compile_s: float
+    module_text: str = field(repr=False)
+    figures: MemoryFigures
+    timing: TimeResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"xla_version": self.xla_version, "device": self.device, "compile_s": self.compile_s,
+                "module_text": self.module_text, "figures": self.figures.to_json(),
+                "timing": None if self.timing is None else self.timing.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> InspectResult:
+        f = Fields(data, source, CHILD_HINT)
+        timing = f.get("timing", dict, nullable=True)
+        return cls(f.get("xla_version", str), f.get("device", str), f.get("compile_s", float),
+                   f.get("module_text", str), MemoryFigures.from_fields(f.record("figures")),
+                   None if timing is None else TimeResult.from_json(timing, source))
