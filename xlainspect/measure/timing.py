@@ -169,12 +169,13 @@ COMMAND_BUFFERS_OFF = "--xla_gpu_enable_command_buffer="
 
 
 def command_buffer_calls(module: HloModule) -> tuple[str, ...]:
-    """The entry's ``call`` instructions into XLA:GPU command buffers (computations named ``command_buffer*``).
+    """The ``call`` instructions into XLA:GPU command buffers (computations named ``command_buffer*``), in the entry
+    or in a loop's body (jax 0.11 puts a ``lax.scan`` body's kernels into them).
 
     XLA:GPU's command-buffer scheduling moves runs of kernels into such computations and launches each as one CUDA
     graph; the profiler then sees the graph, not the kernels in it, so their ``hlo_op`` times are lost.
     """
-    return tuple(i.name for i in module.entry.instructions
+    return tuple(i.name for computation in module.computations for i in computation.instructions
                  if i.opcode == "call" and any(c.name.startswith("command_buffer") for c in i.called_computations))
 
 
@@ -285,7 +286,10 @@ def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: st
 def _without_command_buffers(result: TimeResult, request: TimeRequest, report: Callable[[str], None],
                              python: str) -> TimeResult:
     """On GPU: when command buffers hid kernels from the profiler, profile again in a process with them off."""
-    if not request.profile_runs or not result.hlo_text or not command_buffer_calls(parse_hlo(result.hlo_text)):
+    # The profiler naming a command buffer as the op says so too, whatever the module text shows.
+    hidden = any(op.startswith("command_buffer") for op in result.kernels)
+    if not request.profile_runs or not result.hlo_text or not (
+            hidden or command_buffer_calls(parse_hlo(result.hlo_text))):
         return result
     report(f"{request.framework}: command buffers (CUDA graphs) hide per-kernel time; profiling again with "
            f"{COMMAND_BUFFERS_OFF}")
