@@ -78,20 +78,25 @@ def _filed_dump_options(ctx: click.Context, sides: Mapping[str, str]) -> None:
                          f"{'is a path' if len(names) == 1 else 'are paths'}")
 
 
-# Where a framework's filed dump is: diff, render and report take jax/tf/tf_via_jax with these.
-def _filed_dump_options_decorator(program_help: str):  # noqa: ANN202 - a click decorator
+def _options(*options):  # noqa: ANN002, ANN202 - click decorators
+    """One decorator applying ``options`` in the order given, as if written one above the other."""
     def decorate(command):  # noqa: ANN001, ANN202
-        for option in reversed([
-            click.option("--program", "program_name", default=None, help=program_help),
-            click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False)),
-            click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
-                         help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones."),
-            click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, "
-                                                        "a100)."),
-        ]):
+        for option in reversed(options):
             command = option(command)
         return command
     return decorate
+
+
+# Where a framework's filed dump is: diff, render and report take jax/tf/tf_via_jax with these.
+def _filed_dump_options_decorator(program_help: str):  # noqa: ANN202 - a click decorator
+    return _options(
+        click.option("--program", "program_name", default=None, help=program_help),
+        click.option("--dumps", "dumps_dir", default="dumps", show_default=True, type=click.Path(file_okay=False)),
+        click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
+                     help="gpu: dumps compiled on a GPU, else the deviceless gpu-<target> ones."),
+        click.option("--target", default=None, help="With --backend gpu: the deviceless target's dumps (h100, "
+                                                    "a100)."),
+    )
 
 
 def _progress(line: str) -> None:
@@ -106,6 +111,18 @@ _MODULE_HELP = ("Which module: its position (in compile order in an XLA dump fol
 
 def _module_option(help_text: str = _MODULE_HELP):  # noqa: ANN202 - a click decorator
     return click.option("--module", "module", default=None, metavar="SELECTOR", help=help_text)
+
+
+def _two_sides_options(where: str):  # noqa: ANN202 - a click decorator
+    """``--module``, ``--module-b``, ``--label-a``, ``--label-b``: which module of each side, and its name ``where``."""
+    return _options(
+        _module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given."),
+        click.option("--module-b", default=None, metavar="SELECTOR",
+                     help="B's module, when it differs from A's --module."),
+        click.option("--label-a", default=None,
+                     help=f"A's name {where} (default: the framework, or the folder or file name)."),
+        click.option("--label-b", default=None, help=f"B's name {where}."),
+    )
 
 
 # -- commands --------------------------------------------------------------------------------------------------------
@@ -270,11 +287,7 @@ def _dump_command(command: tuple[str, ...], out_dir: str | None, module: str | N
               help="JSON from 'xlainspect time --json' for the same program: attach per-kernel times (A, B = jax, tf).")
 @click.option("--passes", "with_passes", is_flag=True,
               help="Also name the first XLA pass after which the two sides' fusions differ (needs --pass-dumps dumps).")
-@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
-@click.option("--module-b", default=None, metavar="SELECTOR", help="B's module, when it differs from A's --module.")
-@click.option("--label-a", default=None, help="A's name in the output (default: the framework, or the folder or file "
-                                              "name).")
-@click.option("--label-b", default=None, help="B's name in the output.")
+@_two_sides_options("in the output")
 @click.pass_context
 def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir: str, backend: str,
          target: str | None, as_json: bool, fail_on_diff: bool, ignore_layout: bool, timing_file: str | None,
@@ -483,11 +496,7 @@ def render(ctx: click.Context, path: str, output: str, module: str | None, progr
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
-@click.option("--module-b", default=None, metavar="SELECTOR", help="B's module, when it differs from A's --module.")
-@click.option("--label-a", default=None, help="A's name on the page (default: the framework, or the folder or file "
-                                              "name).")
-@click.option("--label-b", default=None, help="B's name on the page.")
+@_two_sides_options("on the page")
 @click.pass_context
 def report(ctx: click.Context, sides: tuple[str, ...], program_name: str | None, dumps_dir: str, backend: str,
            target: str | None, timing_file: str | None, output: str, module: str | None, module_b: str | None,
