@@ -136,8 +136,7 @@ def run_program_bench(out_dir: str | os.PathLike[str], program: str, frameworks:
     from xlainspect.programs import choose_program
 
     choice = choose_program(program)
-    if choice.takes_batch_size is False:
-        raise InputError(f"{program} has no batch_size parameter, so there is no batch size to sweep")
+    choice.require_batch("there is no batch size to sweep")
     _check_names((), frameworks)
 
     def config(framework: str, batch: int) -> tuple[str, Callable[[], BenchRow | str]]:

@@ -32,7 +32,7 @@ from xlainspect.measure.records import (
     PeakCheck,
     csv_text,
 )
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
 from xlainspect.runners.intervals import union_length
 from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
@@ -116,9 +116,8 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
                                    xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
                                    backend="gpu" if request.on_gpu else "cpu", python=interpreter)
             except NotProvided as e:
-                if len(frameworks) == 1:
-                    failures.append(str(e))
-                report(f"{framework}: skipped, {program_name} gives no {framework} function")
+                if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:
+                    failures.append(failure)
                 continue
             except ChildFailed as e:
                 failures.append(str(e))
@@ -188,9 +187,7 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
         InputError: a program without a batch, a bad limit, or as :func:`memory_report`.
     """
     program, gpu = _targets(program_name, backend, target)
-    if program.takes_batch_size is False:
-        what = "has no batch dimension" if program.builtin is not None else "takes no batch_size parameter"
-        raise InputError(f"{program_name} {what}; 'memory max-batch' applies to programs with a batch")
+    program.require_batch("'memory max-batch' applies to programs with a batch")
     if device_memory <= 0 or start < 1:
         raise InputError("--device-memory must be positive and the starting batch at least 1")
     interpreter = child_python(python)
@@ -278,8 +275,7 @@ def check_peaks(program_name: str, batch_sizes: Sequence[int], framework: str = 
     if framework != "jax":
         raise InputError("peak checks run JAX steps only: TF's CPU allocator keeps freed memory for the next step, "
                          "so a warm TF step adds no resident memory to measure")
-    if program.takes_batch_size is False:
-        raise InputError(f"{program_name} has no batch dimension; check a training step")
+    program.require_batch("check a training step")
     report = progress or (lambda line: None)
     checks = []
     for batch in batch_sizes:

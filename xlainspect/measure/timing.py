@@ -24,7 +24,7 @@ from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.measure.spread import Spread
 from xlainspect.runners.capture import FRAMEWORKS, gpu_visible
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 from xlainspect.runners.sides import manifest_beside
 
@@ -235,7 +235,7 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
     given: tuple[str, ...] = FRAMEWORKS
     for framework in frameworks:
         if framework not in given:  # a user's program that gives one framework's function only
-            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            skip_unprovided(framework, frameworks, program_name, report)
             continue
         request = TimeRequest(program.spec, framework, batch_size, repeats, warmup, profile_runs, backend, vectorize,
                               compiled)
@@ -247,9 +247,8 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
                 if backend == "gpu":
                     result = _without_command_buffers(result, request, report, interpreter)
         except NotProvided as e:
-            if len(frameworks) == 1:
-                failures.append((framework, str(e)))
-            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:
+                failures.append((framework, failure))
             continue
         except ChildFailed as e:
             failures.append((framework, str(e)))

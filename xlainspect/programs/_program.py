@@ -114,7 +114,7 @@ class Program:
         Raises:
             ValueError: a batch size for a program without a batch, or one below 1.
         """
-        return self.implementation.input_specs(self._batch_size(batch_size))
+        return self.implementation.input_specs(self.batch_size(batch_size))
 
     def shapes(self, batch_size: int | None = None) -> dict[str, tuple[int, ...]]:
         """Input name -> shape, in calling order, at ``batch_size`` (None: the default)."""
@@ -184,7 +184,7 @@ class Program:
     def frameworks(self, batch_size: int | None = None) -> tuple[str, ...]:
         """The frameworks the program has a function in: both for the built-in ones; a user's may give one."""
         given = getattr(self.implementation, "frameworks", None)
-        return tuple(given(self._batch_size(batch_size))) if given is not None else ("jax", "tf")
+        return tuple(given(self.batch_size(batch_size))) if given is not None else ("jax", "tf")
 
     @property
     def has_per_example_gradients(self) -> bool:
@@ -235,9 +235,6 @@ class Program:
         Raises:
             ValueError: a batch size for a program without a batch, or one below 1.
         """
-        return self._batch_size(batch_size)
-
-    def _batch_size(self, batch_size: int | None) -> int | None:
         if self.default_batch_size is None:
             if batch_size is not None:
                 raise ValueError(f"{self.name} has no batch dimension; leave batch_size as None")

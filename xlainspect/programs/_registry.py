@@ -111,10 +111,21 @@ class ProgramChoice:
             return self.builtin.default_batch_size if self.builtin is not None else None
         if batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {batch_size}")
+        self.require_batch("leave out --batch-size", f"program {self.spec!r}")
+        return batch_size
+
+    def require_batch(self, what_to_do: str, name: str | None = None) -> None:
+        """Checks that the program has a batch dimension (when only running it could tell, it may).
+
+        Raises:
+            InputError: it has none: ``<name> has no batch dimension; <what_to_do>`` (a user's: "takes no
+                batch_size parameter").
+        """
+        from xlainspect.errors import InputError
+
         if self.takes_batch_size is False:
             what = "has no batch dimension" if self.builtin is not None else "takes no batch_size parameter"
-            raise InputError(f"program {self.spec!r} {what}; leave out --batch-size")
-        return batch_size
+            raise InputError(f"{name or self.spec} {what}; {what_to_do}")
 
 
 def choose_program(spec: str) -> ProgramChoice:

@@ -188,7 +188,7 @@ def load_user_program(spec: str) -> Program:
     default_batch, accepts_batch = _batch_parameter(entry, ref)
     description = (inspect.getdoc(entry) or "").strip().split("\n", 1)[0] or f"your program {spec}"
     return Program(ref.folder, description, default_batch, ("float32",), {},
-                   UserImplementation(ref, entry, accepts_batch))
+                   UserImplementation(ref, entry, accepts_batch, batch=default_batch))
 
 
 def _where(ref: ProgramRef) -> str:
@@ -275,7 +275,7 @@ class _Flat:
     rebuild: Callable[[tuple[Any, ...]], tuple[tuple[Any, ...], dict[str, Any]]]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class UserImplementation:
     """The :class:`~xlainspect.programs._program.Implementation` of a user's program: it calls ``NAME`` (once per
     batch size) for the function and its example arguments, and compiles the function on them, flattened."""
@@ -284,19 +284,15 @@ class UserImplementation:
     entry: Callable[..., Any]
     accepts_batch: bool
     per_example_gradients: bool = False
+    framework: str = "jax"  # whose function the inputs are made for: a child process runs one (for_framework)
+    batch: int | None = None  # the batch the functions are built on: the one whose inputs were made last
     _calls: dict[int | None, Mapping[str, _Call]] = field(default_factory=dict, repr=False)
     _flats: dict[tuple[int | None, str], _Flat] = field(default_factory=dict, repr=False)
-    _framework: list[str] = field(default_factory=list, repr=False)
-    _batch: list[int | None] = field(default_factory=list, repr=False)
 
     def for_framework(self, framework: str) -> UserImplementation:
         """Fixes which framework's function the inputs are made for (a child process runs one)."""
-        self._framework[:] = [framework]
+        self.framework = framework
         return self
-
-    @property
-    def framework(self) -> str:
-        return self._framework[0] if self._framework else "jax"
 
     def calls(self, batch_size: int | None) -> Mapping[str, _Call]:
         """What ``NAME`` returned at ``batch_size``, by framework.
@@ -363,7 +359,7 @@ class UserImplementation:
     def flat(self, batch_size: int | None, framework: str | None = None) -> _Flat:
         """The arguments of ``framework``'s call at ``batch_size``, flattened into one input per array leaf."""
         framework = framework or self.framework
-        self._batch[:] = [batch_size]  # the functions are built on the batch whose inputs were made last
+        self.batch = batch_size
         key = (batch_size, framework)
         if key not in self._flats:
             call = self.call(batch_size, framework)
@@ -375,7 +371,7 @@ class UserImplementation:
     @property
     def function_name(self) -> str:
         try:
-            return _python_function(self.call(self._current_batch()).function).__name__
+            return _python_function(self.call(self.batch).function).__name__
         except UserProgramError:
             return self.ref.attribute
 
@@ -397,7 +393,7 @@ class UserImplementation:
     def _step(self, framework: str, variant: Variant) -> tuple[Callable[..., Any], str]:
         """The user's function of the flattened inputs, and its name, for ``framework``'s compiler to wrap."""
         self._plain(variant)
-        batch = self._current_batch()
+        batch = self.batch
         call, flat = self.call(batch, framework), self.flat(batch, framework)
         function = _python_function(call.function)
 
@@ -412,11 +408,6 @@ class UserImplementation:
         raise UserProgramError(f"{self.ref.spec} has no float64 reference; xlainspect checks only its built-in "
                                "programs' numbers")
 
-    def _current_batch(self) -> int | None:
-        if self._batch:
-            return self._batch[0]
-        return _default(self.entry) if self.accepts_batch else None
-
     def _plain(self, variant: Variant) -> None:
         if variant != DEFAULT:
             raise UserProgramError(f"{self.ref.spec}: the ablation builds (--no-vectorize, --no-compile) exist only "
@@ -424,10 +415,6 @@ class UserImplementation:
 
 
 _LABEL = {"jax": "JAX", "tf": "TF"}
-
-
-def _default(entry: Callable[..., Any]) -> int:
-    return int(inspect.signature(entry).parameters["batch_size"].default)
 
 
 @dataclass(frozen=True)
@@ -499,36 +486,13 @@ def _parameter_names(function: Callable[..., Any], count: int) -> list[str]:
 
 
 def _flatten_jax(call: _Call) -> _Flat:
-    jax = import_jax()
-    tree_util = jax.tree_util
+    tree_util = import_jax().tree_util
     leaves, treedef = tree_util.tree_flatten_with_path((call.args, dict(call.kwargs)))
-    positional = _parameter_names(_python_function(call.function), len(call.args))
-    names, arrays, where = [], [], []
-    for index, (path, leaf) in enumerate(leaves):
-        if is_array(leaf) or _is_number(leaf):  # jax.jit traces Python numbers too (weakly typed)
-            names.append(_path_name(path, positional))
-            arrays.append(leaf)
-            where.append(index)
-    values = [leaf for _, leaf in leaves]
-
-    def rebuild(given: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        filled = list(values)
-        for index, value in zip(where, given):
-            filled[index] = value
-        args, kwargs = tree_util.tree_unflatten(treedef, filled)
-        return tuple(args), dict(kwargs)
-
-    return _Flat(tuple(names), tuple(arrays), rebuild)
-
-
-def _path_name(path: tuple[Any, ...], positional: list[str]) -> str:
-    """A leaf's name from its JAX key path: ``params.w1``, ``batch[0]``; the first key is the parameter's name."""
-    keys = [getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))) for key in path]
-    top, position, rest = keys[0], keys[1], keys[2:]
-    name = positional[int(position)] if top == 0 else str(position)
-    for key in rest:
-        name += f"[{key}]" if isinstance(key, int) else f".{key}"
-    return name
+    paths = [tuple(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))) for key in path)
+             for path, _ in leaves]
+    # jax.jit traces Python numbers too (weakly typed)
+    return _flat(call, paths, [leaf for _, leaf in leaves], lambda leaf: is_array(leaf) or _is_number(leaf),
+                 lambda filled: tree_util.tree_unflatten(treedef, filled))
 
 
 def _flatten_tf(call: _Call) -> _Flat:
@@ -538,24 +502,33 @@ def _flatten_tf(call: _Call) -> _Flat:
     paths = _nest_paths(structure)
     if len(paths) != len(leaves):  # a structure tf.nest walks differently (attrs classes...): plain names
         paths = [(0, i) for i in range(len(leaves))]
+    return _flat(call, paths, leaves, is_array, lambda filled: tf.nest.pack_sequence_as(structure, filled))
+
+
+def _flat(call: _Call, paths: list[tuple[Any, ...]], leaves: list[Any], is_input: Callable[[Any], bool],
+          unflatten: Callable[[list[Any]], tuple[Any, Any]]) -> _Flat:
+    """The inputs among ``leaves`` of ``(args, kwargs)``, named by their ``paths``, and how to put the arguments back
+    together from new values of them (the other leaves kept as they were)."""
     positional = _parameter_names(_python_function(call.function), len(call.args))
-    names, arrays, where = [], [], []
-    for index, (path, leaf) in enumerate(zip(paths, leaves)):
-        if is_array(leaf):
-            top, position, *rest = path
-            name = positional[int(position)] if top == 0 else str(position)
-            names.append(name + "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in rest))
-            arrays.append(leaf)
-            where.append(index)
+    where = [index for index, leaf in enumerate(leaves) if is_input(leaf)]
 
     def rebuild(given: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         filled = list(leaves)
         for index, value in zip(where, given):
             filled[index] = value
-        args, kwargs = tf.nest.pack_sequence_as(structure, filled)
+        args, kwargs = unflatten(filled)
         return tuple(args), dict(kwargs)
 
-    return _Flat(tuple(names), tuple(arrays), rebuild)
+    return _Flat(tuple(_path_name(paths[index], positional) for index in where),
+                 tuple(leaves[index] for index in where), rebuild)
+
+
+def _path_name(path: tuple[Any, ...], positional: list[str]) -> str:
+    """A leaf's name from its path in ``(args, kwargs)``: ``params.w1``, ``batch[0]``; a positional argument is
+    named after the function's parameter."""
+    top, position, *rest = path
+    name = positional[int(position)] if top == 0 else str(position)
+    return name + "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in rest)
 
 
 def _nest_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

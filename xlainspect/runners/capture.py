@@ -25,7 +25,7 @@ from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.hlo.dump_folder import dumped_modules, main_module
 from xlainspect.hlo.files import replace_folder
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child
+from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.portable import portable_path, portable_text, source_roots
 from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
@@ -188,16 +188,15 @@ def dump_program(
     for framework in frameworks:
         given = dumps[-1].frameworks if dumps else FRAMEWORKS
         if framework not in given:  # a user's program that gives one framework's function only
-            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            skip_unprovided(framework, frameworks, program_name, report)
             continue
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
                                       report, routes[framework], target, compiler,
                                       interpreter if foreign else None))
         except NotProvided as e:
-            if len(frameworks) == 1:
-                failures.append(DumpFailure(framework, str(e)))
-            report(f"{framework}: skipped, {program_name} gives no {framework} function")
+            if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:
+                failures.append(DumpFailure(framework, failure))
         except (_CaptureFailed, ChildFailed) as e:
             failures.append(DumpFailure(framework, str(e)))
             report(f"{framework}: failed")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,13 +93,11 @@ def answer(request: Request, framework: str, doing: str, work: Callable[[Program
         The child's exit status.
     """
     from xlainspect.programs import resolve_program
-    from xlainspect.programs.user import UserProgramError, is_user_program, user_failure
+    from xlainspect.programs.user import is_user_program, user_failure
 
     try:
         print_result(work(resolve_program(request.program, framework)))
-    except UserProgramError as e:
-        return program_failed(e)
-    except Exception as e:  # a user's function that fails to trace, compile or run
+    except Exception as e:  # a user's program that fails to load, trace, compile or run (its own errors kept)
         if not is_user_program(request.program):
             raise
         return program_failed(user_failure(e, request.program, doing))
@@ -136,6 +134,18 @@ class NotProvided(ChildFailed):
 
     Commands asked for both frameworks skip it with a note; asked for that framework alone, it is a failure.
     """
+
+
+def skip_unprovided(framework: str, frameworks: Sequence[str], program: str, report: Callable[[str], None],
+                    error: NotProvided | None = None) -> str | None:
+    """Says that ``framework`` is skipped because ``program`` gives no function for it (known from an earlier
+    child's result, or from ``error``).
+
+    Returns:
+        The failure to record: ``error``'s message when that framework was the only one asked for, else None.
+    """
+    report(f"{framework}: skipped, {program} gives no {framework} function")
+    return str(error) if error is not None and len(frameworks) == 1 else None
 
 
 PYTHON_ENV = "XLAINSPECT_PYTHON"  # the interpreter children run under when no --python is given

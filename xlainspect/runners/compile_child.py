@@ -40,7 +40,7 @@ def _jax_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
 
     function = program.jax_function()
     start = time.perf_counter()
-    if any(is_abstract(value) for value in jax.tree_util.tree_leaves(list(inputs.values()))):
+    if any(is_abstract(value) for value in inputs.values()):
         function.lower(*inputs.values()).compile()  # shapes only: compile, nothing to run
     else:
         jax.block_until_ready(function(*inputs.values()))
