@@ -44,6 +44,21 @@ def import_tf() -> Any:
     return tf
 
 
+def is_tf_function(fn: Any) -> bool:
+    """Whether ``fn`` is a ``tf.function`` (told without importing TensorFlow); any other callable is JAX's."""
+    return type(fn).__module__.startswith("tensorflow") and hasattr(fn, "experimental_get_compiler_ir")
+
+
+def is_array(value: Any) -> bool:
+    """Whether an argument's leaf is an array or an array's description (it has a shape and an element type)."""
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def is_abstract(value: Any) -> bool:
+    """Whether a leaf is a shape and type only (``jax.ShapeDtypeStruct``, ``tf.TensorSpec``): compile, never run."""
+    return is_array(value) and not hasattr(value, "__array__") and not hasattr(value, "numpy")
+
+
 def _renamed(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     # Both frameworks name the compiled module after the Python function (`jit_<name>`,
     # `a_inference_<name>_<id>__...`); a generic `step` would make every dump look alike.

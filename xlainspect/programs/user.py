@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from xlainspect.errors import InputError
-from xlainspect.programs._frameworks import import_jax, import_tf, jax_jit, tf_jit
+from xlainspect.programs._frameworks import import_jax, import_tf, is_array, is_tf_function, jax_jit, tf_jit
 from xlainspect.programs._program import InputSpec, Program
 from xlainspect.programs.variants import DEFAULT, Variant
 
@@ -319,7 +319,7 @@ class UserImplementation:
                                        "'tf', each (function, example_args)")
             return {key: self._call(value, f"{what} {{{key!r}: ...}}") for key, value in returned.items()}
         call = self._call(returned, what)
-        return {_framework_of(call.function): call}
+        return {"tf" if is_tf_function(call.function) else "jax": call}  # a plain function is JAX's
 
     def _call(self, value: Any, what: str) -> _Call:
         if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
@@ -427,16 +427,6 @@ class _Given:
         return self.value
 
 
-def is_array(value: Any) -> bool:
-    """Whether a leaf is an input (it has a shape and an element type), not a constant."""
-    return hasattr(value, "shape") and hasattr(value, "dtype")
-
-
-def is_abstract(value: Any) -> bool:
-    """Whether a leaf is a shape and type only (``jax.ShapeDtypeStruct``, ``tf.TensorSpec``): compile, never run."""
-    return is_array(value) and not hasattr(value, "__array__") and not hasattr(value, "numpy")
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float, complex))
 
@@ -450,12 +440,6 @@ def _dtype_name(value: Any) -> str:
         return _NUMBER_DTYPES[type(value)]
     dtype = value.dtype
     return str(getattr(dtype, "name", dtype))
-
-
-def _framework_of(function: Any) -> str:
-    """``tf`` for a ``tf.function`` (or anything of TensorFlow's), else ``jax``: a plain function is JAX's."""
-    module = type(function).__module__ or ""
-    return "tf" if module.startswith("tensorflow") or hasattr(function, "experimental_get_compiler_ir") else "jax"
 
 
 def _python_function(function: Any) -> Callable[..., Any]:

@@ -36,7 +36,7 @@ def _jax_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
     import jax
     import jaxlib
 
-    from xlainspect.programs.user import is_abstract
+    from xlainspect.programs._frameworks import is_abstract
 
     function = program.jax_function()
     start = time.perf_counter()

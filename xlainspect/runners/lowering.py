@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xlainspect.errors import FrameworkUnavailable, InputError
+from xlainspect.programs._frameworks import is_abstract, is_tf_function
 from xlainspect.runners.protocol import ArgumentBytes
 
 WHO = "xlainspect.inspect"
@@ -63,7 +64,7 @@ def front_end_of(fn: Any) -> str:
     Raises:
         InputError: ``fn`` is not callable.
     """
-    if type(fn).__module__.startswith("tensorflow") and hasattr(fn, "experimental_get_compiler_ir"):
+    if is_tf_function(fn):
         return "tf"
     if not callable(fn):
         raise InputError(f"{WHO}: the first argument is not a function but {_kind(fn)}; pass a JAX function "
@@ -125,17 +126,17 @@ def _lower_tf(fn: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Loweri
     import tensorflow as tf  # already imported: fn is a tf.function
 
     name = _name(getattr(fn, "python_function", fn))
-    specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) if _is_shape_only(a) and not isinstance(a, tf.TensorSpec)
+    specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) if is_abstract(a) and not isinstance(a, tf.TensorSpec)
              else a for a in args]
     try:
         proto = fn.experimental_get_compiler_ir(*specs, **kwargs)(stage="hlo_serialized")
     except Exception as e:  # TF raises TypeError, ValueError and its own errors for a function that does not trace
         raise InputError(f"{WHO}: {name} does not trace with these arguments: {_first_line(e)}") from e
     leaves = [leaf for leaf in tf.nest.flatten((list(args), dict(kwargs)))
-              if isinstance(leaf, (tf.Tensor, tf.Variable, np.ndarray)) or _is_shape_only(leaf)]
+              if isinstance(leaf, (tf.Tensor, tf.Variable, np.ndarray)) or is_abstract(leaf)]
     arguments: tuple[Any, ...] | None = None
     why = ""
-    if any(_is_shape_only(leaf) for leaf in leaves):
+    if any(is_abstract(leaf) for leaf in leaves):
         why = "shapes only (TensorSpec or ShapeDtypeStruct): compiled, not run; pass arrays to time it"
     else:
         arguments = tuple(np.asarray(leaf) for leaf in leaves)
@@ -175,11 +176,6 @@ def write_inputs(lowering: Lowering, folder: str) -> tuple[str, str | None, tupl
     np.savez(arguments_path, **{record.name: np.ascontiguousarray(value).reshape(-1).view(np.uint8)
                                 for record, value in zip(records, lowering.arguments)})
     return module_path, arguments_path, records
-
-
-def _is_shape_only(value: Any) -> bool:
-    """A ``jax.ShapeDtypeStruct`` or ``tf.TensorSpec``: a shape and dtype, no values."""
-    return type(value).__name__ in ("ShapeDtypeStruct", "TensorSpec") and hasattr(value, "shape")
 
 
 def _name(fn: Any) -> str:

@@ -348,7 +348,8 @@ def main(argv: list[str]) -> int:
 
 
 def _time(request: TimeRequest, program: Program) -> TimeResult | ExportResult:
-    from xlainspect.programs.user import UserProgramError, is_abstract
+    from xlainspect.programs._frameworks import is_abstract
+    from xlainspect.programs.user import UserProgramError
 
     inputs = program.inputs(batch_size=request.batch_size, dtype=request.dtype)
     if any(is_abstract(value) for value in inputs.values()):
