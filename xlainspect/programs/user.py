@@ -201,7 +201,7 @@ def _import(ref: ProgramRef) -> Any:
             return importlib.import_module(ref.module or "")
         # The file's own folder goes first on the path, as `python FILE.py` would put it, for its sibling imports.
         sys.path.insert(0, str(ref.path.parent))
-        name = f"_xlainspect_user_{re.sub(r'\\W', '_', ref.path.stem)}"
+        name = "_xlainspect_user_" + re.sub(r"\W", "_", ref.path.stem)
         module_spec = importlib.util.spec_from_file_location(name, ref.path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
