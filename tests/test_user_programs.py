@@ -7,10 +7,10 @@ The examples are dumped once per session (``user_dumps``); each check reads them
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import re
-import sys
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.hlo import read_hlo
 from xlainspect.programs import choose_program
+from xlainspect.runners.children import child_python
 from xlainspect.runners.manifest import DumpManifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,14 +52,6 @@ def user_dumps(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             (f"{REGRESSION}:step", "all")):
         assert main(["dump", "--program", spec, "--framework", framework, "--out", str(out)]) == 0
     return out
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 # -- dump: the user's step is filed, not a helper ---------------------------------------------------------------
@@ -148,14 +141,25 @@ def test_time_attributes_the_users_step_to_its_kernels(user_dumps, capsys):
 
 
 @pytest.mark.requires_jax
-def test_memory_figures_equal_jaxs_own_memory_analysis_of_the_same_function(capsys):
+def test_memory_figures_equal_jaxs_own_memory_analysis_of_the_same_function(tmp_path, capsys):
     status, out, err = _run(["memory", "--program", f"{TRANSFORMER}:step", "--framework", "jax", "--json"], capsys)
     assert status == 0, err
     figures = json.loads(out)["frameworks"]["jax"]["figures"]
-    train_step, args = _load(TRANSFORMER, "step")()
-    own = train_step.lower(*args).compile().memory_analysis()
-    assert (figures["argument"], figures["output"], figures["alias"], figures["temp"]) == (
-        own.argument_size_in_bytes, own.output_size_in_bytes, own.alias_size_in_bytes, own.temp_size_in_bytes)
+    # JAX's own figures for the user's own jitted step, under the jax the children run (the compatibility run's
+    # jax 0.10.2, else this one), with no xlainspect in that process.
+    script = textwrap.dedent(f"""\
+        import importlib.util, json
+        spec = importlib.util.spec_from_file_location("example", {str(TRANSFORMER)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        train_step, args = module.step()
+        own = train_step.lower(*args).compile().memory_analysis()
+        print(json.dumps([own.argument_size_in_bytes, own.output_size_in_bytes, own.alias_size_in_bytes,
+                          own.temp_size_in_bytes]))
+        """)
+    own = subprocess.run([child_python(), "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.splitlines()[-1]
+    assert [figures["argument"], figures["output"], figures["alias"], figures["temp"]] == json.loads(own)
     # Not equal to anything whatever: another batch size gives other figures.
     status, out, _ = _run(["memory", "--program", f"{TRANSFORMER}:step", "--framework", "jax", "--batch-size", "2",
                            "--json"], capsys)
