@@ -51,11 +51,15 @@ def _refuse(ctx: click.Context, message: str) -> None:
     raise click.UsageError(message, ctx)
 
 
+def _first_given(ctx: click.Context, names: Sequence[str]) -> str | None:
+    """How the first of parameters ``names`` that the user gave is spelled (``--dumps``); None when none was."""
+    return next((_flag(ctx, name) for name in names if _given(ctx, name)), None)
+
+
 def _not_with(ctx: click.Context, option: str, others: Sequence[str], why: str) -> None:
     """A usage error naming ``option`` and the first of ``others`` the user also gave: they do not apply together."""
-    for other in others:
-        if _given(ctx, other):
-            _refuse(ctx, f"{option} cannot be used with {_flag(ctx, other)}: {why}")
+    if (other := _first_given(ctx, others)) is not None:
+        _refuse(ctx, f"{option} cannot be used with {other}: {why}")
 
 
 def _target_needs_gpu(ctx: click.Context, target: str | None, backend: str) -> None:
@@ -71,11 +75,10 @@ def _filed_dump_options(ctx: click.Context, sides: Mapping[str, str]) -> None:
     if any(names_framework(spec) for spec in sides.values()):
         return
     names = list(sides)
-    for name in ("program_name", "dumps_dir", "backend", "target"):
-        if _given(ctx, name):
-            _refuse(ctx, f"{_flag(ctx, name)} picks the filed dumps that {' or '.join(names)} "
-                         f"name{'s' if len(names) == 1 else ''} (jax, tf, tf_via_jax); here {' and '.join(names)} "
-                         f"{'is a path' if len(names) == 1 else 'are paths'}")
+    if (option := _first_given(ctx, ("program_name", "dumps_dir", "backend", "target"))) is not None:
+        _refuse(ctx, f"{option} picks the filed dumps that {' or '.join(names)} "
+                     f"name{'s' if len(names) == 1 else ''} (jax, tf, tf_via_jax); here {' and '.join(names)} "
+                     f"{'is a path' if len(names) == 1 else 'are paths'}")
 
 
 def _options(*options):  # noqa: ANN002, ANN202 - click decorators
@@ -238,9 +241,8 @@ def dump(ctx: click.Context, program_name: str | None, framework: str, backend: 
         _not_with(ctx, "a command", _PROGRAM_ONLY, "it only says how to compile a --program")
         _dump_command(command, out_dir if _given(ctx, "out_dir") else None, module, force, pass_dumps, as_json)
         return
-    for name in _COMMAND_ONLY:
-        if _given(ctx, name):
-            _refuse(ctx, f"{_flag(ctx, name)} cannot be used with --program: it applies to a command after --")
+    if (option := _first_given(ctx, _COMMAND_ONLY)) is not None:
+        _refuse(ctx, f"{option} cannot be used with --program: it applies to a command after --")
     _target_needs_gpu(ctx, target, backend)
     if compiler == "jax" and framework == "jax":
         _refuse(ctx, "--compiler jax cannot be used with --framework jax: it compiles TF's module with JAX's XLA")
@@ -512,7 +514,7 @@ def report(ctx: click.Context, sides: tuple[str, ...], program_name: str | None,
     if not sides and program_name is None:
         _refuse(ctx, "give --program NAME (its filed jax and tf dumps) or the sides to show: A [B]")
     if sides:
-        _filed_dump_options(ctx, {"A": sides[0], "B": sides[-1]} if len(sides) == 2 else {"A": sides[0]})
+        _filed_dump_options(ctx, dict(zip("AB", sides)))
     for name, needs in (("module_b", 2), ("label_b", 2), ("label_a", 1)):
         if _given(ctx, name) and len(sides) < needs:
             _refuse(ctx, f"{_flag(ctx, name)} needs {'two sides, A and B' if needs == 2 else 'a side A'}: it names "
@@ -576,10 +578,9 @@ def memory(ctx: click.Context, program_name: str | None, framework: str, backend
         _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json,
                    python)
     else:
-        for name in _MAX_BATCH_ONLY:
-            if _given(ctx, name):
-                _refuse(ctx, f"{_flag(ctx, name)} needs --max-batch: it belongs to the largest-batch search "
-                             "('xlainspect memory max-batch')")
+        if (option := _first_given(ctx, _MAX_BATCH_ONLY)) is not None:
+            _refuse(ctx, f"{option} needs --max-batch: it belongs to the largest-batch search ('xlainspect memory "
+                         "max-batch')")
         _target_needs_gpu(ctx, target, backend)
         _memory_report(program_name, framework, backend, target, batch_size, as_json, python)
 

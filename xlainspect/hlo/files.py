@@ -124,27 +124,25 @@ def _umask() -> int:
 
 def main_module_file(folder: str | os.PathLike[str]) -> Path:
     """The file to read for a folder: ``after_optimizations.txt`` of an ``xlainspect dump`` folder, else, in a
-    folder XLA's ``--xla_dump_to`` wrote, the optimized module with the most instructions.
-
-    A program's dump folder also holds the helper modules its framework compiled (``jit_convert_element_type``,
-    ``jit_broadcast_in_dim``...), each a few instructions; the program's own step is the largest optimized one.
+    folder XLA's ``--xla_dump_to`` wrote, its main module (:func:`~xlainspect.hlo.dump_folder.main_module`).
 
     Raises:
         InputError: the folder holds neither.
     """
-    path = Path(folder)
-    filed = path / _FILED
-    if filed.is_file():
-        return filed
+    return module_location(folder)[0]
 
-    chosen = main_module(dumped_modules(path))
-    if chosen is not None:
-        return chosen.file
-    # Files renamed by hand, or by another tool: any optimized module, recognised by content.
-    optimized = [p for p in sorted(path.glob("*after_optimizations*.txt")) if is_dumped_module(p)]
+
+def _by_content(folder: Path) -> Path:
+    """In a folder whose files were renamed by hand or by another tool: the optimized module with the most
+    instructions, recognised by content.
+
+    Raises:
+        InputError: there is none.
+    """
+    optimized = [p for p in sorted(folder.glob("*after_optimizations*.txt")) if is_dumped_module(p)]
     if not optimized:
-        raise InputError(f"{path}: no after_optimizations.txt here, nor XLA's *after_optimizations.txt modules; give "
-                         "an HLO file, a folder 'xlainspect dump' filed, or one that --xla_dump_to wrote")
+        raise InputError(f"{folder}: no after_optimizations.txt here, nor XLA's *after_optimizations.txt modules; "
+                         "give an HLO file, a folder 'xlainspect dump' filed, or one that --xla_dump_to wrote")
     return max(optimized, key=instruction_lines)
 
 
@@ -189,9 +187,8 @@ def list_modules(path: str | os.PathLike[str]) -> ModuleListing:
     if folder_or_file.is_dir() and not (folder_or_file / _FILED).is_file():
         modules = dumped_modules(folder_or_file)
         if not modules:
-            main_module_file(folder_or_file)  # files renamed by hand: its error, or a module read by content
-            raise InputError(f"{folder_or_file}: XLA dumped no modules here (no module_*.txt); give the folder "
-                             "--xla_dump_to named, or an HLO file")
+            _by_content(folder_or_file)  # files renamed by hand: its error, else that XLA's modules are not there
+            pick_module(modules, None, str(folder_or_file))
         return ModuleListing(folder_or_file, modules, main_module(modules))
     file = _filed_or_file(folder_or_file)
     modules = _file_modules(file)
@@ -226,7 +223,7 @@ def module_location(path: str | os.PathLike[str], selector: str | int | None = N
     if folder_or_file.is_dir() and not (folder_or_file / _FILED).is_file():
         modules = dumped_modules(folder_or_file)
         if selector is None and main_module(modules) is None:
-            return main_module_file(folder_or_file), 0  # files renamed by hand, recognised by content
+            return _by_content(folder_or_file), 0  # files renamed by hand
         return pick_module(modules, selector, str(folder_or_file)).file, 0
     file = _filed_or_file(folder_or_file)
     if selector is None:

@@ -86,7 +86,7 @@ def module_list_text(listings: Iterable[ModuleListing]) -> str:
         for row in [header, *rows]:
             cells = [row[0].rjust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2]),
                      row[3].ljust(widths[3]), row[4].ljust(widths[4]), row[5]]
-            lines.append("  " + "  ".join(cells).rstrip() if not row[5] else "  " + "  ".join(cells))
+            lines.append("  " + "  ".join(cells))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -53,7 +53,6 @@ td.long { max-width: 24em; overflow: hidden; text-overflow: ellipsis; white-spac
 
 @dataclass(frozen=True)
 class _Side:
-    label: str
     side: Side
     manifest: DumpManifest | None  # None for a dump filed without one
     census: Census
@@ -62,6 +61,10 @@ class _Side:
     kernels: Mapping[str, KernelTime]  # measured times by kernel name, empty without --timing
     timing: TimingSummary | None
     sources: Mapping[str, str]  # by kernel name: where it came from (kernel_sources)
+
+    @property
+    def label(self) -> str:
+        return self.side.label
 
 
 def build_report(program: str | None, dumps_dir: str = "dumps", backend: str = "cpu",
@@ -131,7 +134,7 @@ def _side(spec: str, program: str | None, dumps_dir: str, backend: str, timing: 
     svg, rendering = render_svg(module, RenderOptions(kernel_times={name: k.total_us for name, k in kernels.items()}),
                                 report=progress)
     module_census = census(module)
-    return _Side(side.label, side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
+    return _Side(side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
                  framework_timing, kernel_sources(module_census.kernels))
 
 
@@ -198,11 +201,7 @@ def _has_pass_dumps(side: Side) -> bool:
     folder = side.path.parent
     if side.pass_module is None:
         return (folder / "passes").is_dir()
-    for path in folder.glob(side.pass_module + ".*"):
-        name = parse_pass_dump_name(path.name)
-        if name is not None:
-            return True
-    return False
+    return any(parse_pass_dump_name(path.name) is not None for path in folder.glob(side.pass_module + ".*"))
 
 
 def _divergence(sides: Sequence[_Side]) -> Any:

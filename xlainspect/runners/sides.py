@@ -26,14 +26,12 @@ class Side:
         path: the file to read.
         compiler: the XLA version a manifest names, else "".
         index: which module of the file (``--module`` on a file holding several).
-        spec: what the user gave: a framework name or a path.
     """
 
     label: str
     path: Path
     compiler: str = ""
     index: int = 0
-    spec: str = ""
 
     def read(self) -> HloModule:
         """The side's module, parsed.
@@ -89,27 +87,25 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
         RecordError: a dump's ``manifest.json`` is not one ``xlainspect dump`` wrote.
     """
     if names_framework(spec):
-        asked = program
-        if program is not None:
-            from xlainspect.programs import choose_program
-
-            program = choose_program(program).name  # a user's FILE.py:NAME is filed as <stem>.<NAME>
         if program is None:
             raise InputError(f"'{spec}' names a framework; add --program NAME to pick the dump "
                              f"({dumps}/{backend}/<program>/{spec}/), or give a path")
-        folder = backend_folder(dumps, backend, program, target)
-        path = Path(dumps) / folder / program / spec / "after_optimizations.txt"
+        from xlainspect.programs import choose_program
+
+        filed = choose_program(program).name  # a user's FILE.py:NAME is filed as <stem>.<NAME>
+        folder = backend_folder(dumps, backend, filed, target)
+        path = Path(dumps) / folder / filed / spec / "after_optimizations.txt"
         if not path.is_file():
             framework = "tf --compiler jax" if spec == "tf_via_jax" else spec
             where = f" --target {folder[4:]}" if folder.startswith("gpu-") else ""
-            raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {asked} "
+            raise InputError(f"{path}: no dump; make it with 'xlainspect dump --program {program} "
                              f"--framework {framework} --backend {backend}{where} --out {dumps}'")
     else:
         path = Path(spec)
         if not path.exists():
             raise InputError(f"{path}: no such file; give a framework name (jax, tf), a dump folder or an HLO file")
     path, index = module_location(path, module)
-    return Side(label or default_label(spec), path, _compiler(path), index, spec)
+    return Side(label or default_label(spec), path, _compiler(path), index)
 
 
 def default_label(spec: str) -> str:
