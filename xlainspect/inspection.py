@@ -11,7 +11,6 @@ tensorflow: the function's own framework is already loaded when it is called.
 from __future__ import annotations
 
 import itertools
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from xlainspect.analysis.census import Census, census
 from xlainspect.analysis.diff import CensusDiff, diff_census
 from xlainspect.errors import CaptureError, FrameworkUnavailable, InputError
 from xlainspect.hlo import HloModule, parse_hlo
-from xlainspect.measure.timing import FrameworkTiming, TimingReport, kernel_times, module_fingerprint
+from xlainspect.measure.timing import FrameworkTiming, TimingReport, framework_timing
 from xlainspect.output.notebook import inspection_html, text_html
 from xlainspect.output.render import RenderOptions, render_svg
 from xlainspect.output.report import kernel_sources
@@ -194,15 +193,8 @@ class Inspection:
         else:
             timing = _compile_in_child(lowering, progress or _stderr, repeats, warmup, profile_runs).timing
             assert timing is not None  # the child times whenever it is given arguments and repeats
-        runs_ms = tuple(seconds * 1e3 for seconds in timing.runs_s)
-        step_us = statistics.median(runs_ms) * 1e3
-        kernels = kernel_times(timing.kernels, timing.profiled_runs, step_us, timing.hlo_text,
-                               timing.kernel_runs) if timing.profiled_runs else ()
-        profiled = timing.profiled_runs_s
-        return InspectionTiming(self.front_end, self.compiler, timing.compile_s, runs_ms, kernels, timing.module_name,
-                                timing.note, timing.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
-                                timing.busy_us_per_run / 1e3 if timing.busy_us_per_run else None,
-                                module_fingerprint(parse_hlo(timing.hlo_text)), self.function_name)
+        return framework_timing(timing, self.front_end, self.compiler, InspectionTiming,
+                                function_name=self.function_name)
 
     def _repr_html_(self) -> str:
         from xlainspect.errors import XlaInspectError

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +116,23 @@ def replace_folder(partial: Path, target: Path) -> None:
     os.replace(partial, target)
     if old is not None:
         shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def assembled_folder(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to assemble a dump in; when the block ends it replaces ``target``
+    (:func:`replace_folder`), and when the block fails it is deleted and ``target`` is left as it was.
+
+    Interrupted or failed, a dump never leaves a half-written folder where the complete one belongs.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield partial
+        replace_folder(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _umask() -> int:

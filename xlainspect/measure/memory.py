@@ -32,7 +32,14 @@ from xlainspect.measure.records import (
     PeakCheck,
     csv_text,
 )
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
+from xlainspect.runners.children import (
+    ChildFailed,
+    NotProvided,
+    child_python,
+    dump_flags,
+    run_child,
+    skip_unprovided,
+)
 from xlainspect.runners.intervals import union_length
 from xlainspect.runners.protocol import BisectResult, CompiledMemory, MeasuredStep, MemoryFigures, MemoryRequest
 
@@ -113,7 +120,7 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
             request = _request(program.spec, framework, backend, gpu, batch_size=batch_size, dump_dir=dump)
             try:
                 result = run_child(request, CompiledMemory, report, "compiling",
-                                   xla_flags=f"--xla_dump_to={dump} --xla_dump_hlo_as_text",
+                                   xla_flags=dump_flags(dump),
                                    backend="gpu" if request.on_gpu else "cpu", python=interpreter)
             except NotProvided as e:
                 if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from xlainspect.analysis.census import CONTROL_OPCODES, census
 from xlainspect.errors import CaptureError, InputError
@@ -254,22 +254,34 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
             failures.append((framework, str(e)))
             continue
         given, batch_size = result.frameworks, result.batch_size if batch_size is None else batch_size
-        runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
-        step_us = statistics.median(runs_ms) * 1e3
-        kernels = kernel_times(result.kernels, result.profiled_runs, step_us, result.hlo_text,
-                               result.kernel_runs) if result.profiled_runs else ()
-        note = result.note
-        if framework == "tf" and not tf_via_jax and compiled and profile_runs and not kernels:
-            note = (note + "; " if note else "") + ("TF's profiler attributed no time to HLO ops on this backend; "
-                                                    "--tf-via-jax times TF's HLO in JAX's runtime instead")
-        profiled = result.profiled_runs_s
-        fingerprint = module_fingerprint(parse_hlo(result.hlo_text)) if result.hlo_text else ""
-        timings[framework] = FrameworkTiming(framework, result.framework_version, result.compile_s, runs_ms,
-                                             kernels, result.module_name, note, result.hlo_text,
-                                             statistics.fmean(profiled) * 1e3 if profiled else None,
-                                             result.busy_us_per_run / 1e3 if result.busy_us_per_run else None,
-                                             fingerprint)
+        timing = framework_timing(result, framework, result.framework_version)
+        if framework == "tf" and not tf_via_jax and compiled and profile_runs and not timing.kernels:
+            timing = replace(timing, note=(result.note + "; " if result.note else "") + (
+                "TF's profiler attributed no time to HLO ops on this backend; --tf-via-jax times TF's HLO in JAX's "
+                "runtime instead"))
+        timings[framework] = timing
     return TimingReport(program.name, batch_size, timings, tuple(failures), variant.slug, backend)
+
+
+T = TypeVar("T", bound=FrameworkTiming)
+
+
+def framework_timing(result: TimeResult, framework: str, version: str, cls: type[T] = FrameworkTiming,
+                     **extra: Any) -> T:
+    """What a child's raw timings say: the steady runs in ms, each profiled kernel's time per step, the profiled
+    and busy times, and the module's fingerprint (so times are only ever attached to the module they measured).
+
+    Args:
+        cls, extra: a subclass of :class:`FrameworkTiming` to make, and its own fields.
+    """
+    runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
+    kernels = kernel_times(result.kernels, result.profiled_runs, statistics.median(runs_ms) * 1e3, result.hlo_text,
+                           result.kernel_runs) if result.profiled_runs else ()
+    profiled = result.profiled_runs_s
+    return cls(framework, version, result.compile_s, runs_ms, kernels, result.module_name, result.note,
+               result.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
+               result.busy_us_per_run / 1e3 if result.busy_us_per_run else None,
+               module_fingerprint(parse_hlo(result.hlo_text)) if result.hlo_text else "", **extra)
 
 
 def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str, python: str) -> TimeResult:

@@ -24,8 +24,15 @@ from typing import TYPE_CHECKING
 from xlainspect import __version__
 from xlainspect.errors import InputError
 from xlainspect.hlo.dump_folder import dumped_modules, main_module
-from xlainspect.hlo.files import replace_folder
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
+from xlainspect.hlo.files import assembled_folder
+from xlainspect.runners.children import (
+    ChildFailed,
+    NotProvided,
+    child_python,
+    dump_flags,
+    run_child,
+    skip_unprovided,
+)
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.portable import portable_path, portable_text, source_roots
 from xlainspect.runners.protocol import CompileRequest, CompileResult, ExportResult
@@ -208,20 +215,13 @@ class _CaptureFailed(Exception):
     """One framework's capture failed; the message says why and what to do."""
 
 
-def _dump_flags(raw_dir: Path, pass_dumps: bool) -> str:
-    flags = [f"--xla_dump_to={raw_dir}", "--xla_dump_hlo_as_text"]
-    if pass_dumps:
-        flags.append("--xla_dump_hlo_pass_re=.*")
-    return " ".join(flags)
-
-
 def _capture_one(program: ProgramChoice, framework: str, out_dir: Path, backend: str, batch_size: int | None,
                  dtype: str, pass_dumps: bool, report: Callable[[str], None], route: _Route, target_name: str,
                  compiler: str, interpreter: str | None) -> FrameworkDump:
     target = dump_directory(out_dir, route.backend_folder, program.name, route.framework_folder)
     with tempfile.TemporaryDirectory(prefix=f"xlainspect-{framework}-") as scratch:
         raw_dir = Path(scratch) / "xla_dump"
-        flags = _dump_flags(raw_dir, pass_dumps)
+        flags = dump_flags(raw_dir, pass_dumps)
         request = CompileRequest(program.spec, framework, batch_size, dtype)
         started = time.perf_counter()
         front_end_version = ""
@@ -318,10 +318,7 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
     Returns:
         The manifest as filed: with the count of pass dumps when there are some.
     """
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
-    try:
+    with assembled_folder(target) as partial:
         roots = source_roots()
         rewritten, used = 0, None
         for source, name in ((before, "before_optimizations.txt"), (after, "after_optimizations.txt")):
@@ -341,8 +338,4 @@ def _file_dump(target: Path, before: Path, after: Path, raw_dir: Path, pass_modu
                     shutil.copyfile(path, passes / path.name)
             manifest = manifest.with_pass_dump_files(len(list(passes.iterdir())))
         manifest.write(partial / "manifest.json")
-        replace_folder(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return manifest

@@ -185,6 +185,15 @@ def child_python(python: str | os.PathLike[str] | None = None) -> str:
     return os.path.abspath(path) if os.sep in path else path
 
 
+def dump_flags(folder: str | os.PathLike[str], pass_dumps: bool = False) -> str:
+    """The ``XLA_FLAGS`` that make XLA write every module it compiles into ``folder`` as text (before and after
+    optimization), and with ``pass_dumps`` the module after every pass too."""
+    flags = [f"--xla_dump_to={folder}", "--xla_dump_hlo_as_text"]
+    if pass_dumps:
+        flags.append("--xla_dump_hlo_pass_re=.*")
+    return " ".join(flags)
+
+
 def run_child(request: Request, result_type: type[M], report: Callable[[str], None], activity: str,
               xla_flags: str = "", backend: str = "cpu", python: str | None = None) -> M:
     """Runs ``python -m <request.child> REQUEST_JSON`` and reads its RESULT line as ``result_type``.

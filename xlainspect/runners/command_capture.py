@@ -37,8 +37,9 @@ from pathlib import Path
 from xlainspect import __version__
 from xlainspect.errors import CommandError, HloParseError, InputError, RecordError
 from xlainspect.hlo.dump_folder import DumpedModule, dumped_modules, main_module
-from xlainspect.hlo.files import replace_folder
+from xlainspect.hlo.files import assembled_folder
 from xlainspect.runners import version_probe
+from xlainspect.runners.children import dump_flags
 from xlainspect.runners.command_manifest import CommandManifest, CommandModule, xla_builds
 
 RUN_FOLDER = Path("dumps") / "run"  # the default --out is RUN_FOLDER/<stem of the command's script>
@@ -84,10 +85,7 @@ def merged_xla_flags(users: str, dump_dir: Path, pass_dumps: bool) -> tuple[str,
     """
     found = _DUMP_TO_RE.search(users)
     kept = _DUMP_TO_RE.sub("", users).strip()
-    flags = [f"--xla_dump_to={dump_dir}", "--xla_dump_hlo_as_text"]
-    if pass_dumps:
-        flags.append("--xla_dump_hlo_pass_re=.*")
-    return " ".join([kept, *flags]).strip(), found.group(0).strip() if found else None
+    return f"{kept} {dump_flags(dump_dir, pass_dumps)}".strip(), found.group(0).strip() if found else None
 
 
 def dump_command(argv: Sequence[str], out_dir: str | os.PathLike[str] | None = None, module: str | None = None,
@@ -118,9 +116,7 @@ def dump_command(argv: Sequence[str], out_dir: str | os.PathLike[str] | None = N
     target = Path(out_dir) if out_dir is not None else default_out_dir(argv)
     _check_destination(target, force)
     report = progress or (lambda line: None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    with assembled_folder(target) as partial:
         raw = partial / _HIDDEN_DUMP
         flags, replaced = merged_xla_flags(os.environ.get("XLA_FLAGS", ""), raw, pass_dumps)
         notes = [f"your XLA_FLAGS' {replaced} is replaced for this run: XLA dumps to a temporary folder and the "
@@ -149,12 +145,8 @@ def dump_command(argv: Sequence[str], out_dir: str | os.PathLike[str] | None = N
             duration_s=round(duration, 3),
             created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             xlainspect_version=__version__, regenerate=_regenerate(argv, target, module, pass_dumps))
-        (partial / "manifest.json").write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
+        manifest.write(partial / "manifest.json")
         shutil.rmtree(raw)
-        replace_folder(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return CommandDump(target, manifest, tuple(notes))
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xlainspect.runners.reading import Fields, read_json_file
+from xlainspect.runners.reading import Fields, read_json_file, write_json_file
 
 COMMAND_MANIFEST_HINT = "not a manifest that 'xlainspect dump -- CMD' wrote (an older or foreign file?)"
 # Which XLA each front end compiles with: JAX's is jaxlib's, TF's is built into TF, PyTorch's is torch_xla's.
@@ -139,3 +139,6 @@ class CommandManifest:
             RecordError: it is not a manifest ``dump -- CMD`` wrote (the line names the key).
         """
         return cls.from_json(read_json_file(path, COMMAND_MANIFEST_HINT), str(path))
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        write_json_file(path, self.to_json())

@@ -7,14 +7,12 @@ manifest fails with one line naming the key.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from xlainspect.runners.reading import Fields, read_json_file
+from xlainspect.runners.reading import Fields, read_json_file, write_json_file
 
 MANIFEST_HINT = "not a manifest that 'xlainspect dump' wrote (an older or foreign file?)"
 
@@ -135,4 +133,4 @@ class DumpManifest:
         return cls.from_json(read_json_file(path, MANIFEST_HINT), str(path))
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_json_file(path, self.to_json())

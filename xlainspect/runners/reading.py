@@ -104,6 +104,12 @@ class Fields:
                 for name, item in self.get(key, dict).items()}
 
 
+def write_json_file(path: str | os.PathLike[str], data: Any) -> None:
+    """``data`` as indented JSON in ``path``, the way every record file xlainspect writes looks."""
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(json.dumps(data, indent=2) + "\n")
+
+
 def read_json_file(path: str | os.PathLike[str], hint: str) -> Any:
     """The JSON value in ``path``.
 
