@@ -301,7 +301,7 @@ def _compile_here(lowering: Lowering) -> tuple[str, MemoryFigures, float, str, s
         import jaxlib
     except ImportError as e:  # a tf.function without jax: its module is compiled by JAX's XLA
         raise FrameworkUnavailable(f"{WHO} compiles with JAX's XLA: pip install 'xlainspect[jax]'") from e
-    from xlainspect.runners.inspect_child import compile_module, device_name, memory_figures
+    from xlainspect.runners.inspect_child import compile_timed, device_name, memory_figures
 
     device = jax.devices()[0]
     start = time.perf_counter()
@@ -309,24 +309,21 @@ def _compile_here(lowering: Lowering) -> tuple[str, MemoryFigures, float, str, s
         compiled = lowering.lowered.compile()
         text, stats = compiled.as_text(), compiled.memory_analysis()
     else:
-        executable = compile_module(lowering.module, lowering.module_format, device)
-        text, stats = executable.hlo_modules()[0].to_string(), executable.get_compiled_memory_stats()
+        executable, text, _ = compile_timed(lowering.module, lowering.module_format, device)
+        stats = executable.get_compiled_memory_stats()
     compile_s = time.perf_counter() - start
     return text, memory_figures(stats), compile_s, f"jaxlib {jaxlib.__version__}", device_name(device)
 
 
 def _time_here(lowering: Lowering, repeats: int, warmup: int, profile_runs: int) -> TimeResult:
     """Times the module in this process, through the same executable path as the child."""
-    import time
 
     import jax
     import jaxlib
 
-    from xlainspect.runners.inspect_child import compile_module, time_executable
+    from xlainspect.runners.inspect_child import compile_timed, time_executable
 
     assert lowering.arguments is not None
-    start = time.perf_counter()
-    executable = compile_module(lowering.module, lowering.module_format, jax.devices()[0])
-    compile_s = time.perf_counter() - start
-    return time_executable(executable, lowering.arguments, executable.hlo_modules()[0].to_string(), repeats, warmup,
-                           profile_runs, f"jaxlib {jaxlib.__version__}", compile_s)
+    executable, text, compile_s = compile_timed(lowering.module, lowering.module_format, jax.devices()[0])
+    return time_executable(executable, lowering.arguments, text, repeats, warmup, profile_runs,
+                           f"jaxlib {jaxlib.__version__}", compile_s)

@@ -80,7 +80,7 @@ def time_executable(executable: Any, arguments: Sequence[np.ndarray], module_tex
     """
     import jax
 
-    from xlainspect.runners.time_child import _jax_profile  # the profiler path ``xlainspect time`` uses
+    from xlainspect.runners.time_child import _jax_profile, _tuples  # the profiler path ``xlainspect time`` uses
 
     device = executable.local_devices()[0] if hasattr(executable, "local_devices") else jax.devices()[0]
     fresh = donates(module_text)
@@ -109,7 +109,7 @@ def time_executable(executable: Any, arguments: Sequence[np.ndarray], module_tex
     return TimeResult(version, compile_s, tuple(runs), module_name, module_text,
                       {op: tuple(durations) for op, durations in profile.kernels.items()}, profile_runs,
                       tuple(profile.runs_s), profile.busy_us, note,
-                      kernel_runs={op: tuple(runs) for op, runs in profile.kernel_runs.items()})
+                      kernel_runs=_tuples(profile.kernel_runs))
 
 
 def read_arguments(path: str, arguments: Sequence[ArgumentBytes]) -> list[np.ndarray]:
@@ -131,16 +131,22 @@ def inspect_module(request: InspectRequest) -> InspectResult:
     device = jax.devices()[0]
     with open(request.module_path, "rb") as file:
         module = file.read()
-    start = time.perf_counter()
-    executable = compile_module(module, request.module_format, device)
-    compile_s = time.perf_counter() - start
-    text = executable.hlo_modules()[0].to_string()
+    executable, text, compile_s = compile_timed(module, request.module_format, device)
     xla_version = f"jaxlib {jaxlib.__version__}"
     timing = None
     if request.repeats and request.arguments_path is not None:
         timing = time_executable(executable, read_arguments(request.arguments_path, request.arguments), text,
                                  request.repeats, request.warmup, request.profile_runs, xla_version, compile_s)
-    return InspectResult(xla_version, device_name(device), compile_s, text, memory_figures(executable.get_compiled_memory_stats()), timing)
+    return InspectResult(xla_version, device_name(device), compile_s, text,
+                         memory_figures(executable.get_compiled_memory_stats()), timing)
+
+
+def compile_timed(module: bytes, module_format: str, device: jax.Device) -> tuple[Any, str, float]:
+    """:func:`compile_module`, with the optimized module's text and the seconds the compile took."""
+    start = time.perf_counter()
+    executable = compile_module(module, module_format, device)
+    compile_s = time.perf_counter() - start
+    return executable, executable.hlo_modules()[0].to_string(), compile_s
 
 
 def platform_mismatch(platform: str) -> str:
