@@ -288,3 +288,15 @@ def test_bench_sweeps_a_users_batch_sizes(tmp_path, capsys):
     assert [row.split(",")[3] for row in rows[1:]] == ["2", "4"]
     status, _, err = _run(["bench", "--program", f"{TRANSFORMER}:step", "--models", "ffnn"], capsys)
     assert status == 2 and "--program cannot be used with --models" in err
+
+
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_max_batch_of_a_jax_only_program_skips_tf(tmp_path, capsys):
+    status, out, err = _run(["memory", "max-batch", "--program", f"{TRANSFORMER}:step", "--device-memory", "64MiB",
+                             "--out", str(tmp_path), "--json"], capsys)
+    assert status == 0, err
+    assert "tf: skipped" in err
+    result = json.loads(out)
+    assert list(result["frameworks"]) == ["jax"] and result["failures"] == []
+    assert result["frameworks"]["jax"]["max_batch"] > 8

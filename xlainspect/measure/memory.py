@@ -205,6 +205,10 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
         try:
             result = run_child(request, BisectResult, report, "bisecting the batch of",
                                backend="gpu" if request.on_gpu else "cpu", python=interpreter)
+        except NotProvided as e:
+            if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:
+                failures.append(failure)
+            continue
         except ChildFailed as e:
             failures.append(str(e))
             continue
