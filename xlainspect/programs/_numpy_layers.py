@@ -149,3 +149,113 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     dlogits = np.exp(log_probs)
     dlogits[rows, labels] -= 1.0
     return float(loss), dlogits / n
+
+
+def avg_pool(x: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """VALID average-pooling of NHWC ``x`` over ``size`` x ``size`` windows (every window is whole, so no padding
+    enters the average)."""
+    n, h, w, c = x.shape
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    total = np.zeros((n, oh, ow, c), dtype=x.dtype)
+    for i in range(size):
+        for j in range(size):
+            total += x[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
+    return total / (size * size)
+
+
+def avg_pool_backward(dy: np.ndarray, input_shape: tuple[int, ...], size: int, stride: int) -> np.ndarray:
+    """Gradient of :func:`avg_pool`: each output's gradient is shared equally by its window's inputs."""
+    dx = np.zeros(input_shape, dtype=dy.dtype)
+    oh, ow = dy.shape[1], dy.shape[2]
+    for i in range(size):
+        for j in range(size):
+            dx[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :] += dy / (size * size)
+    return dx
+
+
+def embedding_backward(dy: np.ndarray, tokens: np.ndarray, vocabulary: int) -> np.ndarray:
+    """Gradient of the lookup ``table[tokens]`` with respect to ``table``: each row gathers the gradients of every
+    position that read it (a token used twice gets both), and rows no token read stay zero."""
+    dtable = np.zeros((vocabulary, dy.shape[-1]), dtype=dy.dtype)
+    np.add.at(dtable, tokens.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    return dtable
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow for large negative inputs."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean binary cross-entropy of one logit per example against 0/1 labels, and its gradient w.r.t. the logits.
+
+    Written as ``max(z, 0) - z y + log(1 + exp(-|z|))``, a different (equally stable) form from the seed's, so that
+    the frameworks' versions are checked against other arithmetic, not a transcription of their own.
+    """
+    z = logits.reshape(-1)
+    y = labels.reshape(-1).astype(np.float64)
+    loss = np.mean(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    return float(loss), ((sigmoid(z) - y) / z.size).reshape(logits.shape)
+
+
+@dataclass(frozen=True)
+class LstmCache:
+    """What :func:`lstm_backward` needs from the forward pass: inputs, states and gate activations per step."""
+
+    xs: np.ndarray  # (T, N, D), time-major inputs
+    hs: np.ndarray  # (T + 1, N, H), hs[0] the zero initial state
+    cs: np.ndarray  # (T + 1, N, H)
+    gates: np.ndarray  # (T, N, 4H): sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+    wx: np.ndarray
+    wh: np.ndarray
+
+
+def lstm(xs: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, LstmCache]:
+    """The standard LSTM cell run over time-major ``xs`` (T, N, D) from zero states; returns every ``h`` (T, N, H).
+
+    Per step: ``a = x_t wx + h wh + b`` split into gates i, f, g, o (in that order along the last axis);
+    ``c = sigmoid(f) c + sigmoid(i) tanh(g)``; ``h = sigmoid(o) tanh(c)``. No forget-gate bias is added inside the
+    cell (Keras puts it in the bias's initial value instead; Haiku adds 1): the function is the bare cell.
+    """
+    steps, n, _ = xs.shape
+    hidden = wh.shape[0]
+    hs = np.zeros((steps + 1, n, hidden))
+    cs = np.zeros((steps + 1, n, hidden))
+    gates = np.empty((steps, n, 4 * hidden))
+    for t in range(steps):
+        a = xs[t] @ wx + hs[t] @ wh + b
+        i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
+        gates[t] = np.concatenate([sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)], axis=1)
+        si, sf, tg, so = (gates[t][:, k * hidden:(k + 1) * hidden] for k in range(4))
+        cs[t + 1] = sf * cs[t] + si * tg
+        hs[t + 1] = so * np.tanh(cs[t + 1])
+    return hs[1:], LstmCache(xs, hs, cs, gates, wx, wh)
+
+
+def lstm_backward(dhs: np.ndarray, cache: LstmCache) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backpropagation through time for :func:`lstm`: gradients w.r.t. ``xs``, ``wx``, ``wh`` and ``b``, given the
+    gradient ``dhs`` (T, N, H) of every output ``h``."""
+    steps = dhs.shape[0]
+    hidden = cache.wh.shape[0]
+    dxs = np.zeros_like(cache.xs)
+    dwx, dwh = np.zeros_like(cache.wx), np.zeros_like(cache.wh)
+    db = np.zeros(4 * hidden)
+    dh_next = np.zeros_like(cache.hs[0])
+    dc_next = np.zeros_like(cache.cs[0])
+    for t in reversed(range(steps)):
+        si, sf, tg, so = (cache.gates[t][:, k * hidden:(k + 1) * hidden] for k in range(4))
+        tc = np.tanh(cache.cs[t + 1])
+        dh = dhs[t] + dh_next
+        dc = dh * so * (1.0 - tc ** 2) + dc_next
+        da = np.concatenate([dc * tg * si * (1.0 - si),  # input gate
+                             dc * cache.cs[t] * sf * (1.0 - sf),  # forget gate
+                             dc * si * (1.0 - tg ** 2),  # candidate
+                             dh * tc * so * (1.0 - so)], axis=1)  # output gate
+        dwx += cache.xs[t].T @ da
+        dwh += cache.hs[t].T @ da
+        db += da.sum(axis=0)
+        dxs[t] = da @ cache.wx.T
+        dh_next = da @ cache.wh.T
+        dc_next = dc * sf
+    return dxs, dwx, dwh, db

@@ -6,10 +6,15 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from xlainspect.programs._classifier import Classifier
 from xlainspect.programs._program import Program
+from xlainspect.programs.cifar10_cnn import CIFAR10_CNN
 from xlainspect.programs.dpsgd import DpsgdStep
+from xlainspect.programs.embedding import EMBEDDING
 from xlainspect.programs.ffnn import FFNN
 from xlainspect.programs.linear import LinearGrad, Matvec
+from xlainspect.programs.logreg import LOGREG
+from xlainspect.programs.lstm import LSTM
 from xlainspect.programs.mnist_cnn import MNIST_CNN
 from xlainspect.programs.sgd import SgdStep
 
@@ -21,18 +26,29 @@ DEFAULT_BATCH_SIZE = 128
 # Both frameworks compile every program in float64 too (JAX with x64 turned on per call, see _frameworks.jax_jit).
 _DTYPES = ("float32", "float64")
 
+
+
+def _steps(model: Classifier, what: str) -> tuple[Program, Program]:
+    """The DP-SGD and the plain SGD step of ``model``, described as ``what`` (with its parameter count)."""
+    count = f"{model.parameter_count:,} parameters"
+    tf_note = "; TF loops over the examples with tf.map_fn" if model.tf_per_example == "map_fn" else ""
+    return (Program(f"dpsgd_{model.name}", f"one DP-SGD step of {what}, {count} (clip per example, add the noise "
+                    f"input{tf_note})", DEFAULT_BATCH_SIZE, _DTYPES, DPSGD_DEFAULTS, DpsgdStep(model)),
+            Program(f"sgd_{model.name}", f"one plain SGD step of {what}, {count} (mean gradient)",
+                    DEFAULT_BATCH_SIZE, _DTYPES, SGD_DEFAULTS, SgdStep(model)))
+
+
 _ALL = (
     Program("matvec", "W @ x + b with W 5x5, the seed's smallest case", None, _DTYPES, {}, Matvec()),
     Program("linear_grad", "gradients of mean((W @ x + b - y)**2) w.r.t. W (5x5) and b", None, _DTYPES, {},
             LinearGrad()),
-    Program("dpsgd_ffnn", "one DP-SGD step of the Adult FFNN 104-50-2 (clip per example, add the noise input)",
-            DEFAULT_BATCH_SIZE, _DTYPES, DPSGD_DEFAULTS, DpsgdStep(FFNN)),
-    Program("sgd_ffnn", "one plain SGD step of the Adult FFNN 104-50-2 (mean gradient)",
-            DEFAULT_BATCH_SIZE, _DTYPES, SGD_DEFAULTS, SgdStep(FFNN)),
-    Program("dpsgd_mnist", "one DP-SGD step of the seed's MNIST CNN, 26,010 parameters",
-            DEFAULT_BATCH_SIZE, _DTYPES, DPSGD_DEFAULTS, DpsgdStep(MNIST_CNN)),
-    Program("sgd_mnist", "one plain SGD step of the seed's MNIST CNN, 26,010 parameters (mean gradient)",
-            DEFAULT_BATCH_SIZE, _DTYPES, SGD_DEFAULTS, SgdStep(MNIST_CNN)),
+    *_steps(FFNN, "the Adult FFNN 104-50-2"),
+    *_steps(MNIST_CNN, "the seed's MNIST CNN"),
+    # The seed's other four models, in the order its issue lists them.
+    *_steps(LOGREG, "logistic regression on Adult (104 features, sigmoid cross-entropy)"),
+    *_steps(CIFAR10_CNN, "the seed's CIFAR10 CNN (seven 3x3 convolutions, 32x32x3 images)"),
+    *_steps(EMBEDDING, "the IMDb embedding model (10,004 x 16 table, 256 tokens, mean over time)"),
+    *_steps(LSTM, "the IMDb LSTM (10,004 x 100 table, LSTM(100) looped over 256 tokens)"),
 )
 
 PROGRAMS: Mapping[str, Program] = types.MappingProxyType({program.name: program for program in _ALL})

@@ -71,3 +71,23 @@ class Labels:
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return rng.integers(0, self.num_classes, size=shape).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token ids of IMDb-like text, as int32: ids ``reserved`` and up, drawn with Zipf's law over the vocabulary.
+
+    The seed's IMDb vocabulary is the 10,000 most frequent words plus 4 reserved ids (padding, start, unknown,
+    unused). Text repeats its frequent words, so an example reads some embedding rows several times; that is what
+    makes an embedding's gradient a scatter-add rather than a scatter, and the reference must get it right. The rank
+    ``r`` word (``r`` from 1) is drawn with probability proportional to ``1 / r``.
+    """
+
+    vocabulary: int
+    reserved: int = 4
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        words = self.vocabulary - self.reserved
+        weights = 1.0 / np.arange(1, words + 1)
+        return (self.reserved + rng.choice(words, size=shape, p=weights / weights.sum())).astype(np.int32)
+

@@ -15,7 +15,9 @@ per-example ``tf.GradientTape`` in TF, both inside the compiled function, as in 
 ``Variant(vectorize=False)`` loops over the examples instead (see ``xlainspect.programs.variants``). TF's vectorizer has no
 batched rule for a convolution's filter gradient when the input varies per example (``Conv2DBackpropFilter``): it
 logs "uses a while_loop. Fix that!" and emits a loop over the batch, so the CNN's TF module holds ``while`` loops
-where JAX's holds batched convolutions. That is TF's own behaviour, which the seed's TF numbers include.
+where JAX's holds batched convolutions. That is TF's own behaviour, which the seed's TF numbers include. For the
+LSTM, whose loop's vectorized gradients XLA cannot compile at all, TF's step loops over the examples with
+``tf.map_fn`` (``Classifier.tf_per_example``).
 """
 
 from __future__ import annotations
@@ -133,9 +135,15 @@ class DpsgdStep:
                 with tf.GradientTape() as tape:
                     tape.watch(params)
                     loss = model.tf_loss(params, tf.expand_dims(xi, 0), tf.expand_dims(yi, 0))
-                return tape.gradient(loss, params)
+                # An embedding's gradient comes as IndexedSlices; an example's gradient is a dense array here, as
+                # it is in JAX, and clipping needs its norm.
+                return [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
 
-            if variant.vectorize:
+            if variant.vectorize and model.tf_per_example == "map_fn":
+                # The model's vectorized gradients do not compile (see Classifier.tf_per_example_why): a while
+                # loop over the examples inside the compiled step, what TF's own fallback would run.
+                grads = tf.map_fn(example_grads, (x, y), fn_output_signature=[p.dtype for p in params])
+            elif variant.vectorize:
                 # No silent fallback to a while loop: the seed's point is that the per-example gradients vectorize.
                 grads = tf.vectorized_map(example_grads, (x, y), fallback_to_while_loop=False)
             else:  # the seed's --no_vmap: a Python loop over the examples, stacked per parameter

@@ -57,7 +57,8 @@ class SgdStep:
             with tf.GradientTape() as tape:
                 tape.watch(params)  # plain tensors, not Variables: the tape must be told
                 loss = model.tf_loss(params, x, y)
-            grads = tape.gradient(loss, params)
+            # An embedding's gradient comes as IndexedSlices; the update is dense, as JAX's.
+            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
             return tuple(p - lr * g for p, g in zip(params, grads))
 
         return tf_jit(step, self.function_name, variant.compiled)
