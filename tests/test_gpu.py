@@ -20,12 +20,13 @@ from xlainspect.cli import main
 from xlainspect.errors import InputError
 from xlainspect.runners.capture import dump_program
 from xlainspect.runners.gpu_targets import gpu_target, shipped_targets
+from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 from xlainspect.runners.manifest import DumpManifest
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_REFERENCE = REPO / "dumps" / "gpu-h100"
 CPU_REFERENCE = REPO / "dumps" / "cpu"
-PROGRAMS = ["matvec", "linear_grad", "dpsgd_ffnn", "sgd_ffnn", "dpsgd_mnist", "sgd_mnist"]
+PROGRAMS = list(ALL_PROGRAMS)
 
 
 def test_shipped_targets_describe_real_gpus():

@@ -9,8 +9,15 @@ on the GPU, the kernel inside it). The rule is the same for CPU and GPU: XLA:CPU
 kernels, and both profilers attribute time per HLO instruction (see NOTES), which is what this census lists.
 
 Computations that are applied inside an op (reducers, comparators, scatter combiners) are part of that op, not
-kernels of their own. Loop bodies are walked with their trip count when ``backend_config`` gives
-``known_trip_count``; otherwise once, and the kernel says so.
+kernels of their own. Loop bodies are walked with their trip count: the one ``backend_config`` gives
+(``known_trip_count``), else the one found by running the loop's scalar control
+(:mod:`xlainspect.analysis.trip_count`, for TF's ``map_fn`` and ``while_loop``); when neither tells, once, and the
+kernel says so.
+
+Bytes are counted as a kernel touches them, not as big as its operands are: a loop body's kernel that reads one
+step's slice of a stacked ``(T, ...)`` array (``dynamic-slice``) reads that slice, and one that writes a step's
+result into it in place (``dynamic-update-slice`` of a fusion parameter, which XLA aliases to the output) writes
+the update. Counted by operand size, a scan over 256 steps would read every stacked array 256 times over.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from xlainspect.analysis.fingerprint import Fingerprints
 from xlainspect.analysis.flops import instruction_flops
 from xlainspect.analysis.stats import fusion_kind_label
+from xlainspect.analysis.trip_count import inferred_trip_count
 from xlainspect.hlo import Computation, HloModule, Instruction
 from xlainspect.hlo.gcpause import paused_gc
 
@@ -209,6 +217,8 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
             body_trips, body_known = trips, known
             if opcode == "while":
                 count = _trip_count(instruction)
+                if count is None:
+                    count = inferred_trip_count(module, instruction)
                 body_trips, body_known = (trips * count, known) if count is not None else (trips, False)
             first = len(kernels)
             for called in instruction.called_computations:
@@ -223,6 +233,69 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
         producers[instruction.name] = (instruction.name,)
         kernels.append(_kernel(module, instruction, trips, known, fingerprints, inputs, len(kernels), source_ops))
     active.discard(computation.name)
+
+
+def _bytes(module: HloModule, computation: Computation, instruction: Instruction) -> tuple[int, int]:
+    """Bytes a kernel reads and writes: its operands and result, except the parts of them it only slices or updates
+    in place (see the module docstring)."""
+    sizes = [computation.by_name[operand].shape.byte_size or 0 for operand in instruction.operands]
+    written = instruction.shape.byte_size or 0
+    if instruction.opcode == "dynamic-slice":
+        return written + sum(sizes[1:]), written
+    if instruction.opcode == "dynamic-update-slice":
+        return sum(sizes[1:]), sizes[1] if len(sizes) > 1 else written
+    if instruction.opcode != "fusion" or not instruction.called_computations:
+        return sum(sizes), written
+    body = module.computation(instruction.called_computations[0].name)
+    users: dict[str, list[Instruction]] = {}
+    for inner in body.instructions:
+        for operand in dict.fromkeys(inner.operands):
+            users.setdefault(operand, []).append(inner)
+
+    def uses(name: str) -> list[tuple[Instruction, str]]:
+        """(user, the operand name it reads) for every use of ``name``, looking through bitcasts."""
+        found = []
+        for user in users.get(name, ()):
+            found.extend(uses(user.name) if user.opcode == "bitcast" else [(user, name)])
+        return found
+
+    def origin(name: str) -> Instruction:
+        instruction = body.by_name[name]
+        while instruction.opcode == "bitcast":
+            instruction = body.by_name[instruction.operands[0]]
+        return instruction
+
+    def in_place(update: Instruction) -> bool:
+        return update.opcode == "dynamic-update-slice" and origin(update.operands[0]).opcode == "parameter"
+
+    read = 0
+    for parameter in body.instructions:
+        if parameter.opcode != "parameter" or parameter.parameter_number is None:
+            continue
+        number = parameter.parameter_number
+        full = sizes[number] if number < len(sizes) else 0
+        # Each use reads the slice it takes, or nothing where it is the buffer updated in place (the elements
+        # it keeps are neither read nor written); any other use reads the whole operand.
+        touched = 0
+        for user, name in uses(parameter.name):
+            if user.operands[0] != name or user.opcode not in ("dynamic-slice", "dynamic-update-slice"):
+                touched = full
+                break
+            if user.opcode == "dynamic-slice":
+                touched += user.shape.byte_size or 0
+            elif not in_place(user):
+                touched = full
+                break
+        else:
+            touched = touched if uses(parameter.name) else full
+        read += min(full, touched)
+    root = origin(body.root.name)
+    if in_place(root):
+        written = body.by_name[root.operands[1]].shape.byte_size or 0
+    elif root.opcode == "tuple":
+        written = sum(body.by_name[origin(element).operands[1]].shape.byte_size or 0 if in_place(origin(element))
+                      else body.by_name[element].shape.byte_size or 0 for element in root.operands)
+    return read, written
 
 
 def _is_async_shorthand(instruction: Instruction) -> bool:
@@ -240,7 +313,7 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
         body = [instruction]
         kind = instruction.custom_call_target or "" if instruction.opcode == "custom-call" else instruction.opcode
         root_op = instruction.opcode
-    bytes_read = sum(computation.by_name[operand].shape.byte_size or 0 for operand in instruction.operands)
+    bytes_read, bytes_written = _bytes(module, computation, instruction)
     flops = sum(_flops(module, i) for i in body)
     sources: dict[SourceOp, None] = {}
     for item in (instruction, *body):
@@ -264,7 +337,7 @@ def _kernel(module: HloModule, instruction: Instruction, trips: int, known: bool
         fused_ops=tuple(sorted(Counter(i.opcode for i in body).items())),
         root_op=root_op,
         bytes_read=bytes_read,
-        bytes_written=instruction.shape.byte_size or 0,
+        bytes_written=bytes_written,
         flops=flops,
         sources=tuple(sources),
         trips=trips,

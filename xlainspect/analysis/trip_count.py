@@ -1,0 +1,209 @@
+"""How many times a ``while`` loop runs when XLA's backend config does not say: by running its scalar control.
+
+XLA annotates a loop with ``known_trip_count`` when its own analysis finds one, which it does for JAX's
+``lax.scan`` and ``fori_loop``. TF's loops often come without: ``tf.map_fn``'s condition is ``i < n and
+i < maximum_iterations``, fused into one kernel, and so a census would count such a loop's kernels once, not once
+per example (a DP-SGD LSTM step's TF module then reads as 1/128 of its work).
+
+Such loops are almost always counted loops: a few integer scalars in the loop's tuple (the counter, the bound)
+decide when it stops, and the arrays it carries do not. So the count is found by evaluating exactly that part: the
+loop's initial tuple's scalar constants, the condition, and the body's update of those scalars, step by step, until
+the condition is false. Whatever the evaluation needs and cannot know (a value read from an array, a parameter of
+the enclosing computation, an op outside the small set below) means no count: the census then says the count is
+unknown, as before. A loop running more than ``limit`` times is also left unknown, so a census never hangs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Union
+
+from xlainspect.hlo import Computation, HloModule, Instruction
+
+Scalar = Union[int, float, bool]
+Value = Union[Scalar, "TupleValue"]
+TupleValue = dict[int, Scalar]  # the known scalar elements of a tuple, by index
+
+DEFAULT_LIMIT = 20_000  # about a second of evaluation at worst; TF map_fn loops run once per example
+
+
+class _Unknown(Exception):
+    """The value depends on something the evaluation cannot know."""
+
+
+_BINARY: Mapping[str, Callable[[Scalar, Scalar], Scalar]] = {
+    "add": lambda a, b: a + b,
+    "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b,
+    "maximum": max,
+    "minimum": min,
+    "and": lambda a, b: (a and b) if isinstance(a, bool) else a & b,
+    "or": lambda a, b: (a or b) if isinstance(a, bool) else a | b,
+    "xor": lambda a, b: a != b if isinstance(a, bool) else a ^ b,
+}
+_COMPARE: Mapping[str, Callable[[Scalar, Scalar], bool]] = {
+    "LT": lambda a, b: a < b, "LE": lambda a, b: a <= b, "GT": lambda a, b: a > b, "GE": lambda a, b: a >= b,
+    "EQ": lambda a, b: a == b, "NE": lambda a, b: a != b,
+}
+_PASS_THROUGH = frozenset({"copy", "bitcast", "reshape", "broadcast", "opt-barrier"})
+
+
+def inferred_trip_count(module: HloModule, loop: Instruction, limit: int = DEFAULT_LIMIT) -> int | None:
+    """The number of times ``loop`` (a ``while``) runs its body, or None when its scalar control cannot tell.
+
+    Args:
+        limit: give up (None) after this many iterations.
+    """
+    evaluator = _Evaluator(module, limit)
+    try:
+        return evaluator.run(module.computation(loop.computation), loop, {}, {})[0]
+    except _Unknown:
+        return None
+
+
+class _Evaluator:
+    """Evaluates the scalar part of HLO computations; tuples evaluate to their known scalar elements."""
+
+    def __init__(self, module: HloModule, limit: int) -> None:
+        self.module = module
+        self.limit = limit
+        self._callers: dict[str, list[Instruction]] | None = None
+
+    def _caller_operand(self, computation: Computation, number: int) -> Value:
+        """Parameter ``number`` of ``computation`` where the evaluation starts inside it (a loop in a called
+        computation, as XLA's CPU pipeline outlines them): the operand its one caller passes."""
+        if self._callers is None:
+            self._callers = {}
+            for instruction in self.module.instructions():
+                if instruction.opcode in ("call", "fusion"):
+                    for called in instruction.called_computations:
+                        self._callers.setdefault(called.name, []).append(instruction)
+        callers = self._callers.get(computation.name, [])
+        if len(callers) != 1 or number >= len(callers[0].operands):
+            raise _Unknown
+        caller = callers[0]
+        outer = self.module.computation(caller.computation)
+        return self._evaluate(outer, outer.by_name[caller.operands[number]], {}, {})
+
+    def run(self, computation: Computation, loop: Instruction, parameters: Mapping[int, Value],
+            memo: dict[str, Value]) -> tuple[int, TupleValue]:
+        """Runs ``loop``'s scalar control: its trip count and the known scalars of its final tuple.
+
+        A loop's result can bound another loop: TF's gradient of a ``while_loop`` runs as many times as the
+        forward loop did, which it reads from the forward loop's final counter.
+        """
+        roles = {called.role: called.name for called in loop.called_computations}
+        if "condition" not in roles or "body" not in roles or len(loop.operands) != 1:
+            raise _Unknown
+        condition, body = self.module.computation(roles["condition"]), self.module.computation(roles["body"])
+        state = self._evaluate(computation, computation.by_name[loop.operands[0]], parameters, memo)
+        for count in range(self.limit + 1):
+            if not isinstance(state, dict):
+                raise _Unknown
+            if not _scalar(self.root(condition, {0: state})):
+                return count, state
+            state = self.root(body, {0: state})
+        raise _Unknown  # longer than the limit: left unknown rather than counted for ever
+
+    def root(self, computation: Computation, parameters: Mapping[int, Value]) -> Value:
+        return self.value(computation, computation.root.name, parameters)
+
+    def value(self, computation: Computation, name: str, parameters: Mapping[int, Value]) -> Value:
+        return self._evaluate(computation, computation.by_name[name], parameters, {})
+
+    def _evaluate(self, computation: Computation, instruction: Instruction, parameters: Mapping[int, Value],
+                  memo: dict[str, Value]) -> Value:
+        if instruction.name in memo:
+            return memo[instruction.name]
+
+        def operand(k: int) -> Value:
+            return self._evaluate(computation, computation.by_name[instruction.operands[k]], parameters, memo)
+
+        opcode = instruction.opcode
+        if opcode == "tuple":
+            elements: TupleValue = {}
+            for k in range(len(instruction.operands)):
+                try:
+                    element = operand(k)
+                except _Unknown:
+                    continue
+                if not isinstance(element, dict):
+                    elements[k] = element
+            result: Value = elements
+        elif opcode == "parameter":
+            if instruction.parameter_number is None:
+                raise _Unknown
+            if instruction.parameter_number in parameters:
+                result = parameters[instruction.parameter_number]
+            elif not parameters:  # where the evaluation started: ask the caller
+                result = self._caller_operand(computation, instruction.parameter_number)
+            else:
+                raise _Unknown
+        elif opcode == "get-tuple-element":
+            whole, index = operand(0), int(instruction.attributes.get("index", "-1"))
+            if not isinstance(whole, dict) or index not in whole:
+                raise _Unknown
+            result = whole[index]
+        elif opcode == "while":
+            result = self.run(computation, instruction, parameters, memo)[1]
+        elif instruction.shape.is_tuple or instruction.shape.dims:
+            raise _Unknown  # an array: the loop's control does not depend on it, or this cannot tell
+        elif opcode == "constant":
+            result = _literal(instruction)
+        elif opcode in _PASS_THROUGH:
+            result = operand(0)
+        elif opcode == "convert":
+            result = _as_type(_scalar(operand(0)), instruction.shape.element_type)
+        elif opcode in _BINARY:
+            result = _as_type(_BINARY[opcode](_scalar(operand(0)), _scalar(operand(1))), instruction.shape.element_type)
+        elif opcode == "not":
+            value = _scalar(operand(0))
+            result = (not value) if isinstance(value, bool) else ~int(value)
+        elif opcode == "negate":
+            result = -_scalar(operand(0))
+        elif opcode == "compare":
+            direction = instruction.attributes.get("direction", "")
+            if direction not in _COMPARE:
+                raise _Unknown
+            result = _COMPARE[direction](_scalar(operand(0)), _scalar(operand(1)))
+        elif opcode == "select":
+            result = operand(1) if _scalar(operand(0)) else operand(2)
+        elif opcode in ("fusion", "call") and len(instruction.called_computations) == 1:
+            called = self.module.computation(instruction.called_computations[0].name)
+            result = self.root(called, {k: operand(k) for k in range(len(instruction.operands))})
+        else:
+            raise _Unknown
+        memo[instruction.name] = result
+        return result
+
+
+def _scalar(value: Value) -> Scalar:
+    if isinstance(value, dict):
+        raise _Unknown
+    return value
+
+
+def _literal(instruction: Instruction) -> Scalar:
+    text = (instruction.literal or "").strip()
+    kind = instruction.shape.element_type
+    try:
+        if kind == "pred":
+            return {"true": True, "false": False, "1": True, "0": False}[text]
+        if kind.startswith(("s", "u")):
+            return int(text)
+        return float(text)
+    except (KeyError, ValueError):
+        raise _Unknown from None
+
+
+def _as_type(value: Scalar, element_type: str) -> Scalar:
+    """``value`` in ``element_type``: integers wrap at their width, as XLA's do."""
+    if element_type == "pred":
+        return bool(value)
+    if element_type[:1] in ("s", "u") and element_type[1:].isdigit():
+        bits = int(element_type[1:])
+        wrapped = int(value) % (1 << bits)
+        return wrapped - (1 << bits) if element_type[0] == "s" and wrapped >= 1 << (bits - 1) else wrapped
+    if element_type.startswith(("f", "bf")):
+        return float(value)
+    raise _Unknown
