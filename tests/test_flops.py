@@ -9,6 +9,7 @@ import pytest
 
 from xlainspect import parse_hlo, read_hlo
 from xlainspect.analysis.census import census
+from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 from xlainspect.analysis.flops import instruction_flops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,7 +297,7 @@ def test_without_the_module_nothing_is_followed_across_fusions():
 # Triton split-K GEMMs on zero-padded K, interior-padded filters and strength-reduced dots do the work). A missing dump
 # fails: regenerate it with the command in the other backend's manifest. They agree exactly today; the bound is 1%, not
 # the 5%, because counting a split-K GEMM's padded K (104 -> 112) puts the FFNN steps only 2.5-3.7% apart.
-PROGRAMS = ("matvec", "linear_grad", "sgd_ffnn", "dpsgd_ffnn", "sgd_mnist", "dpsgd_mnist")
+PROGRAMS = tuple(ALL_PROGRAMS)
 
 
 @pytest.mark.parametrize("framework", ["jax", "tf"])
