@@ -567,3 +567,21 @@ def test_input_types_describe_the_inputs_without_making_them(name):
     for dtype in program.dtypes:
         made = program.inputs(batch_size=batch, dtype=dtype)
         assert program.input_types(batch, dtype) == {k: (v.shape, v.dtype.name) for k, v in made.items()}
+
+
+def test_programs_command_lists_every_program_with_its_inputs_types(capsys):
+    from xlainspect.cli import main
+
+    assert main(["programs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in listed] == list(NAMES)
+    rows = {row["name"]: row for row in listed}
+    lstm = rows["dpsgd_lstm"]
+    assert lstm["shapes"]["x"] == [128, 256] and lstm["dtypes"]["x"] == "int32" and lstm["dtypes"]["y"] == "int32"
+    assert lstm["dtypes"]["lstm_wx"] == "float32" and lstm["parameter_count"] == LSTM.parameter_count
+    assert rows["dpsgd_ffnn"]["dtypes"]["x"] == "float32"
+    assert rows["dpsgd_lstm"]["description"] != rows["sgd_lstm"]["description"]
+    assert main(["programs"]) == 0
+    text = capsys.readouterr().out
+    assert "x 128x256 int32, y 128 int32" in text  # token ids say they are integers...
+    assert "x 128x104, y 128 int32" in text  # ...float inputs take the type asked for and say nothing

@@ -111,6 +111,22 @@ def test_profile_events_are_filed_under_the_run_they_fell_in(tmp_path):
     assert kernels["a"] == [5.0, 5.0, 7.0] and runs == {}
 
 
+def test_an_ops_launches_that_run_at_once_count_the_time_it_ran(tmp_path):
+    """cuDNN runs a grouped convolution as concurrent kernels of one HLO op: summed, the op took 126% of an H200
+    step. Overlapping launches of one op merge into one span; back-to-back ones and other ops' stay apart."""
+    def op(name: str, ts: float, dur: float) -> dict:
+        return {"ph": "X", "name": name, "ts": ts, "dur": dur, "args": {"hlo_op": name, "hlo_module": "m"}}
+
+    mark = {"ph": "X", "name": f"{RUN_MARK}0", "ts": 100, "dur": 100.0}
+    write_trace(tmp_path, [mark, op("conv", 110, 10), op("conv", 112, 10), op("conv", 115, 3),  # at once: 110-122
+                           op("conv", 122, 4),  # starts as the others end: a launch of its own
+                           op("other", 111, 5)])  # another op running at the same time is not merged in
+    kernels, runs, busy = _kernel_events(str(tmp_path), "m", 1)
+    assert kernels == {"conv": [12.0, 4.0], "other": [5.0]}
+    assert runs == {"conv": [0, 0], "other": [0]}
+    assert busy == 16.0
+
+
 def test_loop_containers_are_not_counted_twice():
     module = textwrap.dedent("""\
         HloModule m

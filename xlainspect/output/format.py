@@ -97,6 +97,9 @@ def _program_row(program) -> dict:
         "description": program.description,
         "default_batch_size": program.default_batch_size,
         "shapes": {name: list(shape) for name, shape in program.shapes(program.default_batch_size).items()},
+        # Element types in the default float32 build: labels and token ids stay int32 in a float64 build too.
+        "dtypes": {name: dtype for name, (_, dtype) in program.input_types(program.default_batch_size).items()},
+        "parameter_count": program.parameter_count(),
         "parameters": dict(program.hyperparameters),
         "outputs": list(program.output_names),
     }
@@ -113,7 +116,10 @@ def programs_text(programs: Iterable) -> str:
     width = _width((row["name"] for row in rows), 12)
     blocks = []
     for row in rows:
-        shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}" for name, shape in row["shapes"].items())
+        # Integer inputs (labels, token ids) say so; the rest take the float type asked for.
+        shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}"
+                           + (f" {row['dtypes'][name]}" if not row["dtypes"][name].startswith("float") else "")
+                           for name, shape in row["shapes"].items())
         lines = [f"{row['name']:<{width}} {row['description']}", f"{'':<{width}} inputs: {shapes}"]
         if row["default_batch_size"] is not None:
             lines.append(f"{'':<{width}} batch size: {row['default_batch_size']} (--batch-size)")

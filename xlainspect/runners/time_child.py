@@ -185,11 +185,32 @@ def _kernel_events(trace_dir: str, module_name: str,
     module's ops was running.
 
     Kernel times add up to more than the wall time when the runtime runs independent ops at once (XLA:CPU does, on
-    its thread pool); the busy time, the union of the events' intervals, never does.
+    its thread pool); the busy time, the union of the events' intervals, never does. One op's own launches that run
+    at once (cuDNN splits a grouped convolution into concurrent kernels, XLA:CPU splits a fusion into tasks) count
+    as one event spanning them: the time that op was running, so no op takes more than the whole step.
     """
     events, marks = _module_events(trace_dir, module_name)
-    kernels, run_of = _by_run(events, marks, runs)
+    kernels, run_of = _by_run(_merge_concurrent(events), marks, runs)
     return kernels, run_of, union_length((start, start + duration) for _, start, duration in events)
+
+
+def _merge_concurrent(events: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """(op, start, duration) events with each op's overlapping events merged into one spanning them."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for op, start, duration in events:
+        spans[op].append((start, start + duration))
+    merged = []
+    for op, intervals in spans.items():
+        intervals.sort()
+        first, last = intervals[0]
+        for start, end in intervals[1:]:
+            if start < last:  # starts before the op's previous launch ended: they ran at once
+                last = max(last, end)
+            else:
+                merged.append((op, first, last - first))
+                first, last = start, end
+        merged.append((op, first, last - first))
+    return sorted(merged, key=lambda event: event[1])
 
 
 def _jax_profile(run: Callable[[], Any], profile_runs: int, module_name: str) -> _Profile:
