@@ -344,3 +344,23 @@ def test_an_async_fusion_counts_as_the_kernel_it_wraps():
         "%fusion-done = f32[1,4]{1,0} fusion(%x, %i), kind=kLoop, calls=%fused_slice")
     assert synchronous != ASYNC_FUSION
     assert diff_census(census(parse_hlo(synchronous)), census(async_module)).same_math
+
+
+def test_lstm_loop_kernels_pair_with_loop_kernels(capsys):
+    """The loop-aware pairing on the LSTM's time loops: per-step kernels pair with per-step kernels, the same
+    recurrent matmul on both sides identical, and nothing outside a loop stands in for a loop's kernel."""
+    for program, tf_step_trips in (("sgd_lstm", 256), ("dpsgd_lstm", 128 * 256)):
+        assert main(["diff", "jax", "tf", "--program", program, "--dumps", str(REPO / "dumps"), "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        kernels = {side: {k.name: k for k in census(read_hlo(REPO / "dumps/cpu" / program / fw /
+                                                             "after_optimizations.txt")[0]).kernels}
+                   for side, fw in (("a", "jax"), ("b", "tf"))}
+        in_loops = [(kernels["a"][m["a"]], kernels["b"][m["b"]], m) for m in data["matched"]
+                    if kernels["a"][m["a"]].trips == 256]
+        assert len(in_loops) >= 30, program
+        steps = [(a, b, m) for a, b, m in in_loops if b.trips == tf_step_trips]
+        assert len(steps) >= 0.8 * len(in_loops), program  # mostly with TF's per-step kernels
+        # A JAX step kernel runs 256 times: a pairing accounts for at most that many of its launches.
+        assert all(m["launches_a"] <= 256 for _, _, m in in_loops)
+        if program == "sgd_lstm":  # the same batched recurrent matmuls: identical kernels
+            assert sum(1 for a, _, m in steps if a.flops and m["relation"] == "identical") >= 2
