@@ -74,9 +74,15 @@ def test_svg_is_valid_xml_and_holds_every_top_level_kernel(path):
     svg, rendering = render_svg(module)
     titles = node_titles(svg)
     top_level = {k.name for k in census(module).kernels if k.computation == module.entry.name}
-    assert top_level and top_level <= titles, sorted(top_level - titles)
     assert set(rendering.nodes) <= titles
-    assert rendering.total_nodes == len(rendering.nodes)  # reference dumps are small: nothing cut
+    if rendering.total_nodes == len(rendering.nodes):
+        assert top_level and top_level <= titles, sorted(top_level - titles)
+    else:
+        # Too big to lay out quickly (the CIFAR10 DP-SGD step): cut, the picture says so, and what it draws is
+        # the module's (the costliest kernel's neighbourhood, kernels among them).
+        assert path.parts[-3] == "dpsgd_cifar10", "only the biggest reference module should need a cut"
+        assert any(note.startswith("cut to ") for note in rendering.left_out)
+        assert "cut to " in svg and top_level & titles
 
 
 def test_svg_is_self_contained():
