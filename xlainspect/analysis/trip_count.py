@@ -57,7 +57,7 @@ def inferred_trip_count(module: HloModule, loop: Instruction, limit: int = DEFAU
     evaluator = _Evaluator(module, limit)
     try:
         return evaluator.run(module.computation(loop.computation), loop, {}, {})[0]
-    except _Unknown:
+    except (_Unknown, RecursionError):  # a scalar chain deeper than Python's stack: not a counted loop's control
         return None
 
 
@@ -139,15 +139,18 @@ class _Evaluator:
                 result = self._caller_operand(computation, instruction.parameter_number)
             else:
                 raise _Unknown
+        elif opcode == "while":
+            result = self.run(computation, instruction, parameters, memo)[1]
+        elif instruction.shape.is_tuple or instruction.shape.dims:
+            # An array (or a nested tuple): the loop's control does not depend on it, or this cannot tell. Told
+            # from the shape before any operand is evaluated, so an array read out of an inner loop's result does
+            # not run that loop.
+            raise _Unknown
         elif opcode == "get-tuple-element":
             whole, index = operand(0), int(instruction.attributes.get("index", "-1"))
             if not isinstance(whole, dict) or index not in whole:
                 raise _Unknown
             result = whole[index]
-        elif opcode == "while":
-            result = self.run(computation, instruction, parameters, memo)[1]
-        elif instruction.shape.is_tuple or instruction.shape.dims:
-            raise _Unknown  # an array: the loop's control does not depend on it, or this cannot tell
         elif opcode == "constant":
             result = _literal(instruction)
         elif opcode in _PASS_THROUGH:
