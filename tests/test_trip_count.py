@@ -8,6 +8,7 @@ fused ``i < n and i < max`` conditions, a loop bounded by another loop's result)
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -200,3 +201,21 @@ def test_lstm_steps_do_the_same_contractions_in_both_frameworks():
         assert max(k.trips for k in counts["tf"].kernels) == (128 * 256 if program == "dpsgd_lstm" else 256)
         assert re.search(r"known_trip_count", (REPO / "dumps/cpu" / program / "jax" /
                                                "after_optimizations.txt").read_text())
+
+
+def test_diff_says_when_its_counts_are_lower_bounds(tmp_path, capsys):
+    from xlainspect.cli import main
+
+    bounded = tmp_path / "bounded.txt"
+    bounded.write_text(_loop_module(LESS, bound="s32[] parameter(1)").replace(
+        "ENTRY main (a: f32[8]) -> f32[8]", "ENTRY main (a: f32[8], n: s32[]) -> f32[8]"))
+    counted = tmp_path / "counted.txt"
+    counted.write_text(_loop_module(LESS))
+    assert main(["diff", str(counted), str(bounded)]) == 0
+    out = capsys.readouterr().out
+    # The condition's compare, the exponential and the counter's increment: three kernels counted once.
+    assert "B: 3 kernels sit in loops whose trip count is unknown" in out and "A: " not in out.split("matched")[0]
+    assert main(["diff", str(counted), str(bounded), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["a"]["kernels_in_loops_of_unknown_trip_count"],
+            data["b"]["kernels_in_loops_of_unknown_trip_count"]) == (0, 3)

@@ -168,11 +168,18 @@ class Census:
     def flops(self) -> int:
         return sum(k.flops * k.trips for k in self.kernels)
 
+    @property
+    def unknown_loops(self) -> int:
+        """Kernels inside a loop whose trip count neither XLA nor the census could tell: each was counted once, so
+        launches, bytes and FLOPs are lower bounds when this is not 0."""
+        return sum(1 for k in self.kernels if not k.trips_known)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "module": self.module,
             "kernels": self.kernel_count,
             "launches": self.launches,
+            "kernels_in_loops_of_unknown_trip_count": self.unknown_loops,
             "fusions": {"total": self.fusion_count, "by_kind": self.fusions_by_kind},
             "custom_calls": self.custom_calls,
             "unfused_ops": self.unfused_ops,

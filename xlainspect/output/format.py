@@ -216,6 +216,10 @@ def diff_text(diff: CensusDiff, label_a: str = "A", label_b: str = "B", path_a: 
     number = _width((cell + " " for _, *cells in counts for cell in cells), 10)
     lines.append(f"  {'':<{label}}{'A':>{number}}{'B':>{number}}{'B-A':>{number}}")
     lines += [f"  {name:<{label}}{x:>{number}}{y:>{number}}{delta:>{number}}" for name, x, y, delta in counts]
+    for side, census_ in (("A", a), ("B", b)):
+        if census_.unknown_loops:
+            lines.append(f"  {side}: {census_.unknown_loops} kernels sit in loops whose trip count is unknown (bounded "
+                         "by data); each counted once, so its launches, bytes and FLOPs are lower bounds")
     lines.append("")
     lines.append(f"matched kernels ({len(diff.matched)} pairs): = identical, L same math with a different layout, "
                  "~ similar (score); xN runs N times per step")
