@@ -37,7 +37,8 @@ def test_only_programs_with_per_example_gradients_can_drop_vectorization():
 @pytest.mark.slow
 @pytest.mark.requires_jax
 @pytest.mark.requires_tf
-@pytest.mark.parametrize("name", ["dpsgd_ffnn", "dpsgd_mnist"])
+@pytest.mark.parametrize("name", ["dpsgd_ffnn", "dpsgd_mnist", "dpsgd_logreg", "dpsgd_cifar10", "dpsgd_embedding",
+                                  "dpsgd_lstm"])
 @pytest.mark.parametrize("variant", ABLATION, ids=lambda v: v.slug)
 def test_every_build_computes_the_reference_step(name, variant):
     program = get_program(name)
