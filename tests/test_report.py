@@ -311,3 +311,17 @@ def test_report_numbers_never_wrap_and_graphs_fit_the_width(tmp_path):
     assert geometry["noise"] > 50 and geometry["spreads"] >= 30  # the new cells were among those measured
     assert geometry["long"] > 5 and geometry["longWrapped"] == 0 and geometry["tooltips"] is True
     assert geometry["graphs"] == 2 and geometry["tooWide"] == 0
+
+
+@pytest.mark.parametrize("program", ["dpsgd_logreg", "dpsgd_embedding", "dpsgd_lstm", "sgd_cifar10"])
+def test_the_new_models_report_both_sides(program):
+    """Every kernel of each side is in the page (the loop kernels of the LSTM with their launch counts), and both
+    kernel graphs are drawn."""
+    page = build_report(program, str(DUMPS))
+    assert collect(page).tags.count("svg") == 2
+    verdict = {"jax": "jax has {} kernels ({} launches)", "tf": "tf has {} ({} launches)"}  # as diff words it
+    for framework in ("jax", "tf"):
+        kernels = census(read_hlo(DUMPS / "cpu" / program / framework / "after_optimizations.txt")[0])
+        said = verdict[framework].format(kernels.kernel_count, kernels.launches)
+        assert said in page.replace(",", ""), framework
+        assert all(html.escape(k.name) in page for k in kernels.kernels), framework
