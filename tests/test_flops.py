@@ -9,8 +9,8 @@ import pytest
 
 from xlainspect import parse_hlo, read_hlo
 from xlainspect.analysis.census import census
-from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 from xlainspect.analysis.flops import instruction_flops
+from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ from xlainspect import HloModule, read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
+from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 from xlainspect.runners.capture import dump_program
 from xlainspect.runners.gpu_targets import gpu_target, shipped_targets
-from xlainspect.programs import PROGRAMS as ALL_PROGRAMS
 from xlainspect.runners.manifest import DumpManifest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -102,12 +102,12 @@ def test_profile_events_are_filed_under_the_run_they_fell_in(tmp_path):
     write_trace(tmp_path, [*marks, op("a", 110, 5), op("a", 120, 5), op("b", 130, 1), op("a", 205, 7),
                            op("b", 241, 2),  # after run 1's marker ends, before any other run: still run 1
                            op("a", 210, 9, "other_module")])
-    kernels, runs, busy = _kernel_events(str(tmp_path), "m", 2)
-    assert kernels == {"a": [5.0, 5.0, 7.0], "b": [1.0, 2.0]}
+    kernels, runs, busy, launches = _kernel_events(str(tmp_path), "m", 2)
+    assert kernels == {"a": [5.0, 5.0, 7.0], "b": [1.0, 2.0]} and launches == {"a": 3, "b": 2}
     assert runs == {"a": [0, 0, 1], "b": [0, 1]}
     assert busy == 5 + 5 + 1 + 7 + 2
     # A run whose annotation is missing: no run is claimed, so no spread will be.
-    kernels, runs, _ = _kernel_events(str(tmp_path), "m", 3)
+    kernels, runs, _, _ = _kernel_events(str(tmp_path), "m", 3)
     assert kernels["a"] == [5.0, 5.0, 7.0] and runs == {}
 
 
@@ -121,10 +121,14 @@ def test_an_ops_launches_that_run_at_once_count_the_time_it_ran(tmp_path):
     write_trace(tmp_path, [mark, op("conv", 110, 10), op("conv", 112, 10), op("conv", 115, 3),  # at once: 110-122
                            op("conv", 122, 4),  # starts as the others end: a launch of its own
                            op("other", 111, 5)])  # another op running at the same time is not merged in
-    kernels, runs, busy = _kernel_events(str(tmp_path), "m", 1)
+    kernels, runs, busy, launches = _kernel_events(str(tmp_path), "m", 1)
     assert kernels == {"conv": [12.0, 4.0], "other": [5.0]}
     assert runs == {"conv": [0, 0], "other": [0]}
     assert busy == 16.0
+    assert launches == {"conv": 4, "other": 1}  # what was launched, for calls per step
+    (conv, other) = kernel_times(kernels, 1, 20.0, "", runs, launches)
+    assert (conv.hlo_op, conv.calls, conv.total_us, conv.share) == ("conv", 4, 16.0, 0.8)
+    assert (other.calls, other.total_us) == (1, 5.0)
 
 
 def test_loop_containers_are_not_counted_twice():

@@ -29,7 +29,7 @@ from typing import Any
 from xlainspect.analysis.fingerprint import Fingerprints
 from xlainspect.analysis.flops import instruction_flops
 from xlainspect.analysis.stats import fusion_kind_label
-from xlainspect.analysis.trip_count import inferred_trip_count
+from xlainspect.analysis.trip_count import TripCounter
 from xlainspect.hlo import Computation, HloModule, Instruction
 from xlainspect.hlo.gcpause import paused_gc
 
@@ -194,7 +194,7 @@ def census(module: HloModule) -> Census:
     kernels: list[Kernel] = []
     fingerprints = Fingerprints(module)
     with paused_gc():
-        _walk(module, module.entry, 1, True, kernels, fingerprints, set(), {})
+        _walk(module, module.entry, 1, True, kernels, fingerprints, set(), {}, TripCounter(module))
     return Census(module.name, tuple(kernels))
 
 
@@ -208,7 +208,8 @@ def _trip_count(instruction: Instruction) -> int | None:
 
 
 def _walk(module: HloModule, computation: Computation, trips: int, known: bool, kernels: list[Kernel],
-          fingerprints: Fingerprints, active: set[str], source_ops: dict[int, SourceOp]) -> None:
+          fingerprints: Fingerprints, active: set[str], source_ops: dict[int, SourceOp],
+          counter: TripCounter) -> None:
     if computation.name in active:  # a malformed module could call itself; XLA forbids recursion
         return
     active.add(computation.name)
@@ -225,13 +226,13 @@ def _walk(module: HloModule, computation: Computation, trips: int, known: bool, 
             if opcode == "while":
                 count = _trip_count(instruction)
                 if count is None:
-                    count = inferred_trip_count(module, instruction)
+                    count = counter.count(instruction)
                 body_trips, body_known = (trips * count, known) if count is not None else (trips, False)
             first = len(kernels)
             for called in instruction.called_computations:
                 if called.role in _WALKED_ROLES or opcode in ("call", "async-start"):
                     _walk(module, module.computation(called.name), body_trips, body_known, kernels, fingerprints,
-                          active, source_ops)
+                          active, source_ops, counter)
             if wraps and len(kernels) > first:  # the -done's value comes from the kernel the pair wraps
                 producers[instruction.name] = tuple(kernel.name for kernel in kernels[first:])
             continue
@@ -253,7 +254,13 @@ def _bytes(module: HloModule, computation: Computation, instruction: Instruction
         return sum(sizes[1:]), sizes[1] if len(sizes) > 1 else written
     if instruction.opcode != "fusion" or not instruction.called_computations:
         return sum(sizes), written
-    body = module.computation(instruction.called_computations[0].name)
+    return _fusion_bytes(module.computation(instruction.called_computations[0].name), sizes)
+
+
+def _fusion_bytes(body: Computation, sizes: list[int]) -> tuple[int, int]:
+    """A fusion's bytes. XLA writes a fusion's output into its operand's buffer when the output is a
+    ``dynamic-update-slice`` (or a chain of them) of a fusion parameter that nothing else in the fusion reads whole;
+    then only the updates are written, and only the slices the fusion takes of that parameter are read."""
     users: dict[str, list[Instruction]] = {}
     for inner in body.instructions:
         for operand in dict.fromkeys(inner.operands):
@@ -272,36 +279,43 @@ def _bytes(module: HloModule, computation: Computation, instruction: Instruction
             instruction = body.by_name[instruction.operands[0]]
         return instruction
 
-    def in_place(update: Instruction) -> bool:
-        return update.opcode == "dynamic-update-slice" and origin(update.operands[0]).opcode == "parameter"
-
+    root = origin(body.root.name)
+    outputs = [origin(name) for name in root.operands] if root.opcode == "tuple" else [root]
+    # Each output that is a chain of updates on a parameter: the updates, by the parameter they update.
+    chains: dict[str, list[Instruction]] = {}
+    for output in outputs:
+        chain, node = [], output
+        while node.opcode == "dynamic-update-slice":
+            chain.append(node)
+            node = origin(node.operands[0])
+        if chain and node.opcode == "parameter" and node.name not in chains and all(
+                len(uses(link.name)) == 1 for link in chain[1:]):  # an inner update read only by the next one
+            chains[node.name] = chain
     read = 0
+    in_place: set[str] = set()
     for parameter in body.instructions:
         if parameter.opcode != "parameter" or parameter.parameter_number is None:
             continue
         number = parameter.parameter_number
         full = sizes[number] if number < len(sizes) else 0
-        # Each use reads the slice it takes, or nothing where it is the buffer updated in place (the elements
-        # it keeps are neither read nor written); any other use reads the whole operand.
-        touched = 0
-        for user, name in uses(parameter.name):
-            if user.operands[0] != name or user.opcode not in ("dynamic-slice", "dynamic-update-slice"):
-                touched = full
-                break
-            if user.opcode == "dynamic-slice":
-                touched += user.shape.byte_size or 0
-            elif not in_place(user):
-                touched = full
-                break
+        chain_start = chains[parameter.name][-1] if parameter.name in chains else None
+        sliced, whole = 0, False
+        found = uses(parameter.name)
+        for user, name in found:
+            if user.opcode == "dynamic-slice" and user.operands[0] == name:
+                sliced += user.shape.byte_size or 0
+            elif user is not chain_start or user.operands[0] != name:
+                whole = True  # read as a whole (or updated out of place): every byte of it
+        if chain_start is not None and not whole:
+            in_place.add(parameter.name)
+        read += full if whole or not found else min(full, sliced)
+    written = 0
+    for output in outputs:
+        base = next((name for name, chain in chains.items() if chain[0] is output), None)
+        if base is not None and base in in_place:
+            written += sum(body.by_name[update.operands[1]].shape.byte_size or 0 for update in chains[base])
         else:
-            touched = touched if uses(parameter.name) else full
-        read += min(full, touched)
-    root = origin(body.root.name)
-    if in_place(root):
-        written = body.by_name[root.operands[1]].shape.byte_size or 0
-    elif root.opcode == "tuple":
-        written = sum(body.by_name[origin(element).operands[1]].shape.byte_size or 0 if in_place(origin(element))
-                      else body.by_name[element].shape.byte_size or 0 for element in root.operands)
+            written += output.shape.byte_size or 0
     return read, written
 
 

@@ -105,7 +105,8 @@ class TimingReport:
 
 
 def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_us: float, hlo_text: str,
-                 kernel_runs: Mapping[str, Sequence[int]] | None = None) -> tuple[KernelTime, ...]:
+                 kernel_runs: Mapping[str, Sequence[int]] | None = None,
+                 launches: Mapping[str, int] | None = None) -> tuple[KernelTime, ...]:
     """Per-instruction time per run from profiler durations, with its spread and achieved rates from the census.
 
     Args:
@@ -116,6 +117,8 @@ def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_u
         kernel_runs: for each ``hlo_op``, the run (from 0) each of its durations fell in. A kernel can launch many
             times per run (a loop body), so its spread is taken over per-run totals, never over single launches.
             None or empty when the runs could not be told apart: then no kernel claims a spread.
+        launches: each ``hlo_op``'s launches over the runs, where ``kernel_events`` merged the ones that ran at
+            once; None or missing ops: one launch per event.
     """
     by_name = {}
     containers: set[str] = set()
@@ -129,7 +132,7 @@ def kernel_times(kernel_events: Mapping[str, Sequence[float]], runs: int, step_u
         if op in containers:
             continue
         total = sum(durations) / runs
-        calls = max(round(len(durations) / runs), 1)
+        calls = max(round((launches or {}).get(op, len(durations)) / runs), 1)
         kernel = by_name.get(op)
         flops_rate = bytes_rate = None
         if kernel is not None and total > 0:
@@ -276,7 +279,7 @@ def framework_timing(result: TimeResult, framework: str, version: str, cls: type
     """
     runs_ms = tuple(seconds * 1e3 for seconds in result.runs_s)
     kernels = kernel_times(result.kernels, result.profiled_runs, statistics.median(runs_ms) * 1e3, result.hlo_text,
-                           result.kernel_runs) if result.profiled_runs else ()
+                           result.kernel_runs, result.launches) if result.profiled_runs else ()
     profiled = result.profiled_runs_s
     return cls(framework, version, result.compile_s, runs_ms, kernels, result.module_name, result.note,
                result.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
@@ -308,7 +311,8 @@ def _without_command_buffers(result: TimeResult, request: TimeRequest, report: C
                       python=python)
     note = (f"step times with command buffers on (the default); per-kernel times from a second process with "
             f"{COMMAND_BUFFERS_OFF}, whose module {again.module_name} is the one profiled")
-    return replace(result, kernels=again.kernels, kernel_runs=again.kernel_runs, profiled_runs=again.profiled_runs,
+    return replace(result, kernels=again.kernels, kernel_runs=again.kernel_runs, launches=again.launches,
+                   profiled_runs=again.profiled_runs,
                    hlo_text=again.hlo_text, module_name=again.module_name,
                    note="; ".join(filter(None, (result.note, note))))
 

@@ -83,7 +83,9 @@ class Classifier:
         import jax.numpy as jnp
 
         if self.loss == "sigmoid":
-            # The seed's own form (jaxdp.py): z - z y + m + log(exp(-m) + exp(-z - m)) with m = max(z, 0).
+            # The seed's own form (jaxdp.py): z - z y + m + log(exp(-m) + exp(-z - m)) with m = max(z, 0). Kept as
+            # the seed wrote it, overflow included: below z = -88 in float32, exp(-z - m) is inf and so is the loss
+            # (m = max(-z, 0) would not overflow). The programs' logits stay far from there.
             z = self.jax_logits(params, x)[:, 0]
             m = jnp.maximum(z, 0.0)
             return jnp.mean(z - z * y.astype(z.dtype) + m + jnp.log(jnp.exp(-m) + jnp.exp(-z - m)))

@@ -27,7 +27,6 @@ DEFAULT_BATCH_SIZE = 128
 _DTYPES = ("float32", "float64")
 
 
-
 def _steps(model: Classifier, what: str) -> tuple[Program, Program]:
     """The DP-SGD and the plain SGD step of ``model``, described as ``what`` (with its parameter count)."""
     count = f"{model.parameter_count:,} parameters"

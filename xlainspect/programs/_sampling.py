@@ -90,4 +90,3 @@ class Tokens:
         words = self.vocabulary - self.reserved
         weights = 1.0 / np.arange(1, words + 1)
         return (self.reserved + rng.choice(words, size=shape, p=weights / weights.sum())).astype(np.int32)
-

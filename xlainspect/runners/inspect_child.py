@@ -109,7 +109,7 @@ def time_executable(executable: Any, arguments: Sequence[np.ndarray], module_tex
     return TimeResult(version, compile_s, tuple(runs), module_name, module_text,
                       {op: tuple(durations) for op, durations in profile.kernels.items()}, profile_runs,
                       tuple(profile.runs_s), profile.busy_us, note,
-                      kernel_runs=_tuples(profile.kernel_runs))
+                      kernel_runs=_tuples(profile.kernel_runs), launches=dict(profile.launches))
 
 
 def read_arguments(path: str, arguments: Sequence[ArgumentBytes]) -> list[np.ndarray]:

@@ -257,6 +257,9 @@ class TimeResult:
         max_rel_error: TF's module run by JAX's runtime: its outputs' error against the float64 reference.
         kernel_runs: for each ``hlo_op`` in ``kernels``, the profiled run (from 0) each of its durations fell in,
             in the same order, so the parent can total each run apart; empty when the profile marked no runs.
+        launches: for each ``hlo_op``, its events over the profiled runs as the profiler wrote them; ``kernels``
+            merges an op's launches that ran at once into one duration, so it cannot count them. Empty: count
+            ``kernels``.
         batch_size: the batch it ran at (a user's program picks its own default).
         frameworks: the frameworks the program gives a function for.
     """
@@ -275,9 +278,10 @@ class TimeResult:
     kernel_runs: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     batch_size: int | None = None
     frameworks: tuple[str, ...] = ("jax", "tf")
+    launches: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"framework_version": self.framework_version, "compile_s": self.compile_s,
+        return {"framework_version": self.framework_version, "compile_s": self.compile_s, "launches": dict(self.launches),
                 "batch_size": self.batch_size, "frameworks": list(self.frameworks),
                 "runs_s": list(self.runs_s), "module_name": self.module_name, "hlo_text": self.hlo_text,
                 "kernels": {op: list(durations) for op, durations in self.kernels.items()},
@@ -290,13 +294,14 @@ class TimeResult:
         f = Fields(data, source, CHILD_HINT)
         kernels = f.record("kernels")
         kernel_runs = f.record("kernel_runs")
+        launches = f.record("launches")
         return cls(f.get("framework_version", str), f.get("compile_s", float), f.items("runs_s", float),
                    f.get("module_name", str), f.get("hlo_text", str),
                    {op: kernels.items(op, float) for op in kernels.data}, f.get("profiled_runs", int),
                    f.items("profiled_runs_s", float), f.get("busy_us_per_run", float, nullable=True),
                    f.get("note", str), f.get("max_rel_error", float, nullable=True),
                    {op: kernel_runs.items(op, int) for op in kernel_runs.data}, f.optional("batch_size", int),
-                   f.items("frameworks", str))
+                   f.items("frameworks", str), {op: launches.get(op, int) for op in launches.data})
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from xlainspect.runners.children import (
@@ -70,6 +70,7 @@ class _Profile:
     kernel_runs: Mapping[str, list[int]]
     runs_s: list[float]
     busy_us: float | None
+    launches: Mapping[str, int] = field(default_factory=dict)  # raw events per op, before concurrent ones merge
 
 
 RUN_MARK = "xlainspect_profiled_run_"
@@ -154,7 +155,8 @@ def _jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, w
         if profile_runs else _Profile({}, {}, [], None)
     return TimeResult(jax.__version__, compile_s, tuple(runs), module_name, compiled.as_text(),
                       {op: tuple(durations) for op, durations in profile.kernels.items()}, profile_runs,
-                      tuple(profile.runs_s), profile.busy_us, kernel_runs=_tuples(profile.kernel_runs))
+                      tuple(profile.runs_s), profile.busy_us, kernel_runs=_tuples(profile.kernel_runs),
+                      launches=dict(profile.launches))
 
 
 def _module_events(trace_dir: str, module_name: str) -> tuple[list[tuple[str, float, float]], dict[str, float]]:
@@ -180,9 +182,9 @@ def _module_events(trace_dir: str, module_name: str) -> tuple[list[tuple[str, fl
 
 
 def _kernel_events(trace_dir: str, module_name: str,
-                   runs: int) -> tuple[dict[str, list[float]], dict[str, list[int]], float]:
-    """Durations (µs) per ``hlo_op``, the run each fell in, and the busy time: how long at least one of the
-    module's ops was running.
+                   runs: int) -> tuple[dict[str, list[float]], dict[str, list[int]], float, dict[str, int]]:
+    """Durations (µs) per ``hlo_op``, the run each fell in, the busy time (how long at least one of the module's
+    ops was running), and each op's launches (its events as the profiler wrote them).
 
     Kernel times add up to more than the wall time when the runtime runs independent ops at once (XLA:CPU does, on
     its thread pool); the busy time, the union of the events' intervals, never does. One op's own launches that run
@@ -191,11 +193,16 @@ def _kernel_events(trace_dir: str, module_name: str,
     """
     events, marks = _module_events(trace_dir, module_name)
     kernels, run_of = _by_run(_merge_concurrent(events), marks, runs)
-    return kernels, run_of, union_length((start, start + duration) for _, start, duration in events)
+    return kernels, run_of, union_length((start, start + duration) for _, start, duration in events), \
+        dict(Counter(op for op, _, _ in events))
 
 
 def _merge_concurrent(events: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
-    """(op, start, duration) events with each op's overlapping events merged into one spanning them."""
+    """(op, start, duration) events with each op's overlapping events merged into one spanning them.
+
+    Only a launch that starts before the previous one ended merges: back-to-back launches (a loop body's kernel,
+    one launch per iteration) touch but do not overlap, and each stays a launch of its own.
+    """
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for op, start, duration in events:
         spans[op].append((start, start + duration))
@@ -220,8 +227,8 @@ def _jax_profile(run: Callable[[], Any], profile_runs: int, module_name: str) ->
     with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             profiled = _timed(run, profile_runs, jax.profiler.TraceAnnotation)
-        kernels, run_of, busy = _kernel_events(trace_dir, module_name, profile_runs)
-    return _Profile(kernels, run_of, profiled, busy / profile_runs)
+        kernels, run_of, busy, launches = _kernel_events(trace_dir, module_name, profile_runs)
+    return _Profile(kernels, run_of, profiled, busy / profile_runs, launches)
 
 
 def _tf_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int, profile_runs: int,
@@ -249,20 +256,21 @@ def _tf_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, wa
             finally:
                 tf.profiler.experimental.stop()
             name = getattr(getattr(function, "python_function", None), "__name__", "")
-            module_name, kernels, run_of = _tf_kernel_events(trace_dir, name, profile_runs)
-            profile = _Profile(kernels, run_of, profiled, None)
+            module_name, kernels, run_of, launches = _tf_kernel_events(trace_dir, name, profile_runs)
+            profile = _Profile(kernels, run_of, profiled, None, launches)
     hlo_text = function.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
     return TimeResult(tf.__version__, max(first_s - steady, 0.0), tuple(runs), module_name or hlo_module_name(hlo_text),
                       hlo_text, {op: tuple(durations) for op, durations in profile.kernels.items()},
                       profile_runs if profile.kernels else 0, tuple(profile.runs_s),
                       note="compile time is the first call (trace, XLA compile, run) less one steady run",
-                      kernel_runs=_tuples(profile.kernel_runs))
+                      kernel_runs=_tuples(profile.kernel_runs), launches=dict(profile.launches))
 
 
 def _tf_kernel_events(trace_dir: str, function_name: str,
-                      runs: int) -> tuple[str, dict[str, list[float]], dict[str, list[int]]]:
-    """The program's module name, its durations (µs) per ``hlo_op`` and the run each fell in, read from TF's XPlane
-    profile. An event's time is its line's start plus its offset, on the clock all host planes share."""
+                      runs: int) -> tuple[str, dict[str, list[float]], dict[str, list[int]], dict[str, int]]:
+    """The program's module name, its durations (µs) per ``hlo_op``, the run each fell in and each op's launches,
+    read from TF's XPlane profile (one op's concurrent launches merged, as :func:`_kernel_events` does). An event's
+    time is its line's start plus its offset, on the clock all host planes share."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     by_module: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
@@ -290,11 +298,11 @@ def _tf_kernel_events(trace_dir: str, function_name: str,
                         by_module[str(stats["hlo_module"])].append((str(stats["hlo_op"]), start_us,
                                                                     event.duration_ps / 1e6))
     if not by_module:
-        return "", {}, {}
+        return "", {}, {}, {}
     named = [name for name in by_module if function_name and function_name in name]
     module = max(named or by_module, key=lambda name: len(by_module[name]))
-    kernels, run_of = _by_run(by_module[module], marks, runs)
-    return module, kernels, run_of
+    kernels, run_of = _by_run(_merge_concurrent(by_module[module]), marks, runs)
+    return module, kernels, run_of, dict(Counter(op for op, _, _ in by_module[module]))
 
 
 def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats: int, warmup: int,
@@ -338,7 +346,7 @@ def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats
                       profile_runs if profile.kernels else 0, tuple(profile.runs_s), profile.busy_us,
                       f"TF's front end, compiled and run by JAX's XLA (jaxlib {jax.__version__}) on "
                       f"{device.platform}: not TF's runtime; outputs match the float64 reference to {error:.1e}",
-                      error, _tuples(profile.kernel_runs))
+                      error, _tuples(profile.kernel_runs), launches=dict(profile.launches))
 
 
 def _gpu_missing(framework: str) -> str:
