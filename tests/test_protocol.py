@@ -291,6 +291,7 @@ CHILD_MESSAGES = [
     MemoryRequest("dpsgd_ffnn", "jax"),
     MemoryRequest("dpsgd_ffnn", "tf", "analyse", 1024, "gpu_device_info {}", False, "/tmp/dump"),
     MemoryRequest("dpsgd_ffnn", "jax", "bisect", None, None, True, None, 2**34, 16, 12),
+    MemoryRequest("dpsgd_lstm", "tf", "bisect", None, None, False, None, 2**34, 16, resolution=128),
     MemoryRequest("dpsgd_ffnn", "jax", "measure", 256),
     CompileResult("0.10.2", "jaxlib 0.10.2", "cpu", 0.25, "linear_grad", "AMD EPYC", "3.11.7", "Linux"),
     ExportResult("2.21.0", 12345, "dpsgd_ffnn_step"),
