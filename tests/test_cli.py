@@ -291,9 +291,13 @@ def test_memory_max_batch_subcommand_and_the_old_flag_do_the_same(capsys, calls,
     new = run(capsys, "memory", "max-batch", *args)
     old = run(capsys, "memory", *args, "--max-batch")
     assert new == old and new[0] == 0
-    assert new[1].splitlines()[1] == "  jax                    16       4.1KiB      1.0GiB  JAX, on this machine's CPU"
-    assert calls.calls == [("max_batch", ("dpsgd_ffnn", 2**30, ("jax",), "cpu", None, 4), {"python": None})] * 2
+    assert new[1].splitlines()[1] == ("  jax                    16    0.1%       4.1KiB      1.0GiB  JAX, on this machine's "
+                                      "CPU")
+    assert calls.calls == [("max_batch", ("dpsgd_ffnn", 2**30, ("jax",), "cpu", None, 4),
+                            {"python": None, "resolution": None})] * 2
     assert (tmp_path / "dpsgd_ffnn-cpu.csv").read_text().splitlines()[1].startswith("jax,16,1000,200,0,3000,4200,1")
+    assert run(capsys, "memory", "max-batch", *args, "--resolution", "128")[0] == 0  # the seed's --thresh 128
+    assert calls.calls[-1][2] == {"python": None, "resolution": 128}
 
 
 def test_python_reaches_the_memory_functions_after_the_subcommand_only(capsys, calls, tmp_path):
@@ -301,7 +305,7 @@ def test_python_reaches_the_memory_functions_after_the_subcommand_only(capsys, c
             "--out", str(tmp_path)]
     assert run(capsys, "memory", "max-batch", *args, "--python", "/envs/old/bin/python")[0] == 0
     assert run(capsys, "memory", "--program", "dpsgd_ffnn", "--python", "/envs/old/bin/python")[0] == 0
-    assert [kwargs for _, _, kwargs in calls.calls] == [{"python": "/envs/old/bin/python"}] * 2
+    assert [kwargs["python"] for _, _, kwargs in calls.calls] == ["/envs/old/bin/python"] * 2
     status, _, err = run(capsys, "memory", "--python", "/envs/old/bin/python", "max-batch", *args)
     assert status == 2 and "--python goes after the subcommand: xlainspect memory max-batch --python ..." in err
 

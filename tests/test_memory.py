@@ -3,6 +3,7 @@ assignment's owners, the largest-batch search, and the prediction against a real
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import numpy as np
@@ -12,7 +13,8 @@ from xlainspect.analysis.buffers import largest_temporaries, parse_buffer_assign
 from xlainspect.cli import main
 from xlainspect.errors import InputError
 from xlainspect.measure.memory import MemoryFigures, check_peaks, device_limit, max_batch, memory_report, parse_size
-from xlainspect.measure.records import CurvePoint
+from xlainspect.measure.records import CurvePoint, MaxBatch
+from xlainspect.output.format import max_batch_text
 from xlainspect.programs import get_program
 from xlainspect.runners.intervals import union_length
 
@@ -119,6 +121,68 @@ def test_max_batch_is_the_largest_that_fits():
     # The curve rises with the batch: a larger batch never needs fewer bytes.
     peaks = [fitting[b] for b in sorted(fitting)]
     assert peaks == sorted(peaks)
+
+
+def _jax_peak(name, batch):
+    """The compiled step's argument + output - alias + temp bytes from JAX's own ``memory_analysis()``, in this
+    process: a count of whether a batch fits that does not go through xlainspect's child or its search."""
+    import jax
+
+    program = get_program(name)
+    types = [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in program.input_types(batch).values()]
+    stats = program.jax_function().lower(*types).compile().memory_analysis()
+    return (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+            + stats.temp_size_in_bytes)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_max_batch_with_resolution_one_is_the_largest_that_fits(tmp_path, capsys):
+    # The seed's LSTM run (--thresh 1). At 100 MB the DP LSTM step fits about 15 examples (5.7 MB each, mostly the
+    # per-example embedding gradient), so the search takes five compiles of a second or two.
+    limit = 100 * 10**6
+    assert main(["memory", "max-batch", "--program", "dpsgd_lstm", "--framework", "jax", "--device-memory", "100MB",
+                 "--resolution", "1", "--out", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["frameworks"]["jax"]
+    assert result["resolution"] == 1 and result["exact"] and not result["capped"]
+    answer = result["max_batch"]
+    assert answer > 1
+    assert _jax_peak("dpsgd_lstm", answer) <= limit  # fits, counted by JAX itself
+    assert _jax_peak("dpsgd_lstm", answer + 1) > limit  # and one more example does not
+
+
+@pytest.mark.slow
+@pytest.mark.requires_jax
+def test_max_batch_stops_once_within_the_resolution():
+    # The seed's MNIST run stopped at --thresh 128; here logistic regression (cheap compiles) at 1 MB, 64 examples.
+    limit, resolution = 10**6, 64
+    (result,), failures = max_batch("dpsgd_logreg", limit, ("jax",), resolution=resolution)
+    assert failures == [] and result.exact and result.resolution == resolution
+    assert _jax_peak("dpsgd_logreg", result.max_batch) <= limit
+    assert _jax_peak("dpsgd_logreg", result.max_batch + resolution) > limit
+    # It stopped where the default 0.1% (one example here) would have gone on: the smallest batch it found not to
+    # fit is more than one example above the answer, and within the resolution.
+    upper = min(p.batch_size for p in result.curve if p.peak > limit)
+    assert 1 < upper - result.max_batch <= resolution, (upper, result.max_batch)
+
+
+def test_max_batch_refuses_a_resolution_below_one(capsys):
+    assert main(["memory", "max-batch", "--program", "dpsgd_ffnn", "--device-memory", "1GiB", "--resolution",
+                 "0"]) == 2
+    assert "Invalid value for '--resolution': 0 is not in the range x>=1." in capsys.readouterr().err
+    with pytest.raises(InputError) as info:
+        max_batch("dpsgd_ffnn", 2**30, ("jax",), resolution=0)
+    assert str(info.value) == "--resolution 0: give a whole number of examples, at least 1"
+
+
+def test_max_batch_text_says_the_resolution():
+    point = MemoryFigures(100, argument=10, output=10, alias=0, temp=80)
+    text = max_batch_text([MaxBatch("jax", "JAX, on this machine's CPU", 1000, 100, True, (point,), resolution=128),
+                           MaxBatch("tf", "TF", 1000, 100, True, (point,))])
+    header, jax_line, tf_line = text.splitlines()
+    assert header.split() == ["framework", "largest", "batch", "within", "peak", "there", "limit", "how"]
+    assert jax_line.split()[:3] == ["jax", "100", "128"]
+    assert tf_line.split()[:3] == ["tf", "100", "0.1%"]
 
 
 @pytest.mark.slow

@@ -80,7 +80,8 @@ MEMORY = {"program": str, "failures": [str], "frameworks": Named({
     "per_example_bytes": (int, None),
     "largest": [{"instruction": str, "shape": str, "size": int, "op_name": str, "per_example_gradient": bool}]})}
 MAX_BATCH = {"program": str, "limit": int, "failures": [str], "frameworks": Named({
-    "max_batch": int, "exact": bool, "capped": bool, "route": str, "curve": [{**FIGURES, "peak": int}]})}
+    "max_batch": int, "exact": bool, "capped": bool, "resolution": (int, None), "route": str,
+    "curve": [{**FIGURES, "peak": int}]})}
 PEAK_CHECK = {"framework": str, "batch_size": int, "predicted": int, "measured": int, "error": float}
 MANIFEST = {"program": str, "description": str, "parameters": dict, "shapes": dict, "framework": str,
             "framework_version": str, "xla_version": str, "compiler": str, "backend": str, "backend_folder": str,
@@ -98,7 +99,7 @@ OPTIONAL = {
     "timing": {"variant", "backend", "frameworks.*.profiled_step_ms", "frameworks.*.busy_ms",
                "frameworks.*.module_fingerprint",
                *(f"frameworks.*.kernels[{i}].{key}" for i in range(2) for key in KERNEL_SPREAD)},
-    "max_batch": {"frameworks.*.capped"},
+    "max_batch": {"frameworks.*.capped", "frameworks.*.resolution"},
     "manifest": {"compiler", "backend_folder", "deviceless", "target", "pass_dump_files", "source_paths"},
 }
 
@@ -163,7 +164,7 @@ def memory_record() -> MemoryRecord:
 def max_batch_record(capped: bool = False) -> MaxBatchRecord:
     curve = (figures(16, 100), figures(32, 300))
     return MaxBatchRecord("dpsgd_ffnn", 1000, (MaxBatch("jax", "JAX, on this machine's CPU", 1000, 16, True, curve,
-                                                        capped),), ("tf: no",))
+                                                        capped, resolution=128),), ("tf: no",))
 
 
 def manifest() -> DumpManifest:
@@ -290,6 +291,7 @@ CHILD_MESSAGES = [
     MemoryRequest("dpsgd_ffnn", "jax"),
     MemoryRequest("dpsgd_ffnn", "tf", "analyse", 1024, "gpu_device_info {}", False, "/tmp/dump"),
     MemoryRequest("dpsgd_ffnn", "jax", "bisect", None, None, True, None, 2**34, 16, 12),
+    MemoryRequest("dpsgd_lstm", "tf", "bisect", None, None, False, None, 2**34, 16, resolution=128),
     MemoryRequest("dpsgd_ffnn", "jax", "measure", 256),
     CompileResult("0.10.2", "jaxlib 0.10.2", "cpu", 0.25, "linear_grad", "AMD EPYC", "3.11.7", "Linux"),
     ExportResult("2.21.0", 12345, "dpsgd_ffnn_step"),

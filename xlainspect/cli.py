@@ -598,15 +598,19 @@ def memory(ctx: click.Context, program_name: str | None, framework: str, backend
 @click.option("--start", type=click.IntRange(min=1), default=16, show_default=True, help="The first batch tried.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="memory-results", show_default=True,
               help="Where the curve's CSV and plots go.")
+@click.option("--resolution", type=click.IntRange(min=1), default=None,
+              help="Stop when the batch that fits and the smallest that does not are at most N examples apart (the "
+                   "seed's --thresh). Default: 0.1% of the batch that fits.")
 @click.option("--force", is_flag=True, help="Replace an earlier curve in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_python_option
 @click.pass_context
 def memory_max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
-                     device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool,
-                     python: str | None) -> None:
+                     device_memory: int | None, start: int, resolution: int | None, out_dir: str, force: bool,
+                     as_json: bool, python: str | None) -> None:
     """The largest batch whose compile-time peak fits a device's memory, by bisection; the curve as CSV and plots."""
-    _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json, python)
+    _max_batch(ctx, program_name, framework, backend, target, device_memory, start, out_dir, force, as_json, python,
+               resolution)
 
 
 @memory.command(name="check-peak")
@@ -634,7 +638,7 @@ def _memory_report(program_name: str, framework: str, backend: str, target: str 
 
 def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: str, target: str | None,
                device_memory: int | None, start: int, out_dir: str, force: bool, as_json: bool,
-               python: str | None) -> None:
+               python: str | None, resolution: int | None = None) -> None:
     if device_memory is None and target is None:
         _refuse(ctx, "the largest batch needs --device-memory SIZE (e.g. 80GiB) or --target NAME: the memory to fit")
     if device_memory is not None and target is not None and backend != "gpu":
@@ -649,7 +653,7 @@ def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: s
     limit = device_memory if device_memory is not None else device_limit(None, target)
     stem = curve_stem(out_dir, program_name, backend, target, force)
     results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=_progress,
-                                  python=python)
+                                  python=python, resolution=resolution)
     written = [write_curve(results, stem.with_name(stem.name + ".csv"))]
     written += plot_curve(results, stem, f"{program_name}: compile-time peak against batch size")
     if as_json:

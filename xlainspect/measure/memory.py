@@ -76,10 +76,10 @@ def _route(framework: str, backend: str, target: GpuTarget | None) -> str:
 
 def _request(program: str, framework: str, backend: str, target: GpuTarget | None, mode: str = "analyse",
              batch_size: int | None = None, dump_dir: str | None = None, limit: int | None = None,
-             start: int | None = None) -> MemoryRequest:
+             start: int | None = None, resolution: int | None = None) -> MemoryRequest:
     """A request to a memory child that compiles deviceless for ``target``, or on this machine's GPU or CPU."""
     return MemoryRequest(program, framework, mode, batch_size, target.config if target is not None else None,
-                         target is None and backend == "gpu", dump_dir, limit, start)
+                         target is None and backend == "gpu", dump_dir, limit, start, resolution=resolution)
 
 
 def _targets(program: str, backend: str, target: str | None) -> tuple[ProgramChoice, GpuTarget | None]:
@@ -182,26 +182,31 @@ def _per_example_shapes(program: ProgramChoice, batch: int | None) -> set[tuple[
 
 def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
               backend: str = "cpu", target: str | None = None, start: int = 16,
-              progress: Callable[[str], None] | None = None,
-              python: str | None = None) -> tuple[list[MaxBatch], list[str]]:
+              progress: Callable[[str], None] | None = None, python: str | None = None,
+              resolution: int | None = None) -> tuple[list[MaxBatch], list[str]]:
     """Bisects on the batch size with compile-time figures only, per framework, in one child process each.
 
     Args:
         python: the interpreter the frameworks run under (another environment's jax, say); None for
             ``$XLAINSPECT_PYTHON`` or xlainspect's own.
+        resolution: stop when the batch that fits and the smallest known not to are at most this many examples
+            apart, as the seed's ``--thresh`` did; None for 0.1% of the batch that fits.
 
     Raises:
-        InputError: a program without a batch, a bad limit, or as :func:`memory_report`.
+        InputError: a program without a batch, a bad limit, start or resolution, or as :func:`memory_report`.
     """
     program, gpu = _targets(program_name, backend, target)
     program.require_batch("'memory max-batch' applies to programs with a batch")
     if device_memory <= 0 or start < 1:
         raise InputError("--device-memory must be positive and the starting batch at least 1")
+    if resolution is not None and resolution < 1:
+        raise InputError(f"--resolution {resolution}: give a whole number of examples, at least 1")
     interpreter = child_python(python)
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
-        request = _request(program.spec, framework, backend, gpu, mode="bisect", limit=device_memory, start=start)
+        request = _request(program.spec, framework, backend, gpu, mode="bisect", limit=device_memory, start=start,
+                           resolution=resolution)
         try:
             result = run_child(request, BisectResult, report, "bisecting the batch of",
                                backend="gpu" if request.on_gpu else "cpu", python=interpreter)
@@ -213,7 +218,7 @@ def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] =
             failures.append(str(e))
             continue
         results.append(MaxBatch(framework, _route(framework, backend, gpu), device_memory, result.max_batch,
-                                result.exact, result.curve, result.capped))
+                                result.exact, result.curve, result.capped, resolution))
     return results, failures
 
 

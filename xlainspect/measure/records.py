@@ -315,8 +315,10 @@ class MaxBatch:
 
     Attributes:
         limit: the bytes the peak had to fit.
-        exact: the search closed to within 0.1%; False when it stopped early or was capped.
+        exact: the search closed to within ``resolution``; False when it stopped early or was capped.
         capped: the batch reached the 32-bit indexing limit and still fit: ``max_batch`` is a lower bound.
+        resolution: the largest gap, in examples, between ``max_batch`` and the smallest batch known not to fit at
+            which the search stopped (the seed's ``--thresh``); None for 0.1% of ``max_batch`` (at least 1).
     """
 
     framework: str
@@ -326,16 +328,19 @@ class MaxBatch:
     exact: bool
     curve: tuple[MemoryFigures, ...]
     capped: bool = False
+    resolution: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         # framework and limit are the keys around it in MaxBatchRecord
-        return {"max_batch": self.max_batch, "exact": self.exact, "capped": self.capped, "route": self.route,
+        return {"max_batch": self.max_batch, "exact": self.exact, "capped": self.capped,
+                "resolution": self.resolution, "route": self.route,
                 "curve": [{**point.to_json(), "peak": point.peak} for point in self.curve]}
 
     @classmethod
     def from_fields(cls, f: Fields, framework: str, limit: int) -> MaxBatch:
         return cls(framework, f.get("route", str), limit, f.get("max_batch", int), f.get("exact", bool),
-                   tuple(_curve_point(p) for p in f.records("curve")), f.get("capped", bool, False))
+                   tuple(_curve_point(p) for p in f.records("curve")), f.get("capped", bool, False),
+                   f.optional("resolution", int))
 
 
 def _curve_point(f: Fields) -> MemoryFigures:

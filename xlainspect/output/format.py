@@ -559,14 +559,16 @@ def peak_check_json(checks: Sequence[PeakCheck]) -> str:
 def max_batch_text(results: Sequence) -> str:
     """The largest batch per framework, with the peak at that batch and at the first batch that does not fit."""
     framework = _width((r.framework + " " for r in results), 10)
-    lines = [f"  {'framework':<{framework}}{'largest batch':>15}{'peak there':>13}{'limit':>12}  how"]
+    lines = [f"  {'framework':<{framework}}{'largest batch':>15}{'within':>8}{'peak there':>13}{'limit':>12}  how"]
     for r in results:
         fitting = [p for p in r.curve if p.batch_size == r.max_batch]
         peak = _bytes(fitting[0].peak) if fitting else ""
+        within = "0.1%" if r.resolution is None else f"{r.resolution:,}"
         exact = "" if r.exact else " (search stopped early: a lower bound)"
         if r.capped:
             exact = " (still fits at the 32-bit indexing limit on the batch: a lower bound)"
-        lines.append(f"  {r.framework:<{framework}}{r.max_batch:>15,}{peak:>13}{_bytes(r.limit):>12}  {r.route}{exact}")
+        lines.append(f"  {r.framework:<{framework}}{r.max_batch:>15,}{within:>8}{peak:>13}{_bytes(r.limit):>12}  "
+                     f"{r.route}{exact}")
     return "\n".join(lines)
 
 

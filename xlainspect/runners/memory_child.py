@@ -84,8 +84,10 @@ def _read(path: str) -> str:
 
 
 def _bisect(program: Program, framework: str, device: jax.Device, deviceless: bool, limit: int, start: int,
-            max_probes: int) -> BisectResult:
-    """Largest batch whose argument + output - alias + temp bytes fit ``limit``, to within 0.1%.
+            max_probes: int, resolution: int | None = None) -> BisectResult:
+    """Largest batch whose argument + output - alias + temp bytes fit ``limit``, to within ``resolution`` examples
+    (the seed's ``--thresh``: stop when the batch that fits and the one that does not are at most that far apart),
+    or to within 0.1% when it is None.
 
     Bytes grow almost linearly with the batch, so two probes predict where the limit is crossed; steps outward
     from the prediction, doubling, find a batch that fits and one that does not, and bisection closes the gap.
@@ -128,13 +130,17 @@ def _bisect(program: Program, framework: str, device: jax.Device, deviceless: bo
                             _device_name(device))
     if high is None:
         high = min(max(curve) * 2, cap + 1)
-    while high - low > max(1, low // 1000) and len(curve) < max_probes:
+
+    def closed(low: int, high: int) -> bool:
+        return high - low <= (resolution if resolution is not None else max(1, low // 1000))
+
+    while not closed(low, high) and len(curve) < max_probes:
         middle = min((low + high) // 2, cap)
         if fits(middle):
             low = middle
         else:
             high = middle
-    exact = high - low <= max(1, low // 1000)
+    exact = closed(low, high)
     point = start * 4
     while point < low:  # a few points along the way, so the curve shows its shape, not only its ends
         fits(point)
@@ -217,7 +223,7 @@ def _run(request: MemoryRequest, program: Program) -> CompiledMemory | BisectRes
     if request.mode == "bisect":
         assert request.limit is not None and request.start is not None  # MemoryRequest.from_json requires them
         return _bisect(program, request.framework, device, deviceless, request.limit, request.start,
-                       request.max_probes)
+                       request.max_probes, request.resolution)
     return _analyse(program, request.framework, batch, device, deviceless, request.dump_dir)
 
 

@@ -150,6 +150,8 @@ class MemoryRequest:
         mode: ``analyse`` (figures, and with ``dump_dir`` the buffer assignment), ``bisect`` (the largest batch
             whose peak fits ``limit``, from ``start``, in at most ``max_probes`` compiles) or ``measure`` (run one
             step and measure the resident memory it adds).
+        resolution: ``bisect`` stops when the batch known to fit and the one known not to are at most this far
+            apart (the seed's ``--thresh``); None for 0.1% of the batch that fits (at least 1).
         target_config: a ``GpuTargetConfigProto`` text: compile deviceless for that GPU.
         on_gpu: compile for this machine's GPU (else the child keeps JAX on the CPU platform).
     """
@@ -167,12 +169,13 @@ class MemoryRequest:
     limit: int | None = None
     start: int | None = None
     max_probes: int = 40
+    resolution: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _some({"program": self.program, "framework": self.framework, "mode": self.mode,
                       "batch_size": self.batch_size, "target_config": self.target_config, "on_gpu": self.on_gpu,
                       "dump_dir": self.dump_dir, "limit": self.limit, "start": self.start,
-                      "max_probes": self.max_probes})
+                      "max_probes": self.max_probes, "resolution": self.resolution})
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> MemoryRequest:
@@ -185,7 +188,7 @@ class MemoryRequest:
         return cls(f.get("program", str), f.get("framework", str), mode, f.optional("batch_size", int),
                    f.optional("target_config", str), f.get("on_gpu", bool, False), f.optional("dump_dir", str),
                    f.get("limit", int) if bisect else None, f.get("start", int) if bisect else None,
-                   f.get("max_probes", int, 40))
+                   f.get("max_probes", int, 40), f.optional("resolution", int) if bisect else None)
 
 
 # -- results: what a child prints -------------------------------------------------------------------------------
@@ -367,7 +370,7 @@ class BisectResult:
 
     Attributes:
         upper: the smallest batch known not to fit, None when the search was capped.
-        exact: the two are within 0.1% of each other.
+        exact: the two are within the request's resolution of each other (by default 0.1%).
         capped: the batch reached the 32-bit indexing limit and still fit, so ``max_batch`` is a lower bound.
     """
 
