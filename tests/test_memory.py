@@ -248,3 +248,17 @@ def test_max_batch_cli_writes_the_curve_and_keeps_an_earlier_one(tmp_path, capsy
     assert main(args) == 1  # an earlier curve stays unless --force
     assert "a curve from an earlier run is there; add --force" in capsys.readouterr().err
     assert csv_path.read_text() == written
+
+
+@pytest.mark.requires_jax
+@pytest.mark.requires_tf
+def test_per_example_gradients_with_the_batch_folded_in_are_counted():
+    """TF's vectorized embedding gradient is one f32[B * 10004, 16] buffer: per-example, though no dimension is B."""
+    (tf_result,), failures = memory_report("dpsgd_embedding", ("tf",), batch_size=16)
+    assert failures == []
+    folded = [b for b in tf_result.largest if b.shape == f"f32[{16 * 10_004},16]"]
+    assert folded and all(b.per_example_gradient for b in folded)
+    assert tf_result.per_example_bytes >= sum(b.size for b in folded) / len(folded)
+    # The same table's non-private gradient is one table, not B of them: never counted.
+    (sgd,), _ = memory_report("sgd_embedding", ("tf",), batch_size=16)
+    assert sgd.per_example_bytes is None and not any(b.per_example_gradient for b in sgd.largest)

@@ -172,12 +172,16 @@ def _per_example_shapes(program: ProgramChoice, batch: int | None) -> set[tuple[
     """Sorted dims of every weight's shape with the batch added: how a per-example weight gradient buffer looks.
 
     Only weights (rank 2 and up): a per-example bias gradient, ``[batch, features]``, has the shape of the layer's
-    activations, so a shape cannot tell the two apart. Weights are where the bytes are anyway.
+    activations, so a shape cannot tell the two apart. Weights are where the bytes are anyway. A buffer may also
+    hold them with the batch folded into the first dimension: TF's vectorized embedding gradient of a ``10004 x 16``
+    table is ``f32[B * 10004, 16]``.
     """
     if batch is None or program.builtin is None or not program.has_per_example_gradients:
         return set()
-    return {tuple(sorted((*spec.shape, batch))) for spec in program.builtin.input_specs(batch)
-            if spec.role == "parameter" and len(spec.shape) >= 2}
+    weights = [spec.shape for spec in program.builtin.input_specs(batch)
+               if spec.role == "parameter" and len(spec.shape) >= 2]
+    return ({tuple(sorted((*shape, batch))) for shape in weights}
+            | {tuple(sorted((batch * shape[0], *shape[1:]))) for shape in weights})
 
 
 def max_batch(program_name: str, device_memory: int, frameworks: Sequence[str] = ("jax", "tf"),
