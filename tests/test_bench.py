@@ -20,7 +20,7 @@ from xlainspect.measure.bench import (
 from xlainspect.measure.records import csv_text
 from xlainspect.measure.spread import Spread
 from xlainspect.measure.timing import FrameworkTiming, TimingReport
-from xlainspect.output.format import ablation_text, bench_text
+from xlainspect.output.format import ablation_text, bench_text, unmeasured_text
 from xlainspect.output.plots import figure_panels, plot_ablation, plot_bench, pyplot
 
 
@@ -243,13 +243,29 @@ def test_the_bench_command_passes_its_budget_and_prints_what_it_cut(capsys, tmp_
     calls = []
     monkeypatch.setattr("xlainspect.measure.bench.time_program", stand_in_child(calls))
     monkeypatch.setitem(STEP_S, ("dpsgd_ffnn", 4), 0.3)  # 6 steps take 1.8 s, past the 1 s budget; 2 take 0.6 s
-    status = main(["bench", "--models", "ffnn", "--frameworks", "jax", "--batch-sizes", "4", "--repeats", "4",
+    status = main(["bench", "--models", "ffnn", "--frameworks", "jax", "--batch-sizes", "4,64", "--repeats", "4",
                    "--budget-s", "1", "--out", str(tmp_path)])
     captured = capsys.readouterr()
     assert status == 0
     assert "dpsgd_ffnn jax batch 4: 1 run: 4 runs did not finish within the 1 s budget" in captured.err
-    assert [(r.private, r.runs, r.note) for r in BenchRow.read(tmp_path / "bench.csv")] == [
-        (False, 4, ""), (True, 1, "1 run: 4 runs did not finish within the 1 s budget")]
+    assert [(r.private, r.batch_size, r.runs, r.note) for r in BenchRow.read(tmp_path / "bench.csv")] == [
+        (False, 4, 4, ""), (False, 64, 4, ""), (True, 4, 1, "1 run: 4 runs did not finish within the 1 s budget")]
+    lines = captured.out.splitlines()
+    assert [line.rstrip() for line in lines[1:4]] == [
+                          "  ffnn   jax             4    10.000  ±0.000    300.000   1 run        30.00x",
+                          "  ffnn   jax            64    10.000  ±0.000",
+                          "  ± is half the interquartile range of the timed runs; 1 run: timed once, its repeats did "
+                          "not fit the time budget"]
+    assert lines[4] == ("  dpsgd_ffnn jax batch 64: not measured: too slow: one run did not finish within the 1 s "
+                        "budget either (a smaller batch did not fit 4 runs in the 1 s budget)")
+
+
+def test_unmeasured_lines_name_the_program_and_the_build():
+    assert unmeasured_text([
+        {"model": "lstm", "private": "False", "framework": "tf", "batch_size": "256", "note": "not measured: a"},
+        {"model": "lstm", "framework": "jax", "build": "novec", "label": "jit, no vmap", "batch_size": "128",
+         "note": "not measured: b"}]).splitlines() == ["  sgd_lstm tf batch 256: not measured: a",
+                                                       "  dpsgd_lstm jax (jit, no vmap) batch 128: not measured: b"]
 
 
 def test_six_models_are_drawn_three_a_line_in_the_rows_order(tmp_path):
@@ -277,3 +293,9 @@ def test_plots_mark_configurations_timed_once(tmp_path):
     plot_ablation(builds, tmp_path)
     text = (tmp_path / "ablation.svg").read_text()
     assert "90 (1 run)" in text and "2 (1 run)" not in text
+
+
+def test_bench_table_keeps_the_models_in_the_sweeps_order_not_the_alphabets():
+    rows = [row(m, p, "jax", 16, 1.0) for m in ("mnist", "embedding") for p in (False, True)]
+    assert [line.split()[0] for line in bench_text(rows, overhead_factors(rows)).splitlines()[1:3]] == [
+        "mnist", "embedding"]

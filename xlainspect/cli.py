@@ -414,7 +414,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
     if not ablation and _given(ctx, "ablation_batch_size"):
         _refuse(ctx, "--ablation-batch-size needs --ablation: it sets the ablation's batch size")
     from xlainspect.measure.bench import ablation_slowdowns, overhead_factors, run_ablation, run_bench
-    from xlainspect.output.format import ablation_text, bench_text
+    from xlainspect.measure.records import AblationRow, BenchRow
+    from xlainspect.output.format import ablation_text, bench_text, unmeasured_text
     from xlainspect.output.plots import plot_ablation, plot_bench
 
     def progress(done: int, total: int, note: str) -> None:
@@ -432,11 +433,15 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress, budget_s)
         paths = plot_bench(rows, out_dir) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
+        if unmeasured := BenchRow.unmeasured(f"{out_dir}/bench.csv"):
+            click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     if ablation:
         ablated = run_ablation(out_dir, models, frameworks, ablation_batch_size, repeats, force, progress, budget_s)
         paths = plot_ablation(ablated, out_dir) if ablated else []
         click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
+        if unmeasured := AblationRow.unmeasured(f"{out_dir}/ablation.csv"):
+            click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
 
 
