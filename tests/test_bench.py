@@ -299,3 +299,16 @@ def test_bench_table_keeps_the_models_in_the_sweeps_order_not_the_alphabets():
     rows = [row(m, p, "jax", 16, 1.0) for m in ("mnist", "embedding") for p in (False, True)]
     assert [line.split()[0] for line in bench_text(rows, overhead_factors(rows)).splitlines()[1:3]] == [
         "mnist", "embedding"]
+
+
+def test_plots_name_what_was_not_measured_under_the_model_it_belongs_to(tmp_path):
+    rows = [row(m, True, "jax", 16, 1.0) for m in ("lstm", "ffnn")]
+    plot_bench(rows, tmp_path)
+    assert "not measured" not in (tmp_path / "bench.svg").read_text()
+    plot_bench(rows, tmp_path, [{"model": "lstm", "private": "True", "framework": "tf", "batch_size": "256"}])
+    text = (tmp_path / "bench.svg").read_text()
+    assert "LSTM: one training step" in text and "not measured (too slow): DP-SGD tf 256" in text
+    assert text.count("not measured") == 1  # under the LSTM's panel only
+    builds = [ablation_row("jax", "full", 2.0)]
+    plot_ablation(builds, tmp_path, [{"model": "mnist", "framework": "tf", "label": "novec"}])
+    assert "not measured (too slow): tf: novec" in (tmp_path / "ablation.svg").read_text()

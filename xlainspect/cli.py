@@ -431,16 +431,18 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     elif sweep:
         rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress, budget_s)
-        paths = plot_bench(rows, out_dir) if rows else []
+        unmeasured = BenchRow.unmeasured(f"{out_dir}/bench.csv")
+        paths = plot_bench(rows, out_dir, unmeasured) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
-        if unmeasured := BenchRow.unmeasured(f"{out_dir}/bench.csv"):
+        if unmeasured:
             click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     if ablation:
         ablated = run_ablation(out_dir, models, frameworks, ablation_batch_size, repeats, force, progress, budget_s)
-        paths = plot_ablation(ablated, out_dir) if ablated else []
+        unmeasured = AblationRow.unmeasured(f"{out_dir}/ablation.csv")
+        paths = plot_ablation(ablated, out_dir, unmeasured) if ablated else []
         click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
-        if unmeasured := AblationRow.unmeasured(f"{out_dir}/ablation.csv"):
+        if unmeasured:
             click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
 

@@ -9,7 +9,8 @@ backend is chosen before pyplot loads, so drawing works on machines without a sc
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +46,15 @@ def save_figure(figure: Any, base: Path) -> list[Path]:
     return paths
 
 
-def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> list[Path]:
+def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str],
+               unmeasured: Sequence[Mapping[str, str]] = ()) -> list[Path]:
     """Median step time against batch size, one panel per model, writes ``bench.png`` and ``bench.svg``.
 
     Error bars span each configuration's interquartile range (none for rows written before it was kept).
+
+    Args:
+        unmeasured: the cells of the configurations that were not measured (``BenchRow.unmeasured``), named under
+            their model's panel title so that no gap in a curve goes unexplained.
 
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
@@ -77,7 +83,9 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
         axis.set_yscale("log")
         axis.set_xlabel("batch size")
         axis.set_ylabel("median step time (ms), bars: IQR")
-        axis.set_title(f"{model.upper()}: one training step")
+        gone = [f"{'DP-SGD' if c['private'] == 'True' else 'SGD'} {c['framework']} {c['batch_size']}"
+                for c in unmeasured if c["model"] == model]
+        axis.set_title(f"{model.upper()}: one training step" + _not_measured(gone))
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     if single:
@@ -86,9 +94,13 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str]) -> lis
     return save_figure(figure, Path(out_dir) / "bench")
 
 
-def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) -> list[Path]:
+def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str],
+                  unmeasured: Sequence[Mapping[str, str]] = ()) -> list[Path]:
     """Median step time of every build, one bar per build (its whiskers the IQR), one panel per model; writes
     ``ablation.png``/``.svg``.
+
+    Args:
+        unmeasured: as :func:`plot_bench` (``AblationRow.unmeasured``).
 
     Raises:
         FrameworkUnavailable: matplotlib is not installed.
@@ -109,15 +121,23 @@ def plot_ablation(rows: Sequence[AblationRow], out_dir: str | os.PathLike[str]) 
         axis.set_xscale("log")
         axis.set_xlabel("median step time (ms, log scale)")
         batch = bars[0].batch_size if bars else ""
-        axis.set_title(f"{model.upper()} DP-SGD step, batch {batch}")
+        gone = [f"{c['framework']}: {c['label']}" for c in unmeasured if c["model"] == model]
+        axis.set_title(f"{model.upper()} DP-SGD step, batch {batch}" + _not_measured(gone))
+        if bars:  # room on the right for the figures written after each bar
+            axis.set_xlim(right=max(r.median_ms + a for r, a in zip(bars, above)) * 8)
         axis.grid(True, axis="x", which="both", alpha=0.3)
-        for y, r in enumerate(bars):
-            axis.annotate(f" {r.median_ms:.3g}" + (" (1 run)" if r.runs == 1 else ""), (r.median_ms, y),
+        for y, (r, a) in enumerate(zip(bars, above)):  # right of the whisker, not on it
+            axis.annotate(f" {r.median_ms:.3g}" + (" (1 run)" if r.runs == 1 else ""), (r.median_ms + a, y),
                           va="center", fontsize=8)
     return save_figure(figure, Path(out_dir) / "ablation")
 
 
 PANELS_PER_LINE = 3  # six models on two lines stay readable on a page; one line of six did not
+
+
+def _not_measured(configurations: Sequence[str]) -> str:
+    """A second title line naming what a panel lacks, "" when it lacks nothing."""
+    return "\n" + textwrap.fill(f"not measured (too slow): {', '.join(configurations)}", 48) if configurations else ""
 
 
 def figure_panels(rows: Sequence[BenchRow | AblationRow], width: float,
