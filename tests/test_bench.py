@@ -147,9 +147,10 @@ def test_ablation_table_prints_the_spread_and_calls_a_slowdown_within_it_noise()
         return AblationRow("mnist", "tf", name, name, 128, median, median, median, 0.1, 10, median - half_iqr,
                            median + half_iqr)
 
-    rows = [build("full", 10.0, 1.0), build("nocompile", 11.0, 0.5), build("novec", 30.0, 2.0)]
+    rows = [build("full", 10.0, 1.0), build("nocompile", 11.0, 0.5), build("novec", 30.0, 2.0),
+            build("novec-nocompile", 0.38, 0.01), build("other", 2.0, 0.1)]
     lines = ablation_text(rows, ablation_slowdowns(rows)).splitlines()
-    assert [line.split()[-1] for line in lines[1:4]] == ["1.0x", "noise", "3.0x"]
+    assert [line.split()[-1] for line in lines[1:6]] == ["1.0x", "noise", "3.0x", "0.038x", "0.2x"]
     assert "  10.000   ±1.000" in lines[1] and lines[2].endswith("within noise")
 
 

@@ -450,7 +450,7 @@ def _noise_verdict(a_median: float, a_spread: Spread | None, b_median: float, b_
         return ""
     if difference(a_median, a_spread, b_median, b_spread).within_spread:
         return "within noise"
-    return f"{ratio:.{ratio_digits}f}x"
+    return f"{ratio:.{ratio_digits}f}x" if ratio >= 0.1 else f"{ratio:.2g}x"  # 0.038x, not 0.0x
 
 
 def _median_cells(row: BenchRow | AblationRow | None) -> tuple[str, str]:
