@@ -60,8 +60,8 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str],
         FrameworkUnavailable: matplotlib is not installed.
     """
     figure, panels = figure_panels(rows, 6.0)
-    single = False
     for axis, model in panels:
+        single = False
         for framework in sorted({row.framework for row in rows}):
             for private in (False, True):
                 chosen = sorted((r for r in rows if r.model == model and r.framework == framework
@@ -77,7 +77,8 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str],
                 once = [r for r in chosen if r.runs == 1]
                 if once:  # timed once within the budget: a hollow marker, so no one reads it as a median
                     axis.plot([r.batch_size for r in once], [r.median_ms for r in once], marker="o", linestyle="",
-                              markerfacecolor="white", color=drawn.lines[0].get_color(), zorder=3)
+                              markerfacecolor="white", color=drawn.lines[0].get_color(), zorder=3,
+                              label="_" if single else "hollow: timed once (budget)")
                     single = True
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
@@ -88,9 +89,6 @@ def plot_bench(rows: Sequence[BenchRow], out_dir: str | os.PathLike[str],
         axis.set_title(f"{model.upper()}: one training step" + _not_measured(gone))
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
-    if single:
-        figure.text(0.5, 0.0, "hollow marker: timed once, the repeats did not fit the time budget", ha="center",
-                    va="bottom", fontsize=9)
     return save_figure(figure, Path(out_dir) / "bench")
 
 
