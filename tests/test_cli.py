@@ -181,7 +181,8 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
     (["bench", "--frameworks", "jax,pytorch"],
      "Invalid value for '--frameworks': 'pytorch' is not one of 'jax', 'tf' (in 'jax,pytorch')"),
     (["bench", "--models", "ffnn,resnet"],
-     "Invalid value for '--models': 'resnet' is not one of 'ffnn', 'mnist' (in 'ffnn,resnet')"),
+     "Invalid value for '--models': 'resnet' is not one of 'logreg', 'ffnn', 'mnist', 'embedding', 'lstm', "
+     "'cifar10' (in 'ffnn,resnet')"),
     (["bench", "--no-sweep"], "--no-sweep needs --ablation: without the sweep only the ablation is left to run"),
     (["bench", "--no-sweep", "--ablation", "--batch-sizes", "16"],
      "--no-sweep cannot be used with --batch-sizes: --batch-sizes are the sweep's"),

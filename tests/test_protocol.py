@@ -90,9 +90,9 @@ MANIFEST = {"program": str, "description": str, "parameters": dict, "shapes": di
             "compile_and_first_run_s": float, "child_process_s": float, "created_utc": str,
             "xlainspect_version": str, "python": str, "platform": str, "regenerate": str}
 BENCH_COLUMNS = ("model", "private", "framework", "batch_size", "median_ms", "min_ms", "max_ms", "compile_s", "runs",
-                 "q1_ms", "q3_ms")
+                 "q1_ms", "q3_ms", "note")
 ABLATION_COLUMNS = ("model", "framework", "build", "label", "batch_size", "median_ms", "min_ms", "max_ms",
-                    "compile_s", "runs", "q1_ms", "q3_ms")
+                    "compile_s", "runs", "q1_ms", "q3_ms", "note")
 
 # Keys that came after a format's first version: a file without them still reads, as the default says.
 OPTIONAL = {

@@ -385,6 +385,9 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
               help="Comma-separated batch sizes of the sweep.")
 @click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,
               help="Timed steady-state runs per configuration.")
+@click.option("--budget-s", type=click.FloatRange(min=1), default=120, show_default=True,
+              help="Seconds one configuration may run (compile included); past it, it is timed once instead, and "
+                   "past that again it is written as not measured. Each says so in the CSV's note column.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench-results", show_default=True)
 @click.option("--force", is_flag=True, help="Replace the results of an earlier run in --out.")
 @click.option("--ablation", is_flag=True,
@@ -398,8 +401,8 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
                    "NAME takes batch_size.")
 @click.pass_context
 def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ...], batch_sizes: tuple[int, ...],
-          repeats: int, out_dir: str, force: bool, ablation: bool, ablation_batch_size: int, sweep: bool,
-          program_name: str | None) -> None:
+          repeats: int, budget_s: float, out_dir: str, force: bool, ablation: bool, ablation_batch_size: int,
+          sweep: bool, program_name: str | None) -> None:
     """The seed's runtime experiment: step time against batch size, DP-SGD and SGD, JAX and TF; CSV and plots."""
     if program_name is not None:
         _not_with(ctx, "--program", ["models", "ablation", "ablation_batch_size", "sweep"],
@@ -411,7 +414,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
     if not ablation and _given(ctx, "ablation_batch_size"):
         _refuse(ctx, "--ablation-batch-size needs --ablation: it sets the ablation's batch size")
     from xlainspect.measure.bench import ablation_slowdowns, overhead_factors, run_ablation, run_bench
-    from xlainspect.output.format import ablation_text, bench_text
+    from xlainspect.measure.records import AblationRow, BenchRow
+    from xlainspect.output.format import ablation_text, bench_text, unmeasured_text
     from xlainspect.output.plots import plot_ablation, plot_bench
 
     def progress(done: int, total: int, note: str) -> None:
@@ -421,19 +425,25 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
     if program_name is not None:
         from xlainspect.measure.bench import run_program_bench
 
-        rows = run_program_bench(out_dir, program_name, frameworks, batch_sizes, repeats, force, progress)
+        rows = run_program_bench(out_dir, program_name, frameworks, batch_sizes, repeats, force, progress, budget_s)
         paths = plot_bench(rows, out_dir) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     elif sweep:
-        rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress)
-        paths = plot_bench(rows, out_dir) if rows else []
+        rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress, budget_s)
+        unmeasured = BenchRow.unmeasured(f"{out_dir}/bench.csv")
+        paths = plot_bench(rows, out_dir, unmeasured) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
+        if unmeasured:
+            click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     if ablation:
-        ablated = run_ablation(out_dir, models, frameworks, ablation_batch_size, repeats, force, progress)
-        paths = plot_ablation(ablated, out_dir) if ablated else []
+        ablated = run_ablation(out_dir, models, frameworks, ablation_batch_size, repeats, force, progress, budget_s)
+        unmeasured = AblationRow.unmeasured(f"{out_dir}/ablation.csv")
+        paths = plot_ablation(ablated, out_dir, unmeasured) if ablated else []
         click.echo(ablation_text(ablated, ablation_slowdowns(ablated)))
+        if unmeasured:
+            click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/ablation.csv" + "".join(f", {p}" for p in paths))
 
 

@@ -479,6 +479,9 @@ class _BenchCsvRow:
 
     @classmethod
     def from_row(cls, cells: Cells) -> Any:
+        """The row as a record; None for a configuration that was not measured (no median; its note says why)."""
+        if cells.row.get("median_ms") == "":
+            return None
         values = {}
         for f in fields(cls):  # type: ignore[arg-type]
             kind = _CELL_TYPES[str(f.type)]
@@ -490,13 +493,24 @@ class _BenchCsvRow:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> list[Any]:
-        """The rows of the CSV at ``path``.
+        """The measured rows of the CSV at ``path``, without those of configurations that were not measured
+        (their figures are empty; :meth:`unmeasured` lists them).
 
         Raises:
             InputError: the file cannot be read.
             RecordError: it is not such a CSV (the line names file, line and column).
         """
-        return read_csv(path, cls.required_columns(), cls.from_row, BENCH_HINT)
+        return [row for row in read_csv(path, cls.required_columns(), cls.from_row, BENCH_HINT) if row is not None]
+
+    @classmethod
+    def unmeasured(cls, path: str | os.PathLike[str]) -> list[dict[str, str]]:
+        """The cells of each row of the CSV at ``path`` whose configuration was not measured (its ``note`` says why).
+
+        Raises:
+            InputError, RecordError: as :meth:`read`.
+        """
+        rows = read_csv(path, cls.required_columns(), lambda cells: cells.row, BENCH_HINT)
+        return [row for row in rows if row.get("median_ms") == ""]
 
     @property
     def spread(self) -> Spread | None:
@@ -512,6 +526,7 @@ class BenchRow(_BenchCsvRow):
 
     Attributes:
         q1_ms, q3_ms: quartiles of the step time; None in files written before them.
+        note: why the row has fewer runs than asked (the time budget), "" when it has them all.
     """
 
     model: str
@@ -525,6 +540,7 @@ class BenchRow(_BenchCsvRow):
     runs: int
     q1_ms: float | None = None
     q3_ms: float | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -535,6 +551,7 @@ class AblationRow(_BenchCsvRow):
         build: :attr:`xlainspect.programs.Variant.slug`: full, novec, nocompile, novec-nocompile.
         label: as the seed names it, e.g. "jit, no vmap".
         q1_ms, q3_ms: quartiles of the step time; None in files written before them.
+        note: as :attr:`BenchRow.note`.
     """
 
     model: str
@@ -549,3 +566,4 @@ class AblationRow(_BenchCsvRow):
     runs: int
     q1_ms: float | None = None
     q3_ms: float | None = None
+    note: str = ""

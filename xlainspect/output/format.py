@@ -460,14 +460,30 @@ def _noise_verdict(a_median: float, a_spread: Spread | None, b_median: float, b_
         return ""
     if difference(a_median, a_spread, b_median, b_spread).within_spread:
         return "within noise"
-    return f"{ratio:.{ratio_digits}f}x"
+    return f"{ratio:.{ratio_digits}f}x" if ratio >= 0.1 else f"{ratio:.2g}x"  # 0.038x, not 0.0x
 
 
 def _median_cells(row: BenchRow | AblationRow | None) -> tuple[str, str]:
-    """A bench row's median and ``±`` half its IQR (blank when unknown), in ms."""
+    """A bench row's median and ``±`` half its IQR (blank when unknown, "1 run" when timed once), in ms."""
     if row is None:
         return "", ""
-    return f"{row.median_ms:.3f}", "" if row.spread is None else f"±{row.spread.half_iqr:.3f}"
+    spread = "1 run" if row.runs == 1 else "" if row.spread is None else f"±{row.spread.half_iqr:.3f}"
+    return f"{row.median_ms:.3f}", spread
+
+
+def _bench_footer(rows: Sequence) -> str:
+    once = "; 1 run: timed once, its repeats did not fit the time budget" if any(r.runs == 1 for r in rows) else ""
+    return f"  ± is half the interquartile range of the timed runs{once}"
+
+
+def unmeasured_text(cells: Sequence[Mapping[str, str]]) -> str:
+    """One line per configuration a bench CSV holds without figures (``BenchRow.unmeasured``), saying why."""
+    lines = []
+    for row in cells:
+        program = f"{'dpsgd' if row.get('private', 'True') == 'True' else 'sgd'}_{row['model']}"
+        build = f" ({row['label']})" if row.get("label") else ""
+        lines.append(f"  {program} {row['framework']}{build} batch {row['batch_size']}: {row['note']}")
+    return "\n".join(lines)
 
 
 def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) -> str:
@@ -479,14 +495,16 @@ def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) ->
     lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>10}{'±':>8}"
              + f"{'DP-SGD ms':>11}{'±':>8}{'DP/SGD':>14}"]
     by_key = {(r.model, r.framework, r.batch_size, r.private): r for r in rows}
-    for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows}):
+    order = {model: i for i, model in enumerate(dict.fromkeys(r.model for r in rows))}  # the sweep's, the seed's
+    for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows},
+                                          key=lambda k: (order[k[0]], k[1], k[2])):
         sgd, dp = by_key.get((model, framework, batch, False)), by_key.get((model, framework, batch, True))
         (sgd_ms, sgd_pm), (dp_ms, dp_pm) = _median_cells(sgd), _median_cells(dp)
         factor = "" if sgd is None or dp is None else _noise_verdict(
             sgd.median_ms, sgd.spread, dp.median_ms, dp.spread, factors.get((model, framework, batch)), 2)
         lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{sgd_ms:>10}{sgd_pm:>8}"
                      f"{dp_ms:>11}{dp_pm:>8}{factor:>14}")
-    lines.append("  ± is half the interquartile range of the timed runs")
+    lines.append(_bench_footer(rows))
     return "\n".join(lines)
 
 
@@ -506,7 +524,7 @@ def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float
         median, plus_minus = _median_cells(r)
         lines.append(f"  {r.model:<{model_width}}{r.framework:<{framework_width}}{r.label:<{build_width}}"
                      f"{r.batch_size:>6}{median:>11}{plus_minus:>9}{r.compile_s:>11.2f}{slowdown:>14}")
-    lines.append("  ± is half the interquartile range of the timed runs")
+    lines.append(_bench_footer(rows))
     return "\n".join(lines)
 
 
