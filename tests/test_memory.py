@@ -279,3 +279,25 @@ def test_per_example_gradients_with_the_batch_folded_in_are_counted():
     # The same table's non-private gradient is one table, not B of them: never counted.
     (sgd,), _ = memory_report("sgd_embedding", ("tf",), batch_size=16)
     assert sgd.per_example_bytes is None and not any(b.per_example_gradient for b in sgd.largest)
+
+
+def test_library_fusions_are_counted_and_said():
+    """XLA:CPU's YNNPACK fusions allocate scratch the buffer assignment does not hold (docs/memory.md): the module's
+    count of them, checked against the census's fusion kinds, rides with the figures and puts a note in the text."""
+    from xlainspect import read_hlo
+    from xlainspect.analysis.census import census
+    from xlainspect.measure.memory import library_fusions
+    from xlainspect.measure.records import FrameworkMemory
+    from xlainspect.output.format import memory_text
+    from xlainspect.runners.reading import Fields
+
+    dumps = REPO / "dumps"
+    cpu = (dumps / "cpu/dpsgd_embedding/jax/after_optimizations.txt").read_text()
+    kinds = census(read_hlo(dumps / "cpu/dpsgd_embedding/jax/after_optimizations.txt")[0]).fusions_by_kind
+    assert library_fusions(cpu) == kinds.get("__ynn_fusion", 0) + kinds.get("__xnn_fusion", 0) > 0
+    assert library_fusions((dumps / "gpu-h100/dpsgd_embedding/jax/after_optimizations.txt").read_text()) == 0
+    figures = MemoryFigures(64, argument=10, output=10, alias=0, temp=80)
+    with_them = FrameworkMemory("jax", "JAX", "cpu", "m", figures, library_fusions=9)
+    assert FrameworkMemory.from_fields(Fields(with_them.to_json(), "test", "")) == with_them
+    assert "note: 9 XLA:CPU library fusions" in memory_text([with_them], [])
+    assert "library fusions" not in memory_text([FrameworkMemory("jax", "JAX", "gpu", "m", figures)], [])

@@ -77,7 +77,7 @@ FIGURES = {"batch_size": (int, None), "argument": int, "output": int, "alias": i
            "generated_code": int}
 MEMORY = {"program": str, "failures": [str], "frameworks": Named({
     "framework": str, "route": str, "device": str, "module": str, "figures": FIGURES, "peak": int,
-    "per_example_bytes": (int, None),
+    "per_example_bytes": (int, None), "library_fusions": int,
     "largest": [{"instruction": str, "shape": str, "size": int, "op_name": str, "per_example_gradient": bool}]})}
 MAX_BATCH = {"program": str, "limit": int, "failures": [str], "frameworks": Named({
     "max_batch": int, "exact": bool, "capped": bool, "resolution": (int, None), "route": str,

@@ -133,8 +133,14 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
         largest, per_example = _owners(program, figures.batch_size, result.buffer_assignment, result.module_text,
                                        most)
         results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result.device, result.module,
-                                       figures, largest, per_example))
+                                       figures, largest, per_example, library_fusions(result.module_text)))
     return results, failures
+
+
+def library_fusions(module_text: str) -> int:
+    """How many XLA:CPU library fusions (YNNPACK, XNNPACK) the module launches: each names its kind once, in its
+    backend config (``"kind":"__ynn_fusion"``); their scratch is memory the buffer assignment does not hold."""
+    return len(re.findall(r'"kind":\s*"__(?:ynn|xnn)_fusion"', module_text))
 
 
 def _owners(program: ProgramChoice, batch: int | None, assignment: str, module_text: str,

@@ -542,6 +542,11 @@ def memory_text(results: Sequence, failures: Sequence[str]) -> str:
             share = r.per_example_bytes / f.temp if f.temp else 0.0
             lines.append(f"  per-example weight gradients: {_bytes(r.per_example_bytes)} of the temporaries ({share:.0%}) "
                          + ("are materialised" if r.per_example_bytes else "- none materialised: XLA fused them away"))
+        if getattr(r, "library_fusions", 0):
+            lines += [f"  note: {r.library_fusions} XLA:CPU library fusions (YNNPACK/XNNPACK) allocate their own "
+                      "scratch outside this accounting,",
+                      "  so a real step can need more (2.4-2.9x measured for the DP embedding steps); "
+                      "XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= turns YNNPACK's off"]
         if r.largest:
             lines.append("  largest temporaries:")
             shape = _width((b.shape for b in r.largest), 24)
