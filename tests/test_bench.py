@@ -314,3 +314,13 @@ def test_plots_name_what_was_not_measured_under_the_model_it_belongs_to(tmp_path
     builds = [ablation_row("jax", "full", 2.0)]
     plot_ablation(builds, tmp_path, [{"model": "mnist", "framework": "tf", "label": "novec"}])
     assert "not measured (too slow): tf: novec" in (tmp_path / "ablation.svg").read_text()
+
+
+def test_bench_table_columns_grow_for_wide_figures():
+    """JAX's DP-SGD embedding step measured 3504.897 ms ± 512.240 on this CPU: its cells must stay apart."""
+    rows = [spread_row(False, "jax", 0.642, 0.17), spread_row(True, "jax", 3504.897, 512.24)]
+    header, line = bench_text(rows, overhead_factors(rows)).splitlines()[:2]
+    assert line.split() == ["ffnn", "jax", "16", "0.642", "±0.170", "3504.897", "±512.240", "5459.34x"]
+    # Each cell ends where its header does: right-aligned in the same column.
+    for title, cell in (("DP-SGD ms", "3504.897"), ("DP/SGD", "5459.34x")):
+        assert header.index(title) + len(title) == line.index(cell) + len(cell)

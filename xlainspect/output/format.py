@@ -492,18 +492,25 @@ def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) ->
     their spreads."""
     model_width = _width((r.model + " " for r in rows), 7)
     framework_width = _width((r.framework + " " for r in rows), 11)
-    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>10}{'±':>8}"
-             + f"{'DP-SGD ms':>11}{'±':>8}{'DP/SGD':>14}"]
     by_key = {(r.model, r.framework, r.batch_size, r.private): r for r in rows}
     order = {model: i for i, model in enumerate(dict.fromkeys(r.model for r in rows))}  # the sweep's, the seed's
+    table = []
     for model, framework, batch in sorted({(r.model, r.framework, r.batch_size) for r in rows},
                                           key=lambda k: (order[k[0]], k[1], k[2])):
         sgd, dp = by_key.get((model, framework, batch, False)), by_key.get((model, framework, batch, True))
         (sgd_ms, sgd_pm), (dp_ms, dp_pm) = _median_cells(sgd), _median_cells(dp)
         factor = "" if sgd is None or dp is None else _noise_verdict(
             sgd.median_ms, sgd.spread, dp.median_ms, dp.spread, factors.get((model, framework, batch)), 2)
-        lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{sgd_ms:>10}{sgd_pm:>8}"
-                     f"{dp_ms:>11}{dp_pm:>8}{factor:>14}")
+        table.append((model, framework, batch, sgd_ms, sgd_pm, dp_ms, dp_pm, factor))
+    # Numeric columns keep their usual widths and grow (with two spaces before) for a figure that needs more: a
+    # 3504.897 ms step with a ±512.240 spread must not run its columns together.
+    widths = [max([usual] + [len(str(row[k])) + 2 for row in table])
+              for k, usual in ((3, 10), (4, 8), (5, 11), (6, 8), (7, 14))]
+    lines = [f"  {'model':<{model_width}}{'framework':<{framework_width}}{'batch':>6}{'SGD ms':>{widths[0]}}"
+             f"{'±':>{widths[1]}}{'DP-SGD ms':>{widths[2]}}{'±':>{widths[3]}}{'DP/SGD':>{widths[4]}}"]
+    for model, framework, batch, sgd_ms, sgd_pm, dp_ms, dp_pm, factor in table:
+        lines.append(f"  {model:<{model_width}}{framework:<{framework_width}}{batch:>6}{sgd_ms:>{widths[0]}}"
+                     f"{sgd_pm:>{widths[1]}}{dp_ms:>{widths[2]}}{dp_pm:>{widths[3]}}{factor:>{widths[4]}}")
     lines.append(_bench_footer(rows))
     return "\n".join(lines)
 
