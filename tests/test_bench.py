@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from xlainspect.errors import InputError
 from xlainspect.cli import main
+from xlainspect.errors import InputError
 from xlainspect.measure.bench import (
     MODELS,
     AblationRow,
@@ -23,6 +24,8 @@ from xlainspect.measure.spread import Spread
 from xlainspect.measure.timing import FrameworkTiming, TimingReport
 from xlainspect.output.format import ablation_text, bench_text, unmeasured_text
 from xlainspect.output.plots import figure_panels, plot_ablation, plot_bench, pyplot
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def row(model, private, framework, batch, median):
@@ -324,3 +327,21 @@ def test_bench_table_columns_grow_for_wide_figures():
     # Each cell ends where its header does: right-aligned in the same column.
     for title, cell in (("DP-SGD ms", "3504.897"), ("DP/SGD", "5459.34x")):
         assert header.index(title) + len(title) == line.index(cell) + len(cell)
+
+
+def test_bench_of_a_users_program_lists_what_was_not_measured(tmp_path, monkeypatch, capsys):
+    """`bench --program` says under its table which configurations failed, as the model sweep does."""
+    def fake_time_program(program, frameworks, batch, **settings):
+        (framework,) = frameworks
+        if framework == "tf":
+            return TimingReport(program, batch, {}, (("tf", "tf: timing failed"),))
+        return TimingReport(program, batch, {framework: FrameworkTiming(
+            framework, "0", 0.1, (4.0, 1.0, 3.0, 2.0, 5.0))})
+
+    monkeypatch.setattr("xlainspect.measure.bench.time_program", fake_time_program)
+    step = REPO / "docs" / "examples" / "regression.py"
+    assert main(["bench", "--program", f"{step}:step", "--batch-sizes", "8", "--repeats", "5",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not measured: tf: timing failed" in out
+    assert out.index("not measured") > out.index("DP/SGD")  # after the table

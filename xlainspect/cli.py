@@ -426,11 +426,9 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         from xlainspect.measure.bench import run_program_bench
 
         rows = run_program_bench(out_dir, program_name, frameworks, batch_sizes, repeats, force, progress, budget_s)
-        paths = plot_bench(rows, out_dir) if rows else []
-        click.echo(bench_text(rows, overhead_factors(rows)))
-        click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))
     elif sweep:
         rows = run_bench(out_dir, models, frameworks, batch_sizes, repeats, force, progress, budget_s)
+    if program_name is not None or sweep:
         unmeasured = BenchRow.unmeasured(f"{out_dir}/bench.csv")
         paths = plot_bench(rows, out_dir, unmeasured) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
