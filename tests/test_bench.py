@@ -46,16 +46,17 @@ def test_plot_files(tmp_path):
     assert "<svg" in paths[1].read_text()
 
 
-def test_rows_carry_each_statistic_in_its_column(tmp_path, monkeypatch):
-    # Stand in for the timing child: runs of 4, 1, 3, 2 and 5 ms have median 3, min 1 and max 5.
-    def fake_time_program(program, frameworks, batch, **settings):
-        (framework,) = frameworks
-        if framework == "tf":
-            return TimingReport(program, batch, {}, (("tf", "tf: timing failed"),))
-        return TimingReport(program, batch, {framework: FrameworkTiming(
-            framework, "0", 0.123456, (4.0, 1.0, 3.0, 2.0, 5.0))})
+def tf_fails_jax_runs(program, frameworks, batch, **settings):
+    """Stands in for the timing child: TF fails; JAX's runs of 4, 1, 3, 2 and 5 ms have median 3, min 1, max 5."""
+    (framework,) = frameworks
+    if framework == "tf":
+        return TimingReport(program, batch, {}, (("tf", "tf: timing failed"),))
+    return TimingReport(program, batch, {framework: FrameworkTiming(
+        framework, "0", 0.123456, (4.0, 1.0, 3.0, 2.0, 5.0))})
 
-    monkeypatch.setattr("xlainspect.measure.bench.time_program", fake_time_program)
+
+def test_rows_carry_each_statistic_in_its_column(tmp_path, monkeypatch):
+    monkeypatch.setattr("xlainspect.measure.bench.time_program", tf_fails_jax_runs)
     notes = []
     rows = run_bench(tmp_path, ["ffnn"], ["jax", "tf"], [16], progress=lambda done, total, note: notes.append(note))
     assert rows == [BenchRow("ffnn", False, "jax", 16, 3.0, 1.0, 5.0, 0.1235, 5, 1.5, 4.5),
@@ -331,14 +332,7 @@ def test_bench_table_columns_grow_for_wide_figures():
 
 def test_bench_of_a_users_program_lists_what_was_not_measured(tmp_path, monkeypatch, capsys):
     """`bench --program` says under its table which configurations failed, as the model sweep does."""
-    def fake_time_program(program, frameworks, batch, **settings):
-        (framework,) = frameworks
-        if framework == "tf":
-            return TimingReport(program, batch, {}, (("tf", "tf: timing failed"),))
-        return TimingReport(program, batch, {framework: FrameworkTiming(
-            framework, "0", 0.1, (4.0, 1.0, 3.0, 2.0, 5.0))})
-
-    monkeypatch.setattr("xlainspect.measure.bench.time_program", fake_time_program)
+    monkeypatch.setattr("xlainspect.measure.bench.time_program", tf_fails_jax_runs)
     step = REPO / "docs" / "examples" / "regression.py"
     assert main(["bench", "--program", f"{step}:step", "--batch-sizes", "8", "--repeats", "5",
                  "--out", str(tmp_path)]) == 0

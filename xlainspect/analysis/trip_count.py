@@ -137,7 +137,6 @@ class _Evaluator:
         name = name or computation.root.name
         key = (computation.name, name)
         if key not in self._reads:
-            self._reads[key] = frozenset()  # a cycle cannot occur in HLO; this only guards the recursion
             self._reads[key] = frozenset(self._indices(computation, name, {}))
         return self._reads[key]
 

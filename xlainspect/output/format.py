@@ -549,7 +549,7 @@ def memory_text(results: Sequence, failures: Sequence[str]) -> str:
             share = r.per_example_bytes / f.temp if f.temp else 0.0
             lines.append(f"  per-example weight gradients: {_bytes(r.per_example_bytes)} of the temporaries ({share:.0%}) "
                          + ("are materialised" if r.per_example_bytes else "- none materialised: XLA fused them away"))
-        if getattr(r, "library_fusions", 0):
+        if r.library_fusions:
             lines += [f"  note: {r.library_fusions} XLA:CPU library fusions (YNNPACK/XNNPACK) allocate their own "
                       "scratch outside this accounting,",
                       "  so a real step can need more (2.4-2.9x measured for the DP embedding steps); "
