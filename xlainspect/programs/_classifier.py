@@ -16,6 +16,7 @@ import numpy as np
 
 from xlainspect.programs._program import InputSpec
 from xlainspect.programs._sampling import Labels, Sampler, StandardNormal
+from xlainspect.programs._torch import Layout
 
 Params = Sequence[Any]
 
@@ -49,6 +50,8 @@ class Classifier:
         tf_per_example: how TF computes per-example gradients in the DP-SGD step: ``vectorized_map`` (the seed's
             way), or ``map_fn`` (a ``tf.while_loop`` over the examples) for a model whose vectorized gradients XLA
             cannot compile; ``tf_per_example_why`` then says why, for the program's description and docs.
+        torch_model: builds the model as ``torch.nn`` layers (Opacus' hooks know them) with, per parameter in
+            :attr:`parameters`' order, where it lives in that model (see :mod:`xlainspect.programs._torch`).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Classifier:
     data_dtype: str | None = None
     tf_per_example: Literal["vectorized_map", "map_fn"] = "vectorized_map"
     tf_per_example_why: str = ""
+    torch_model: Callable[[], tuple[Any, tuple[Layout, ...]]] | None = None
 
     @property
     def parameter_count(self) -> int:

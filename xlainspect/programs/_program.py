@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from xlainspect.programs._sampling import Sampler, stream
+from xlainspect.programs._torch import TORCH_FRAMEWORKS, TorchStep
 from xlainspect.programs.variants import DEFAULT, Variant
 
 Role = Literal["parameter", "data", "label", "noise"]
@@ -181,10 +182,33 @@ class Program:
         """
         return self.implementation.tf_function(self.hyperparameters, self._variant(variant))
 
+    def torch_step(self, framework: str, batch_size: int | None = None, dtype: str = "float32",
+                   variant: Variant = DEFAULT) -> TorchStep:
+        """The program in PyTorch: ``torch`` (eager; Opacus for DP-SGD) or ``torch_xla`` (compiled by PyTorch/XLA).
+
+        Unlike the JAX and TF functions, a PyTorch step is built for one batch size and dtype (Opacus' optimizer
+        scales by its expected batch size) and converts the program's inputs to PyTorch's layouts itself; see
+        :class:`~xlainspect.programs._torch.TorchStep`.
+
+        Raises:
+            FrameworkUnavailable: torch (or torch_xla, or opacus) is not installed.
+            ValueError: an ablation build (those are JAX's and TF's), an unknown framework, or a program without a
+                PyTorch version.
+        """
+        if variant != DEFAULT:
+            raise ValueError(f"the ablation builds ({variant.slug}) are JAX's and TF's; PyTorch runs the default "
+                             "build only")
+        builder = getattr(self.implementation, "torch_step", None)
+        if builder is None:
+            raise ValueError(f"{self.name} has no PyTorch version")
+        return builder(self.hyperparameters, framework, self._dtype(dtype), self.batch_size(batch_size))
+
     def frameworks(self, batch_size: int | None = None) -> tuple[str, ...]:
-        """The frameworks the program has a function in: both for the built-in ones; a user's may give one."""
+        """The frameworks the program has a function in: all four for the built-in ones; a user's may give fewer."""
         given = getattr(self.implementation, "frameworks", None)
-        return tuple(given(self.batch_size(batch_size))) if given is not None else ("jax", "tf")
+        if given is not None:
+            return tuple(given(self.batch_size(batch_size)))
+        return ("jax", "tf", *TORCH_FRAMEWORKS) if hasattr(self.implementation, "torch_step") else ("jax", "tf")
 
     @property
     def has_per_example_gradients(self) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
+from xlainspect.programs._torch import CONV, Layout, mean_over, to_nchw
 from xlainspect.programs._sampling import GlorotUniform, Uniform
 
 IMAGE = (32, 32, 3)
@@ -95,6 +96,23 @@ def _numpy_loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, tuple(grads)
 
 
+def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
+    from torch import nn
+
+    layers, layouts, cin = [to_nchw()], [], IMAGE[2]
+    for out in LAYOUT:
+        if out == POOL:
+            layers.append(nn.AvgPool2d(2, stride=2))
+            continue
+        layers.append(nn.Conv2d(cin, out, 3, padding=1))  # 3x3 SAME, stride 1: one on each side
+        layouts += [Layout(f"{len(layers) - 1}.weight", CONV), Layout(f"{len(layers) - 1}.bias")]
+        if out != CLASSES:
+            layers.append(nn.ReLU())
+        cin = out
+    layers.append(mean_over(2, 3))
+    return nn.Sequential(*layers), tuple(layouts)
+
+
 CIFAR10_CNN = Classifier(
     name="cifar10",
     parameters=tuple(
@@ -109,4 +127,5 @@ CIFAR10_CNN = Classifier(
     jax_logits=_jax_logits,
     tf_logits=_tf_logits,
     numpy_loss_and_grads=_numpy_loss_and_grads,
+    torch_model=_torch_model,
 )

@@ -31,6 +31,8 @@ import numpy as np
 from xlainspect.programs._classifier import Classifier
 from xlainspect.programs._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from xlainspect.programs._program import InputSpec
+from xlainspect.programs._torch import TorchStep
+from xlainspect.programs._torch import dpsgd_step as dpsgd_torch
 from xlainspect.programs.variants import DEFAULT, Variant
 
 # -- clipping ---------------------------------------------------------------------------------------------------------
@@ -155,6 +157,13 @@ class DpsgdStep:
                          for p, g, z in zip(params, clipped, noise))
 
         return tf_jit(step, self.function_name, variant.compiled)
+
+    def torch_step(self, hyperparameters: Mapping[str, float], framework: str, dtype: str,
+                   batch_size: int) -> TorchStep:
+        """The step in eager PyTorch with Opacus (``torch``) or compiled by PyTorch/XLA (``torch_xla``)."""
+        clip_norm, _, lr = _constants(hyperparameters)
+        return dpsgd_torch(self.model, framework, clip_norm, float(hyperparameters["sigma"]), lr, dtype, batch_size,
+                           self.function_name)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

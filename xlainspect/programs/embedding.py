@@ -15,6 +15,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
+from xlainspect.programs._torch import LINEAR, Layout, mean_over
 from xlainspect.programs._sampling import GlorotUniform, Tokens, Uniform
 
 VOCABULARY = 10_004  # the 10,000 most frequent words and 4 reserved ids
@@ -54,6 +55,15 @@ def _numpy_loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, (nl.embedding_backward(dlooked_up, x, table.shape[0]), dw1, db1, dw2, db2)
 
 
+def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
+    from torch import nn
+
+    model = nn.Sequential(nn.Embedding(VOCABULARY, DIM), mean_over(1), nn.Linear(DIM, HIDDEN), nn.ReLU(),
+                          nn.Linear(HIDDEN, CLASSES))
+    return model, (Layout("0.weight"), Layout("2.weight", LINEAR), Layout("2.bias"), Layout("4.weight", LINEAR),
+                   Layout("4.bias"))
+
+
 EMBEDDING = Classifier(
     name="embedding",
     parameters=(
@@ -70,4 +80,5 @@ EMBEDDING = Classifier(
     tf_logits=_tf_logits,
     numpy_loss_and_grads=_numpy_loss_and_grads,
     data_dtype="int32",
+    torch_model=_torch_model,
 )

@@ -11,6 +11,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
+from xlainspect.programs._torch import LINEAR, Layout
 from xlainspect.programs._sampling import GlorotUniform, StandardNormal, Uniform
 
 FEATURES = 104
@@ -45,6 +46,13 @@ def _numpy_loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, (dw1, db1, dw2, db2)
 
 
+def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES))
+    return model, (Layout("0.weight", LINEAR), Layout("0.bias"), Layout("2.weight", LINEAR), Layout("2.bias"))
+
+
 FFNN = Classifier(
     name="ffnn",
     parameters=(
@@ -59,4 +67,5 @@ FFNN = Classifier(
     jax_logits=_jax_logits,
     tf_logits=_tf_logits,
     numpy_loss_and_grads=_numpy_loss_and_grads,
+    torch_model=_torch_model,
 )

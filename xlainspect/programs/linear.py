@@ -15,6 +15,7 @@ import numpy as np
 from xlainspect.programs._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from xlainspect.programs._program import InputSpec
 from xlainspect.programs._sampling import GlorotUniform, StandardNormal
+from xlainspect.programs._torch import TorchStep, compiled, device, import_torch
 from xlainspect.programs.variants import DEFAULT, Variant
 
 SIZE = 5
@@ -27,6 +28,11 @@ def _linear_specs(with_target: bool) -> tuple[InputSpec, ...]:
     if with_target:
         specs.append(InputSpec("y", (SIZE,), "data", StandardNormal()))
     return tuple(specs)
+
+
+def _torch_step(framework: str, fn: Callable[..., tuple[Any, ...]], name: str, outputs: int) -> TorchStep:
+    # The parameters keep their layout: W @ x is the same in PyTorch.
+    return TorchStep(framework, name, compiled(framework, fn, name), {}, (None,) * outputs, device(framework))
 
 
 def _no_batch(batch_size: int | None) -> None:
@@ -66,6 +72,13 @@ class Matvec:
             return (tf.linalg.matvec(w, x) + b,)
 
         return tf_jit(matvec, self.function_name, variant.compiled)
+
+    def torch_step(self, hyperparameters: Mapping[str, float], framework: str, dtype: str,
+                   batch_size: int | None) -> TorchStep:
+        def matvec(w: Any, b: Any, x: Any) -> tuple[Any]:
+            return (w @ x + b,)
+
+        return _torch_step(framework, matvec, self.function_name, 1)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -112,6 +125,19 @@ class LinearGrad:
             return grad_w, grad_b
 
         return tf_jit(linear_grad, self.function_name, variant.compiled)
+
+    def torch_step(self, hyperparameters: Mapping[str, float], framework: str, dtype: str,
+                   batch_size: int | None) -> TorchStep:
+        torch = import_torch()
+
+        def linear_grad(w: Any, b: Any, x: Any, y: Any) -> tuple[Any, Any]:
+            if framework == "torch":  # eager autograd, as a PyTorch user writes it
+                w, b = w.detach().requires_grad_(), b.detach().requires_grad_()
+                grad_w, grad_b = torch.autograd.grad(((w @ x + b - y) ** 2).mean(), (w, b))
+                return grad_w, grad_b
+            return torch.func.grad(lambda w, b: ((w @ x + b - y) ** 2).mean(), argnums=(0, 1))(w, b)
+
+        return _torch_step(framework, linear_grad, self.function_name, 2)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

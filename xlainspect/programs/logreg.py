@@ -12,6 +12,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
+from xlainspect.programs._torch import LINEAR, Layout
 from xlainspect.programs._sampling import GlorotUniform, StandardNormal, Uniform
 
 FEATURES = 104
@@ -37,6 +38,12 @@ def _numpy_loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, (dw, db)
 
 
+def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(FEATURES, 1)), (Layout("0.weight", LINEAR), Layout("0.bias"))
+
+
 LOGREG = Classifier(
     name="logreg",
     parameters=(
@@ -50,4 +57,5 @@ LOGREG = Classifier(
     tf_logits=_tf_logits,
     numpy_loss_and_grads=_numpy_loss_and_grads,
     loss="sigmoid",
+    torch_model=_torch_model,
 )

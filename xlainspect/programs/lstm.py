@@ -22,6 +22,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
+from xlainspect.programs._torch import LINEAR, Layout
 from xlainspect.programs._sampling import GlorotUniform, Tokens, Uniform
 
 VOCABULARY = 10_004
@@ -95,6 +96,36 @@ def _numpy_loss_and_grads(params: Params, x: np.ndarray, y: np.ndarray) -> tuple
     return loss, (dtable, dwx, dwh, db, dw, dbo)
 
 
+def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
+    import torch
+    from opacus.layers.dp_rnn import RNNLinear
+    from torch import nn
+
+    class LstmModel(nn.Module):  # type: ignore[misc]
+        """The cell as Opacus' DPLSTM writes it (``RNNLinear`` layers, whose per-sample gradients Opacus sums over
+        the time steps), with one bias as JAX's and TF's cells have: on the input projection only."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(VOCABULARY, DIM)
+            self.ih = RNNLinear(DIM, 4 * HIDDEN, bias=True)
+            self.hh = RNNLinear(HIDDEN, 4 * HIDDEN, bias=False)
+            self.dense = nn.Linear(HIDDEN, CLASSES)
+
+        def forward(self, x: Any) -> Any:
+            xs = self.embedding(x)
+            h = c = total = xs.new_zeros((x.shape[0], HIDDEN))
+            for t in range(x.shape[1]):  # PyTorch has no loop construct: each step is traced anew
+                i, f, g, o = torch.chunk(self.ih(xs[:, t]) + self.hh(h), 4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                total = total + h
+            return self.dense(total / x.shape[1])
+
+    return LstmModel(), (Layout("embedding.weight"), Layout("ih.weight", LINEAR), Layout("hh.weight", LINEAR),
+                         Layout("ih.bias"), Layout("dense.weight", LINEAR), Layout("dense.bias"))
+
+
 LSTM = Classifier(
     name="lstm",
     parameters=(
@@ -115,4 +146,5 @@ LSTM = Classifier(
     tf_per_example="map_fn",
     tf_per_example_why="tf.vectorized_map over a tf.while_loop's gradient does not compile with XLA "
                        "(TensorListReserve of variants; TensorFlow issue #76891)",
+    torch_model=_torch_model,
 )

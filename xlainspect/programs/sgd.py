@@ -14,6 +14,8 @@ import numpy as np
 from xlainspect.programs._classifier import Classifier
 from xlainspect.programs._frameworks import import_jax, import_tf, jax_jit, tf_jit
 from xlainspect.programs._program import InputSpec
+from xlainspect.programs._torch import TorchStep
+from xlainspect.programs._torch import sgd_step as sgd_torch
 from xlainspect.programs.variants import DEFAULT, Variant
 
 
@@ -62,6 +64,11 @@ class SgdStep:
             return tuple(p - lr * g for p, g in zip(params, grads))
 
         return tf_jit(step, self.function_name, variant.compiled)
+
+    def torch_step(self, hyperparameters: Mapping[str, float], framework: str, dtype: str,
+                   batch_size: int) -> TorchStep:
+        """The step in eager PyTorch (autograd, an in-place update) or compiled by PyTorch/XLA (``torch_xla``)."""
+        return sgd_torch(self.model, framework, float(hyperparameters["lr"]), dtype, self.function_name)
 
     def reference(self, hyperparameters: Mapping[str, float],
                   inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
