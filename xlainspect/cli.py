@@ -18,10 +18,18 @@ from xlainspect.cliparams import BATCH_SIZES, ByteSize, CommaList
 from xlainspect.errors import XlaInspectError
 from xlainspect.measure.bench import ABLATION_BATCH_SIZE, DEFAULT_BATCH_SIZES, MODELS
 from xlainspect.output.render import DOT_TIME_LIMIT_S
-from xlainspect.runners.capture import BACKENDS, COMPILERS, FRAMEWORKS
+from xlainspect.runners.capture import ALL_FRAMEWORKS, BACKENDS, COMPILERS, FRAMEWORKS, XLA_FRAMEWORKS
 from xlainspect.runners.gpu_targets import DEFAULT_TARGET
 
-_FRAMEWORK_OR_ALL = click.Choice([*FRAMEWORKS, "all"])
+_FRAMEWORK_OR_ALL = click.Choice([*FRAMEWORKS, "all"])  # memory: JAX's and TF's modules only
+# dump and time take the PyTorch frameworks too; "both" (the default) is the seed's pair, "all" adds PyTorch's.
+_ANY_FRAMEWORK = click.Choice([*ALL_FRAMEWORKS, "both", "all"])
+_FRAMEWORK_HELP = ("both: jax and tf (the seed's pair); all: also torch_xla (PyTorch/XLA){}. PyTorch runs in its own "
+                   "environment, .venv-torch/ ('make torch-env').")
+
+
+def _chosen_frameworks(framework: str, everything: tuple[str, ...]) -> tuple[str, ...]:
+    return FRAMEWORKS if framework == "both" else everything if framework == "all" else (framework,)
 _PROGRAM_HELP = ("A name from 'xlainspect programs', or your own: FILE.py:NAME or package.module:NAME, a function "
                  "returning (function, example_args) or {'jax': ..., 'tf': ...}.")
 
@@ -205,7 +213,8 @@ _COMMAND_ONLY = ("module", "as_json")
 @cli.command(context_settings={"allow_interspersed_args": False})
 @click.option("--program", "program_name", default=None,
               help=_PROGRAM_HELP + " Or give a command after -- instead.")
-@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--framework", type=_ANY_FRAMEWORK, default="both", show_default=True,
+              help=_FRAMEWORK_HELP.format(""))
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: on this machine's GPU, or without one deviceless for --target (needs the [gpu] extra).")
 @click.option("--target", default=None,
@@ -249,7 +258,7 @@ def dump(ctx: click.Context, program_name: str | None, framework: str, backend: 
     from xlainspect.errors import CaptureError
     from xlainspect.runners.capture import dump_program
 
-    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    frameworks = _chosen_frameworks(framework, XLA_FRAMEWORKS)
     outcome = dump_program(program_name, frameworks, out_dir, backend, batch_size, dtype, pass_dumps, force,
                            progress=_progress, target=target or DEFAULT_TARGET, compiler=compiler, python=python)
     for item in outcome.dumps:
@@ -335,7 +344,8 @@ def diff(ctx: click.Context, a: str, b: str, program_name: str | None, dumps_dir
 
 @cli.command(name="time")
 @click.option("--program", "program_name", required=True, help=_PROGRAM_HELP)
-@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--framework", type=_ANY_FRAMEWORK, default="both", show_default=True,
+              help=_FRAMEWORK_HELP.format(" and torch (eager PyTorch; Opacus for DP-SGD)"))
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu needs a visible GPU (and jax's CUDA plugin); command buffers are turned off to profile.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the program's).")
@@ -367,7 +377,7 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
     from xlainspect.measure.timing import time_program
     from xlainspect.output.format import timing_json, timing_text
 
-    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    frameworks = _chosen_frameworks(framework, ALL_FRAMEWORKS)
     report = time_program(program_name, frameworks, batch_size, repeats, warmup, profile_runs, progress=_progress,
                           vectorize=not no_vectorize, compiled=not no_compile, backend=backend, tf_via_jax=tf_via_jax,
                           python=python)
@@ -379,8 +389,9 @@ def time_command(ctx: click.Context, program_name: str, framework: str, backend:
 @cli.command()
 @click.option("--models", type=CommaList(click.Choice(MODELS), "MODEL,..."), default=",".join(MODELS),
               show_default=True, help=f"Comma-separated, from: {', '.join(MODELS)}.")
-@click.option("--frameworks", type=CommaList(click.Choice(FRAMEWORKS), "FRAMEWORK,..."), default=",".join(FRAMEWORKS),
-              show_default=True, help=f"Comma-separated, from: {', '.join(FRAMEWORKS)}.")
+@click.option("--frameworks", type=CommaList(click.Choice(ALL_FRAMEWORKS), "FRAMEWORK,..."),
+              default=",".join(FRAMEWORKS), show_default=True,
+              help=f"Comma-separated, from: {', '.join(ALL_FRAMEWORKS)} (torch: eager PyTorch, Opacus for DP-SGD).")
 @click.option("--batch-sizes", type=BATCH_SIZES, default=",".join(map(str, DEFAULT_BATCH_SIZES)), show_default=True,
               help="Comma-separated batch sizes of the sweep.")
 @click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True,

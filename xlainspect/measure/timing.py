@@ -23,8 +23,16 @@ from xlainspect.errors import CaptureError, InputError
 from xlainspect.hlo import HloModule, parse_hlo
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.measure.spread import Spread
-from xlainspect.runners.capture import FRAMEWORKS, gpu_visible
-from xlainspect.runners.children import ChildFailed, NotProvided, child_python, run_child, skip_unprovided
+from xlainspect.runners.capture import ALL_FRAMEWORKS, TORCH_FRAMEWORKS, gpu_visible
+from xlainspect.runners.children import (
+    ChildFailed,
+    NotProvided,
+    child_python,
+    dump_flags,
+    framework_python,
+    run_child,
+    skip_unprovided,
+)
 from xlainspect.runners.protocol import ExportResult, TimeRequest, TimeResult
 from xlainspect.runners.sides import manifest_beside
 
@@ -228,14 +236,20 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         raise InputError("--tf-via-jax times TF's compiled module; it cannot be combined with --no-vectorize or "
                          "--no-compile")
     for framework in frameworks:
-        if framework not in ("jax", "tf"):
-            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+        if framework not in ALL_FRAMEWORKS:
+            raise InputError(f"unknown framework {framework!r}; choose one of: {', '.join(ALL_FRAMEWORKS)}")
+        if framework in TORCH_FRAMEWORKS and variant.slug != "full":
+            raise InputError(f"{framework}: the ablation builds (--no-vectorize, --no-compile) are JAX's and TF's; "
+                             "eager PyTorch (torch) is the uncompiled build, torch_xla the compiled one")
+        if framework in TORCH_FRAMEWORKS and backend == "gpu":
+            raise InputError(f"{framework}: xlainspect runs PyTorch on the CPU only (its environment holds the CUDA "
+                             "build, but nothing here has been checked on a GPU); use --backend cpu")
     batch_size = program.batch_size(batch_size)
     interpreter = child_python(python)
     report = progress or (lambda line: None)
     timings: dict[str, FrameworkTiming] = {}
     failures: list[tuple[str, str]] = []
-    given: tuple[str, ...] = FRAMEWORKS
+    given: tuple[str, ...] = ALL_FRAMEWORKS
     for framework in frameworks:
         if framework not in given:  # a user's program that gives one framework's function only
             skip_unprovided(framework, frameworks, program_name, report)
@@ -245,8 +259,12 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         try:
             if framework == "tf" and tf_via_jax:
                 result = _tf_via_jax(request, report, backend, interpreter)
+            elif framework == "torch_xla":
+                result = _torch_xla(request, report, python)
             else:
-                result = run_child(request, TimeResult, report, "timing", backend=backend, python=interpreter)
+                result = run_child(request, TimeResult, report, "timing", backend=backend,
+                                   python=framework_python(framework, python) if framework == "torch"
+                                   else interpreter)
                 if backend == "gpu":
                     result = _without_command_buffers(result, request, report, interpreter)
         except NotProvided as e:
@@ -285,6 +303,14 @@ def framework_timing(result: TimeResult, framework: str, version: str, cls: type
                result.hlo_text, statistics.fmean(profiled) * 1e3 if profiled else None,
                result.busy_us_per_run / 1e3 if result.busy_us_per_run else None,
                module_fingerprint(parse_hlo(result.hlo_text)) if result.hlo_text else "", **extra)
+
+
+def _torch_xla(request: TimeRequest, report: Callable[[str], None], python: str | None) -> TimeResult:
+    """Times PyTorch/XLA's step with XLA's dumper on, so that the child can say which module ran and give its text
+    (PyTorch/XLA hands out only its unoptimized HLO)."""
+    with tempfile.TemporaryDirectory(prefix="xlainspect-torch_xla-") as folder:
+        return run_child(request, TimeResult, report, "timing", xla_flags=dump_flags(folder),
+                         python=framework_python("torch_xla", python))
 
 
 def _tf_via_jax(request: TimeRequest, report: Callable[[str], None], backend: str, python: str) -> TimeResult:

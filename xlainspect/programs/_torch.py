@@ -356,3 +356,23 @@ def mean_over(*dims: int) -> Any:
             return x.mean(dim=dims)
 
     return Mean()
+
+
+def max_pool(size: int, stride: int) -> Any:
+    """A ``size`` x ``size`` max-pool (VALID): ``nn.MaxPool2d`` in eager PyTorch, unfold and ``amax`` under
+    PyTorch/XLA.
+
+    PyTorch/XLA implements ``max_pool2d`` as a C++ autograd function, which functorch's ``vmap(grad)`` refuses
+    ("cannot use C++ torch::autograd::Function with functorch transforms"). ``amax``'s gradient splits a tie between
+    the tied elements where max-pool's picks one; in the models here ties occur among ReLU's zeros only, whose
+    gradient ReLU then drops, so both compute the same step (the numerical tests check it).
+    """
+    torch = import_torch()
+
+    class MaxPool(torch.nn.MaxPool2d):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            if x.device.type == "xla":
+                return x.unfold(2, size, stride).unfold(3, size, stride).amax(dim=(-2, -1))
+            return super().forward(x)
+
+    return MaxPool(size, stride=stride)

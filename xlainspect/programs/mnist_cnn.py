@@ -14,7 +14,7 @@ import numpy as np
 
 from xlainspect.programs import _numpy_layers as nl
 from xlainspect.programs._classifier import Classifier, ParameterSpec, Params
-from xlainspect.programs._torch import CONV, LINEAR, Layout, flatten_nhwc, to_nchw
+from xlainspect.programs._torch import CONV, LINEAR, Layout, flatten_nhwc, max_pool, to_nchw
 from xlainspect.programs._sampling import GlorotUniform, Uniform
 
 IMAGE = (28, 28, 1)
@@ -86,8 +86,8 @@ def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
     from torch import nn
 
     # TF's SAME for conv1 (28 -> 14, kernel 8, stride 2) pads 3 on each side, which PyTorch's padding=3 is.
-    model = nn.Sequential(to_nchw(), nn.Conv2d(1, 16, 8, stride=2, padding=3), nn.ReLU(), nn.MaxPool2d(2, stride=1),
-                          nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), nn.MaxPool2d(2, stride=1), flatten_nhwc(),
+    model = nn.Sequential(to_nchw(), nn.Conv2d(1, 16, 8, stride=2, padding=3), nn.ReLU(), max_pool(2, 1),
+                          nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(), max_pool(2, 1), flatten_nhwc(),
                           nn.Linear(_FLAT, 32), nn.ReLU(), nn.Linear(32, CLASSES))
     return model, (Layout("1.weight", CONV), Layout("1.bias"), Layout("4.weight", CONV), Layout("4.bias"),
                    Layout("8.weight", LINEAR), Layout("8.bias"), Layout("10.weight", LINEAR), Layout("10.bias"))

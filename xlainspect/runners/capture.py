@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from xlainspect.programs import ProgramChoice
     from xlainspect.runners.gpu_targets import GpuTarget
 
-FRAMEWORKS = ("jax", "tf")
+FRAMEWORKS = ("jax", "tf")  # the seed's pair: what a command runs when no framework is named
+XLA_FRAMEWORKS = ("jax", "tf", "torch_xla")  # the front ends whose programs XLA compiles into a module to dump
+ALL_FRAMEWORKS = ("jax", "tf", "torch", "torch_xla")  # everything that runs a program (torch: eager, no XLA)
+TORCH_FRAMEWORKS = ("torch", "torch_xla")
 BACKENDS = ("cpu", "gpu")
 COMPILERS = ("native", "jax")
 TF_VIA_JAX = "tf_via_jax"  # the folder of TF's module compiled by JAX's XLA (--compiler jax on a real device)
@@ -108,6 +111,16 @@ class _Route:
 
 
 def _route(framework: str, backend: str, target: GpuTarget | None, compiler: str, on_gpu: bool) -> _Route:
+    if framework == "torch_xla":
+        if backend == "gpu" and not on_gpu:
+            raise InputError("torch_xla: a deviceless GPU compile goes through JAX's XLA, which takes TF's and JAX's "
+                             "modules only; dump torch_xla with --backend cpu, or on a machine with a GPU")
+        if compiler == "jax":
+            raise InputError("torch_xla: --compiler jax takes TF's module only; compare PyTorch/XLA's module with "
+                             "'xlainspect diff jax torch_xla', which says when the two XLA versions differ")
+        where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
+        return _Route(backend, framework, False, None, f"PyTorch/XLA front end, PyTorch/XLA's own XLA ({{xla}}), "
+                                                       f"on {where}")
     if backend == "cpu" or on_gpu:
         via_jax = framework == "tf" and compiler == "jax"
         where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
@@ -168,8 +181,11 @@ def dump_program(
     if backend not in BACKENDS:
         raise InputError(f"unknown or unsupported backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     for framework in frameworks:
-        if framework not in FRAMEWORKS:
-            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+        if framework == "torch":
+            raise InputError("torch: eager PyTorch compiles no XLA module to dump; dump torch_xla (PyTorch/XLA) "
+                             "instead, and time eager PyTorch with 'xlainspect time --framework torch'")
+        if framework not in XLA_FRAMEWORKS:
+            raise InputError(f"unknown framework {framework!r}; choose one of: {', '.join(XLA_FRAMEWORKS)}")
     if compiler not in COMPILERS:
         raise InputError(f"unknown compiler {compiler!r}; choose native or jax")
     from xlainspect.runners.gpu_targets import gpu_target
@@ -193,14 +209,14 @@ def dump_program(
     dumps: list[FrameworkDump] = []
     failures: list[DumpFailure] = []
     for framework in frameworks:
-        given = dumps[-1].frameworks if dumps else FRAMEWORKS
+        given = dumps[-1].frameworks if dumps else ALL_FRAMEWORKS
         if framework not in given:  # a user's program that gives one framework's function only
             skip_unprovided(framework, frameworks, program_name, report)
             continue
         try:
             dumps.append(_capture_one(program, framework, Path(out_dir), backend, batch_size, dtype, pass_dumps,
                                       report, routes[framework], target, compiler,
-                                      interpreter if foreign else None))
+                                      _interpreter(framework, python, interpreter if foreign else None)))
         except NotProvided as e:
             if (failure := skip_unprovided(framework, frameworks, program_name, report, e)) is not None:
                 failures.append(DumpFailure(framework, failure))
@@ -209,6 +225,14 @@ def dump_program(
             report(f"{framework}: failed")
     return DumpOutcome(tuple(dumps), tuple(failures))
 
+
+
+def _interpreter(framework: str, python: str | None, chosen: str | None) -> str | None:
+    """The interpreter to name for ``framework``'s child: ``chosen`` for JAX and TF; for PyTorch's only a
+    ``--python`` given (else the child runs in PyTorch's own environment, see ``children.torch_python``)."""
+    if framework in TORCH_FRAMEWORKS:
+        return child_python(python) if python is not None else None
+    return chosen
 
 
 class _CaptureFailed(Exception):

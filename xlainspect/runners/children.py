@@ -27,9 +27,20 @@ from xlainspect.runners.protocol import M, Message, R, Request
 if TYPE_CHECKING:
     from xlainspect.programs import Program
 
-_INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)", "tf": "pip install 'xlainspect[tf]' "
-                                                                                 "(tensorflow-cpu)"}
-_PACKAGES = {"jax": "jax jaxlib numpy", "tf": "tensorflow-cpu numpy"}
+_INSTALL_HINT = {"jax": "pip install 'xlainspect[jax]' (jax and jaxlib)",
+                 "tf": "pip install 'xlainspect[tf]' (tensorflow-cpu)",
+                 "torch": "'make torch-env' (PyTorch's own environment, .venv-torch/) or pip install "
+                          "'xlainspect[torch]'",
+                 "torch_xla": "'make torch-env' (PyTorch's own environment, .venv-torch/) or pip install "
+                              "'xlainspect[torch]'"}
+_PACKAGES = {"jax": "jax jaxlib numpy", "tf": "tensorflow-cpu numpy", "torch": "torch==2.9.0 opacus==1.6.0 numpy",
+             "torch_xla": "torch==2.9.0 torch-xla==2.9.0 numpy"}
+_MODULES = {"jax": ("jax",), "tf": ("tensorflow",), "torch": ("torch", "opacus"), "torch_xla": ("torch", "torch_xla")}
+
+
+def framework_modules(framework: str) -> tuple[str, ...]:
+    """The modules a child of ``framework`` imports (``torch_xla`` needs torch too; ``torch`` needs Opacus)."""
+    return _MODULES[framework]
 _PROGRESS_EVERY_S = 2.0
 EXIT_FRAMEWORK_MISSING = 3  # a child could not import its framework; its stderr holds a MISSING line
 EXIT_NO_GPU = 4  # a child asked for the GPU backend found none; its last stderr line says so
@@ -149,7 +160,38 @@ def skip_unprovided(framework: str, frameworks: Sequence[str], program: str, rep
 
 
 PYTHON_ENV = "XLAINSPECT_PYTHON"  # the interpreter children run under when no --python is given
+TORCH_PYTHON_ENV = "XLAINSPECT_TORCH_PYTHON"  # the interpreter PyTorch's children run under
+TORCH_VENV = ".venv-torch"  # PyTorch's own environment beside the checkout ('make torch-env')
 MIN_CHILD_PYTHON = (3, 11)
+
+
+def torch_python() -> str | None:
+    """The interpreter PyTorch's children run under when no ``--python`` is given: ``$XLAINSPECT_TORCH_PYTHON``,
+    else this interpreter when it has torch, else the checkout's ``.venv-torch/bin/python``; None when none is.
+
+    PyTorch gets an environment of its own because torch 2.9.0 (which torch-xla 2.9 needs exactly) pins NVIDIA
+    wheels older than those jax's CUDA plugin takes, so the two do not share one environment.
+    """
+    import importlib.util
+
+    if os.environ.get(TORCH_PYTHON_ENV):
+        return os.environ[TORCH_PYTHON_ENV]
+    if importlib.util.find_spec("torch") is not None:
+        return sys.executable
+    beside = Path(__file__).resolve().parents[2] / TORCH_VENV / "bin" / "python"
+    return str(beside) if beside.exists() else None
+
+
+def framework_python(framework: str, python: str | os.PathLike[str] | None = None) -> str:
+    """The interpreter a child of ``framework`` runs under: ``python`` when given; for ``torch`` and ``torch_xla``
+    :func:`torch_python`'s choice when there is one; else :func:`child_python`'s.
+
+    Raises:
+        InputError: as :func:`child_python`.
+    """
+    if python is None and framework in ("torch", "torch_xla") and (chosen := torch_python()) is not None:
+        return child_python(chosen) if os.environ.get(TORCH_PYTHON_ENV) else chosen
+    return child_python(python)
 
 
 def child_python(python: str | os.PathLike[str] | None = None) -> str:
@@ -220,7 +262,11 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
             env["JAX_PLATFORMS"] = "cpu"
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
-    interpreter = python or child_python()
+        if framework == "torch_xla":
+            env["PJRT_DEVICE"] = "CPU"
+    elif framework == "torch_xla":
+        env.setdefault("PJRT_DEVICE", "CUDA")
+    interpreter = python or framework_python(framework)
     command = [interpreter, "-m", request.child, json.dumps(request.to_json())]
     with tempfile.TemporaryDirectory(prefix="xlainspect-path-") as path_dir, \
             tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
@@ -248,6 +294,9 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
         where = f" (in {interpreter})" if interpreter != sys.executable else ""
         raise ChildFailed(f"{framework}{where}: {unsupported[-1][len(_UNSUPPORTED):]}")
     if child.returncode == EXIT_FRAMEWORK_MISSING and "MISSING" in err:
+        if framework in ("torch", "torch_xla") and python is None and torch_python() is None:
+            raise ChildFailed(f"{framework} is not installed; install it with {_INSTALL_HINT[framework]}, or give "
+                              f"its environment's interpreter with --python or ${TORCH_PYTHON_ENV}")
         if interpreter != sys.executable:
             raise ChildFailed(f"{framework} is not installed for {interpreter}; install it there "
                               f"({interpreter} -m pip install {_PACKAGES[framework]}) or choose another --python")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from xlainspect.runners.children import (
     EXIT_FRAMEWORK_MISSING,
     answer,
+    framework_modules,
     missing_framework,
     read_request,
 )
@@ -64,6 +65,20 @@ def _tf_run(program: Program, inputs: dict[str, np.ndarray]) -> CompileResult:
     return _result(tf.__version__, f"bundled with tensorflow {tf.__version__} (git {tf.version.GIT_VERSION})",
                    ", ".join(f"{d.device_type}" for d in devices) or "unknown",
                    seconds, getattr(getattr(function, "python_function", None), "__name__", ""))
+
+
+def _torch_xla_run(program: Program, request: CompileRequest, inputs: dict[str, np.ndarray]) -> CompileResult:
+    """Compiles and runs the program's PyTorch/XLA step once (XLA dumps the module as it compiles it)."""
+    import torch
+    import torch_xla
+
+    step = program.torch_step("torch_xla", request.batch_size, request.dtype)
+    args = step.arguments(inputs)  # materialised first, so that the step's module computes the step alone
+    start = time.perf_counter()
+    step.synchronize(step.run(*args))
+    seconds = time.perf_counter() - start
+    return _result(torch_xla.__version__, f"bundled with torch_xla {torch_xla.__version__} (torch {torch.__version__})", f"{step.device} (PJRT "
+                   f"{torch_xla.runtime.device_type()})", seconds, step.name)
 
 
 def _jax_deviceless(program: Program, inputs: dict[str, np.ndarray], target_config: str, proto_path: str | None,
@@ -125,7 +140,7 @@ def _host_cpu() -> str:
 
 def main(argv: list[str]) -> int:
     request = read_request(CompileRequest, argv)
-    if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
+    if missing_framework(*framework_modules("jax" if request.hlo_proto else request.framework)):
         return EXIT_FRAMEWORK_MISSING
     # A JAX child compiling TF's exported module (hlo_proto) makes the inputs of the program's TF function.
     return answer(request, "tf" if request.hlo_proto else request.framework, "compiling it",
@@ -142,6 +157,8 @@ def _compile(request: CompileRequest, program: Program) -> CompileResult | Expor
         result = _jax_deviceless(program, inputs, request.target_config, request.hlo_proto, request.function_name)
     elif request.hlo_proto:
         result = _jax_compiles_tf(request.hlo_proto, request.function_name)
+    elif request.framework == "torch_xla":
+        result = _torch_xla_run(program, request, inputs)
     else:
         result = (_jax_run if request.framework == "jax" else _tf_run)(program, inputs)
     return replace(result, description=program.description, batch_size=program.batch_size(request.batch_size),

@@ -14,7 +14,7 @@ from xlainspect.runners.manifest import DumpManifest
 if TYPE_CHECKING:
     from xlainspect.hlo.model import HloModule
 
-FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax")
+FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax", "torch_xla")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def backend_folder(dumps: str, backend: str, program: str, target: str | None = 
 
 
 def names_framework(spec: str) -> bool:
-    """Whether ``spec`` names a framework's filed dump (``jax``, ``tf``, ``tf_via_jax``) rather than a path."""
+    """Whether ``spec`` names a framework's filed dump (``jax``, ``tf``, ``tf_via_jax``, ``torch_xla``) rather than
+    a path."""
     return spec in FRAMEWORK_NAMES and not Path(spec).exists()
 
 
@@ -103,7 +104,10 @@ def resolve_side(spec: str, program: str | None, dumps: str, backend: str, targe
     else:
         path = Path(spec)
         if not path.exists():
-            raise InputError(f"{path}: no such file; give a framework name (jax, tf), a dump folder or an HLO file")
+            if spec == "torch":
+                raise InputError("torch: eager PyTorch compiles no XLA module; compare PyTorch/XLA's with torch_xla")
+            raise InputError(f"{path}: no such file; give a framework name ({', '.join(FRAMEWORK_NAMES)}), a dump "
+                             "folder or an HLO file")
     path, index = module_location(path, module)
     return Side(label or default_label(spec), path, _compiler(path), index)
 

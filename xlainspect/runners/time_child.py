@@ -33,6 +33,7 @@ from xlainspect.runners.children import (
     EXIT_FRAMEWORK_MISSING,
     EXIT_NO_GPU,
     answer,
+    framework_modules,
     missing_framework,
     read_request,
 )
@@ -349,6 +350,68 @@ def _hlo_via_jax_timing(program: Program, inputs: dict[str, np.ndarray], repeats
                       error, _tuples(profile.kernel_runs), launches=dict(profile.launches))
 
 
+def _torch_timing(program: Program, request: TimeRequest, inputs: dict[str, np.ndarray]) -> TimeResult:
+    """Eager PyTorch (Opacus for DP-SGD): whole-step times only, there is no module."""
+    import torch
+
+    step = program.torch_step("torch", request.batch_size, request.dtype)
+    args = step.arguments(inputs)
+    what = "eager PyTorch, Opacus' DP-SGD" if program.has_per_example_gradients else "eager PyTorch"
+    return replace(_uncompiled_timing(torch.__version__, lambda: step.run(*args), request.repeats,
+                                      request.warmup, f"{what} on the CPU ({torch.get_num_threads()} threads)"),
+                   module_name="")
+
+
+def _torch_xla_timing(program: Program, request: TimeRequest, inputs: dict[str, np.ndarray]) -> TimeResult:
+    """PyTorch/XLA: the first call traces and compiles the step's module, later calls reuse it (the graph cache).
+
+    Each run ends with ``torch_xla.sync()`` and waits for the device, as a training loop's step does. The module
+    that ran is read from XLA's dump, which the parent asked for in ``XLA_FLAGS``.
+    """
+    import torch_xla
+
+    step = program.torch_step("torch_xla", request.batch_size, request.dtype)
+    args = step.arguments(inputs)
+
+    def run() -> None:
+        step.synchronize(step.run(*args))
+
+    first_s, runs = _steady_runs(run, request.repeats, request.warmup)
+    steady = sorted(runs)[len(runs) // 2]
+    module_name, module_text = _dumped_module(step.name)
+    profile = _Profile({}, {}, [], None)
+    if request.profile_runs and module_name:
+        profile = _torch_xla_profile(run, request.profile_runs, module_name)
+    return TimeResult(torch_xla.__version__, max(first_s - steady, 0.0), tuple(runs), module_name,
+                      module_text, {op: tuple(durations) for op, durations in profile.kernels.items()},
+                      request.profile_runs if profile.kernels else 0, tuple(profile.runs_s), profile.busy_us,
+                      note="compile time is the first call (trace, XLA compile, run) less one steady run",
+                      kernel_runs=_tuples(profile.kernel_runs), launches=dict(profile.launches))
+
+
+def _dumped_module(function_name: str) -> tuple[str, str]:
+    """The optimized module named after ``function_name`` from the dump ``XLA_FLAGS`` asked for; ("", "") if none."""
+    import re
+
+    from xlainspect.hlo.dump_folder import dumped_modules, main_module
+
+    match = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
+    if match is None or not os.path.isdir(match.group(1)):
+        return "", ""
+    modules = tuple(module for module in dumped_modules(match.group(1))
+                    if module.after is not None and function_name in module.name)
+    chosen = main_module(modules)
+    if chosen is None or chosen.after is None:
+        return "", ""
+    text = chosen.after.read_text(encoding="utf-8")
+    return hlo_module_name(text), text
+
+
+def _torch_xla_profile(run: Callable[[], Any], profile_runs: int, module_name: str) -> _Profile:
+    """Per-op times of PyTorch/XLA's runs (none until its XPlane profile is read; see the note)."""
+    return _Profile({}, {}, [], None)
+
+
 def _gpu_missing(framework: str) -> str:
     """Why the GPU backend cannot run here, or "" when a GPU is visible to ``framework``."""
     if framework == "jax":
@@ -367,7 +430,7 @@ def _gpu_missing(framework: str) -> str:
 
 def main(argv: list[str]) -> int:
     request = read_request(TimeRequest, argv)
-    if missing_framework("jax" if request.framework == "jax" else "tensorflow"):
+    if missing_framework(*framework_modules("jax" if request.hlo_proto else request.framework)):
         return EXIT_FRAMEWORK_MISSING
     if request.backend == "gpu" and (why := _gpu_missing(request.framework)):
         print(why, file=sys.stderr)
@@ -391,6 +454,8 @@ def _time(request: TimeRequest, program: Program) -> TimeResult | ExportResult:
         return export_tf_hlo(program, inputs, request.export_hlo)
     if request.hlo_proto is not None:
         result = _hlo_via_jax_timing(program, inputs, *runs, request.hlo_proto)
+    elif request.framework in ("torch", "torch_xla"):
+        result = (_torch_timing if request.framework == "torch" else _torch_xla_timing)(program, request, inputs)
     else:
         timing = _jax_timing if request.framework == "jax" else _tf_timing
         result = timing(program, inputs, *runs, request.variant)
