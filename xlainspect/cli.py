@@ -424,9 +424,16 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         _not_with(ctx, "--no-sweep", ["batch_sizes"], "--batch-sizes are the sweep's")
     if not ablation and _given(ctx, "ablation_batch_size"):
         _refuse(ctx, "--ablation-batch-size needs --ablation: it sets the ablation's batch size")
-    from xlainspect.measure.bench import ablation_slowdowns, overhead_factors, run_ablation, run_bench
+    from xlainspect.measure.bench import (
+        SEED_SPEEDUP_OVER_OPACUS,
+        ablation_slowdowns,
+        overhead_factors,
+        run_ablation,
+        run_bench,
+        speedups,
+    )
     from xlainspect.measure.records import AblationRow, BenchRow
-    from xlainspect.output.format import ablation_text, bench_text, unmeasured_text
+    from xlainspect.output.format import ablation_text, bench_text, speedup_text, unmeasured_text
     from xlainspect.output.plots import plot_ablation, plot_bench
 
     def progress(done: int, total: int, note: str) -> None:
@@ -443,6 +450,8 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
         unmeasured = BenchRow.unmeasured(f"{out_dir}/bench.csv")
         paths = plot_bench(rows, out_dir, unmeasured) if rows else []
         click.echo(bench_text(rows, overhead_factors(rows)))
+        if speedup := speedup_text(speedups(rows), SEED_SPEEDUP_OVER_OPACUS):
+            click.echo(speedup)
         if unmeasured:
             click.echo(unmeasured_text(unmeasured))
         click.echo(f"wrote {out_dir}/bench.csv" + "".join(f", {p}" for p in paths))

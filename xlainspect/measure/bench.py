@@ -59,9 +59,11 @@ def _check_names(models: Sequence[str], frameworks: Sequence[str]) -> None:
     for model in models:
         if model not in MODELS:
             raise InputError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    from xlainspect.runners.capture import ALL_FRAMEWORKS
+
     for framework in frameworks:
-        if framework not in ("jax", "tf"):
-            raise InputError(f"unknown framework {framework!r}; choose jax or tf")
+        if framework not in ALL_FRAMEWORKS:
+            raise InputError(f"unknown framework {framework!r}; choose from {', '.join(ALL_FRAMEWORKS)}")
 
 
 def _sweep(path: Path, row_type: type[Row], configs: Sequence[tuple[str, dict[str, Any], Measure]], force: bool,
@@ -229,6 +231,10 @@ def run_ablation(out_dir: str | os.PathLike[str], models: Sequence[str] = MODELS
     from xlainspect.programs import ABLATION
 
     _check_names(models, frameworks)
+    if torch := [f for f in frameworks if f in ("torch", "torch_xla")]:
+        raise InputError(f"the ablation builds are JAX's and TF's, not {' or '.join(torch)}'s: eager PyTorch is the "
+                         "uncompiled build and torch_xla the compiled one, both in the sweep; leave them out of "
+                         "--frameworks with --ablation")
     slow: dict[str, str] = {}
 
     def config(model: str, framework: str, variant: Variant) -> tuple[str, dict[str, Any], Measure]:
@@ -248,6 +254,19 @@ def ablation_slowdowns(rows: Sequence[AblationRow]) -> dict[tuple[str, str, str]
     full = {(r.model, r.framework): r.median_ms for r in rows if r.build == "full"}
     return {(r.model, r.framework, r.build): r.median_ms / full[(r.model, r.framework)]
             for r in rows if (r.model, r.framework) in full}
+
+
+SEED_SPEEDUP_OVER_OPACUS = 5.0
+"""The seed's headline: JAX's DP-SGD step 5x faster than Opacus' on the CNN (on a GPU)."""
+
+
+def speedups(rows: Sequence[BenchRow], fast: str = "jax",
+             slow: str = "torch") -> dict[tuple[str, bool, int], float]:
+    """How many times faster ``fast``'s median step is than ``slow``'s, by (model, private, batch size): with the
+    defaults, JAX over eager PyTorch (Opacus for DP-SGD), the seed's comparison."""
+    medians = {(r.model, r.private, r.batch_size, r.framework): r.median_ms for r in rows}
+    return {(m, p, b): medians[(m, p, b, slow)] / medians[(m, p, b, fast)]
+            for (m, p, b, f) in medians if f == fast and (m, p, b, slow) in medians and medians[(m, p, b, f)] > 0}
 
 
 def overhead_factors(rows: Sequence[BenchRow]) -> dict[tuple[str, str, int], float]:

@@ -515,6 +515,21 @@ def bench_text(rows: Sequence, factors: Mapping[tuple[str, str, int], float]) ->
     return "\n".join(lines)
 
 
+def speedup_text(factors: Mapping[tuple[str, bool, int], float], seed_claim: float, fast: str = "jax",
+                 slow: str = "torch") -> str:
+    """The ``fast``-over-``slow`` speed-up per model and batch size, SGD and DP-SGD, beside the seed's claim."""
+    if not factors:
+        return ""
+    lines = [f"{fast} over {slow} (eager PyTorch, Opacus for DP-SGD): how many times faster the median step is; "
+             f"the seed claimed {seed_claim:g}x for DP-SGD on its CNN, on a GPU",
+             f"  {'model':<12}{'batch':>6}{'SGD':>10}{'DP-SGD':>10}"]
+    for model, batch in sorted({(m, b) for m, _, b in factors}, key=lambda k: (k[0], k[1])):
+        cells = [factors.get((model, private, batch)) for private in (False, True)]
+        lines.append(f"  {model:<12}{batch:>6}" + "".join(f"{f'{c:.1f}x' if c is not None else '':>10}"
+                                                          for c in cells))
+    return "\n".join(lines)
+
+
 def ablation_text(rows: Sequence, slowdowns: Mapping[tuple[str, str, str], float]) -> str:
     """Median step time of every ablation build with its spread, and how many times slower it is than the full
     build (or "within noise" when the two medians differ by no more than their spreads)."""
