@@ -85,7 +85,7 @@ def _filed_dump_options(ctx: click.Context, sides: Mapping[str, str]) -> None:
     names = list(sides)
     if (option := _first_given(ctx, ("program_name", "dumps_dir", "backend", "target"))) is not None:
         _refuse(ctx, f"{option} picks the filed dumps that {' or '.join(names)} "
-                     f"name{'s' if len(names) == 1 else ''} (jax, tf, tf_via_jax); here {' and '.join(names)} "
+                     f"name{'s' if len(names) == 1 else ''} (jax, tf, tf_via_jax, torch_xla, torch_xla_via_jax); here {' and '.join(names)} "
                      f"{'is a path' if len(names) == 1 else 'are paths'}")
 
 
@@ -98,7 +98,7 @@ def _options(*options):  # noqa: ANN002, ANN202 - click decorators
     return decorate
 
 
-# Where a framework's filed dump is: diff, render and report take jax/tf/tf_via_jax with these.
+# Where a framework's filed dump is: diff, render and report take jax/tf/tf_via_jax/torch_xla with these.
 def _filed_dump_options_decorator(program_help: str):  # noqa: ANN202 - a click decorator
     return _options(
         click.option("--program", "program_name", default=None, help=program_help),
@@ -221,8 +221,8 @@ _COMMAND_ONLY = ("module", "as_json")
               help=f"With --backend gpu: the GPU to compile for without one: h100, a100, or a GpuTargetConfigProto "
                    f"text file (default {DEFAULT_TARGET}).")
 @click.option("--compiler", type=click.Choice(COMPILERS), default="native", show_default=True,
-              help="jax: compile TF's module with JAX's XLA too (filed as tf_via_jax), to separate front end from "
-                   "XLA version.")
+              help="jax: compile TF's or PyTorch/XLA's module with JAX's XLA too (filed as tf_via_jax, "
+                   "torch_xla_via_jax), to separate front end from XLA version.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="dumps", show_default=True,
               help="The dumps folder; files go to OUT/<backend>/<program>/<framework>/ (backend gpu-<target> when "
                    "deviceless). With a command: the folder to file into (default dumps/run/<script stem>).")
@@ -254,7 +254,8 @@ def dump(ctx: click.Context, program_name: str | None, framework: str, backend: 
         _refuse(ctx, f"{option} cannot be used with --program: it applies to a command after --")
     _target_needs_gpu(ctx, target, backend)
     if compiler == "jax" and framework == "jax":
-        _refuse(ctx, "--compiler jax cannot be used with --framework jax: it compiles TF's module with JAX's XLA")
+        _refuse(ctx, "--compiler jax cannot be used with --framework jax: it compiles TF's (or PyTorch/XLA's) module "
+                     "with JAX's XLA")
     from xlainspect.errors import CaptureError
     from xlainspect.runners.capture import dump_program
 
@@ -469,7 +470,7 @@ def bench(ctx: click.Context, models: tuple[str, ...], frameworks: tuple[str, ..
 @click.argument("path", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="SVG file to write.")
 @_module_option()
-@_filed_dump_options_decorator("Program whose dump PATH names (jax, tf, tf_via_jax).")
+@_filed_dump_options_decorator("Program whose dump PATH names (jax, tf, tf_via_jax, torch_xla, torch_xla_via_jax).")
 @click.option("--computation", default=None, help="Draw this computation (a loop body, say) instead of the entry.")
 @click.option("--fusion", default=None, help="Draw the fused ops of this fusion instruction.")
 @click.option("--color", type=click.Choice(["kind", "time"]), default="kind", show_default=True,
@@ -489,7 +490,7 @@ def render(ctx: click.Context, path: str, output: str, module: str | None, progr
            timing_file: str | None, max_nodes: int, around: str | None, radius: int, time_limit: float) -> None:
     """Draw a module's kernel graph as a self-contained SVG: fusions, custom-calls, unfused ops, shapes on edges.
 
-    PATH is an HLO file, a dump folder (xlainspect's or XLA's own --xla_dump_to), or jax/tf/tf_via_jax with
+    PATH is an HLO file, a dump folder (xlainspect's or XLA's own --xla_dump_to), or jax/tf/tf_via_jax/torch_xla with
     --program for a filed dump.
     """
     _filed_dump_options(ctx, {"PATH": path})
@@ -522,7 +523,7 @@ def render(ctx: click.Context, path: str, output: str, module: str | None, progr
 @cli.command()
 @click.argument("sides", nargs=-1, metavar="[A [B]]")
 @_filed_dump_options_decorator("Program whose filed dumps to read: both jax and tf without A and B, else those A "
-                               "and B name (jax, tf, tf_via_jax).")
+                               "and B name (jax, tf, tf_via_jax, torch_xla, torch_xla_via_jax).")
 @click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect time --program P --json': adds step and per-kernel times.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")

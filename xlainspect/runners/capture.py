@@ -48,6 +48,7 @@ TORCH_FRAMEWORKS = ("torch", "torch_xla")
 BACKENDS = ("cpu", "gpu")
 COMPILERS = ("native", "jax")
 TF_VIA_JAX = "tf_via_jax"  # the folder of TF's module compiled by JAX's XLA (--compiler jax on a real device)
+TORCH_XLA_VIA_JAX = "torch_xla_via_jax"  # PyTorch/XLA's module compiled by JAX's XLA
 @dataclass(frozen=True)
 class FrameworkDump:
     """One framework's capture, as filed."""
@@ -97,8 +98,9 @@ class _Route:
 
     Attributes:
         backend_folder: ``cpu``, ``gpu`` (compiled on this machine's GPU) or ``gpu-<target>`` (deviceless).
-        framework_folder: ``jax``, ``tf`` or ``tf_via_jax``.
-        via_jax: TF's front end, JAX's XLA: a TF child exports the module, a JAX child compiles it.
+        framework_folder: ``jax``, ``tf``, ``tf_via_jax``, ``torch_xla`` or ``torch_xla_via_jax``.
+        via_jax: another front end, JAX's XLA: a TF child exports its module (a PyTorch/XLA child dumps its
+            unoptimized one), a JAX child compiles it.
         target: the GPU target for a deviceless compile, else None.
         compiler: one line for the manifest saying which front end and which compiler made the module.
     """
@@ -112,15 +114,19 @@ class _Route:
 
 def _route(framework: str, backend: str, target: GpuTarget | None, compiler: str, on_gpu: bool) -> _Route:
     if framework == "torch_xla":
-        if backend == "gpu" and not on_gpu:
-            raise InputError("torch_xla: a deviceless GPU compile goes through JAX's XLA, which takes TF's and JAX's "
-                             "modules only; dump torch_xla with --backend cpu, or on a machine with a GPU")
-        if compiler == "jax":
-            raise InputError("torch_xla: --compiler jax takes TF's module only; compare PyTorch/XLA's module with "
-                             "'xlainspect diff jax torch_xla', which says when the two XLA versions differ")
-        where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
-        return _Route(backend, framework, False, None, f"PyTorch/XLA front end, PyTorch/XLA's own XLA ({{xla}}), "
-                                                       f"on {where}")
+        # PyTorch/XLA's module, compiled by its own XLA; or (--compiler jax, or a GPU that is not there) its
+        # unoptimized module handed to JAX's XLA, as TF's is.
+        if backend == "cpu" or on_gpu:
+            where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
+            if compiler == "jax":
+                return _Route(backend, TORCH_XLA_VIA_JAX, True, None, f"PyTorch/XLA front end, JAX's XLA ({{xla}}), "
+                                                                      f"on {where}")
+            return _Route(backend, framework, False, None, f"PyTorch/XLA front end, PyTorch/XLA's own XLA ({{xla}}), "
+                                                           f"on {where}")
+        assert target is not None
+        return _Route(f"gpu-{target.name}", framework, True, target,
+                      f"PyTorch/XLA front end, XLA GPU compiler from {{xla}}, deviceless, target {target.name} "
+                      f"({target.description}, sm_{target.compute_capability})")
     if backend == "cpu" or on_gpu:
         via_jax = framework == "tf" and compiler == "jax"
         where = "this machine's GPU" if backend == "gpu" else "this machine's CPU"
@@ -186,6 +192,9 @@ def dump_program(
                              "instead, and time eager PyTorch with 'xlainspect time --framework torch'")
         if framework not in XLA_FRAMEWORKS:
             raise InputError(f"unknown framework {framework!r}; choose one of: {', '.join(XLA_FRAMEWORKS)}")
+    if compiler == "jax" and "jax" in frameworks and len(frameworks) == 1:
+        raise InputError("--compiler jax compiles TF's or PyTorch/XLA's module with JAX's XLA; JAX's own is so "
+                         "already")
     if compiler not in COMPILERS:
         raise InputError(f"unknown compiler {compiler!r}; choose native or jax")
     from xlainspect.runners.gpu_targets import gpu_target
@@ -249,7 +258,12 @@ def _capture_one(program: ProgramChoice, framework: str, out_dir: Path, backend:
         request = CompileRequest(program.spec, framework, batch_size, dtype)
         started = time.perf_counter()
         front_end_version = ""
-        if route.via_jax:
+        if route.via_jax and framework == "torch_xla":
+            front_end_version, function_name, text = _torch_xla_module(request, Path(scratch), report, interpreter)
+            proto = str(Path(scratch) / "torch_xla_before_optimizations.txt")
+            Path(proto).write_text(text, encoding="utf-8")
+            request = replace(request, framework="jax", hlo_proto=proto, function_name=function_name)
+        elif route.via_jax:
             proto = str(Path(scratch) / "tf_before_optimizations.pb")
             exported = run_child(replace(request, export_hlo=proto), ExportResult, report, "exporting TF's module of",
                                  python=interpreter)
@@ -296,6 +310,16 @@ def _capture_one(program: ProgramChoice, framework: str, out_dir: Path, backend:
         manifest = _file_dump(target, before, after, raw_dir, module_name if pass_dumps else None, manifest)
     report(f"{framework}: wrote {target} ({module_name})")
     return FrameworkDump(framework, target, module_name, manifest, result.frameworks)
+
+
+def _torch_xla_module(request: CompileRequest, scratch: Path, report: Callable[[str], None],
+                      interpreter: str | None) -> tuple[str, str, str]:
+    """PyTorch/XLA's unoptimized module of the program, for JAX's XLA to compile: (PyTorch/XLA's version, the
+    module's function name, its text as PyTorch/XLA's XLA dumped it)."""
+    raw_dir = scratch / "torch_xla_dump"
+    result = run_child(request, CompileResult, report, "tracing", xla_flags=dump_flags(raw_dir), python=interpreter)
+    before, _, _ = _select_module(raw_dir, result.function_name, "torch_xla")
+    return result.framework_version, result.function_name, before.read_text(encoding="utf-8")
 
 
 def _regenerate_command(program: ProgramChoice, framework: str, backend: str, batch_size: int | None, dtype: str,

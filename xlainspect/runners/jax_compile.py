@@ -48,13 +48,16 @@ def compile_program_for(device: jax.Device, program: Program,
 
 
 def compile_hlo_proto(proto: bytes, device: jax.Device, load: bool) -> Any:
-    """A serialized ``HloModuleProto`` compiled by JAX's XLA for ``device``.
+    """A serialized ``HloModuleProto`` (or an HLO module's text, as PyTorch/XLA's dump holds it) compiled by JAX's
+    XLA for ``device``.
 
     Args:
         load: True for a device that can run it (the result has ``execute``); False for a compile-only device.
     """
-    from xlainspect.runners.jax_private import compile_stablehlo, hlo_to_stablehlo
+    from xlainspect.runners.jax_private import compile_stablehlo, hlo_module_from_text, hlo_to_stablehlo
 
+    if proto.lstrip().startswith(b"HloModule"):  # text: XLA's own parser makes the proto
+        proto = hlo_module_from_text(proto.decode("utf-8")).as_serialized_hlo_module_proto()
     return compile_stablehlo(hlo_to_stablehlo(proto), device, load)
 
 

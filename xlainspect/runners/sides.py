@@ -14,7 +14,7 @@ from xlainspect.runners.manifest import DumpManifest
 if TYPE_CHECKING:
     from xlainspect.hlo.model import HloModule
 
-FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax", "torch_xla")
+FRAMEWORK_NAMES = ("jax", "tf", "tf_via_jax", "torch_xla", "torch_xla_via_jax")
 
 
 @dataclass(frozen=True)
