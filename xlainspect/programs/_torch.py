@@ -359,20 +359,38 @@ def mean_over(*dims: int) -> Any:
 
 
 def max_pool(size: int, stride: int) -> Any:
-    """A ``size`` x ``size`` max-pool (VALID): ``nn.MaxPool2d`` in eager PyTorch, unfold and ``amax`` under
-    PyTorch/XLA.
+    """A ``size`` x ``size`` max-pool (VALID): ``nn.MaxPool2d`` in eager PyTorch; under PyTorch/XLA the maximum of
+    the window's ``size * size`` strided slices.
 
     PyTorch/XLA implements ``max_pool2d`` as a C++ autograd function, which functorch's ``vmap(grad)`` refuses
-    ("cannot use C++ torch::autograd::Function with functorch transforms"). ``amax``'s gradient splits a tie between
-    the tied elements where max-pool's picks one; in the models here ties occur among ReLU's zeros only, whose
-    gradient ReLU then drops, so both compute the same step (the numerical tests check it).
+    ("cannot use C++ torch::autograd::Function with functorch transforms"), and ``unfold``'s gradient has no XLA
+    lowering (PyTorch/XLA runs it on the CPU, splitting the step into 131 graphs at batch 32). Slices and
+    ``maximum`` lower to XLA whole. ``maximum``'s gradient splits a tie between the tied elements where max-pool's
+    picks one; in the models here ties occur among ReLU's zeros only, whose gradient ReLU then drops, so both compute
+    the same step (the numerical tests check it).
     """
     torch = import_torch()
 
     class MaxPool(torch.nn.MaxPool2d):  # type: ignore[misc]
         def forward(self, x: Any) -> Any:
-            if x.device.type == "xla":
-                return x.unfold(2, size, stride).unfold(3, size, stride).amax(dim=(-2, -1))
-            return super().forward(x)
+            if x.device.type != "xla":
+                return super().forward(x)
+            rows, cols = (x.shape[-2] - size) // stride + 1, (x.shape[-1] - size) // stride + 1
+            windows = [x[..., i:i + stride * (rows - 1) + 1:stride, j:j + stride * (cols - 1) + 1:stride]
+                       for i in range(size) for j in range(size)]
+            pooled = windows[0]
+            for window in windows[1:]:
+                pooled = torch.maximum(pooled, window)
+            return pooled
 
     return MaxPool(size, stride=stride)
+
+
+def fallbacks() -> str:
+    """What made PyTorch/XLA leave XLA since it started: the ATen ops it ran on the CPU instead (its ``aten::``
+    counters), as one line; "" when none did. A fallback splits a step into several graphs, with copies between the
+    device and the host, so the dump would show a fragment of the step."""
+    import torch_xla.debug.metrics as met
+
+    counts = {name: met.counter_value(name) for name in met.counter_names() if name.startswith("aten::")}
+    return ", ".join(f"{name} ({count} times)" for name, count in sorted(counts.items()))

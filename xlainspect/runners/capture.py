@@ -354,7 +354,12 @@ def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[P
         raise _CaptureFailed(f"{framework}: XLA wrote no module dumps; check that XLA_FLAGS reached the child "
                              "process (another XLA_FLAGS value may override --xla_dump_to)")
     named = tuple(module for module in complete if function_name and function_name in module.name)
-    chosen = main_module(named or tuple(complete))
+    if framework == "torch_xla" and named:
+        # PyTorch/XLA compiles the step again on its second call (its scalars become cached device data, which
+        # reorders the parameters); the child calls it twice and the last module is the one every later step runs.
+        chosen = max(named, key=lambda module: module.number)
+    else:
+        chosen = main_module(named or tuple(complete))
     assert chosen is not None and chosen.before is not None and chosen.after is not None
     return chosen.before, chosen.after, chosen.name
 

@@ -72,11 +72,17 @@ def _torch_xla_run(program: Program, request: CompileRequest, inputs: dict[str, 
     import torch
     import torch_xla
 
+    from xlainspect.programs._torch import fallbacks
+
     step = program.torch_step("torch_xla", request.batch_size, request.dtype)
     args = step.arguments(inputs)  # materialised first, so that the step's module computes the step alone
     start = time.perf_counter()
     step.synchronize(step.run(*args))
     seconds = time.perf_counter() - start
+    step.synchronize(step.run(*args))  # the second call compiles the module every later call runs (see capture)
+    if left := fallbacks():
+        raise RuntimeError(f"PyTorch/XLA ran part of {step.name} outside XLA, on the CPU: {left}; its dump would "
+                           "hold fragments of the step, not the step")
     return _result(torch_xla.__version__, f"bundled with torch_xla {torch_xla.__version__} (torch {torch.__version__})", f"{step.device} (PJRT "
                    f"{torch_xla.runtime.device_type()})", seconds, step.name)
 

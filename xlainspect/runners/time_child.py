@@ -370,22 +370,26 @@ def _torch_xla_timing(program: Program, request: TimeRequest, inputs: dict[str, 
     """
     import torch_xla
 
+    from xlainspect.programs._torch import fallbacks
+
     step = program.torch_step("torch_xla", request.batch_size, request.dtype)
     args = step.arguments(inputs)
 
     def run() -> None:
         step.synchronize(step.run(*args))
 
-    first_s, runs = _steady_runs(run, request.repeats, request.warmup)
+    first_s, runs = _steady_runs(run, request.repeats, max(request.warmup, 2))  # the second call compiles again
     steady = sorted(runs)[len(runs) // 2]
     module_name, module_text = _dumped_module(step.name)
+    left = fallbacks()
     profile = _Profile({}, {}, [], None)
     if request.profile_runs and module_name:
         profile = _torch_xla_profile(run, request.profile_runs, module_name)
     return TimeResult(torch_xla.__version__, max(first_s - steady, 0.0), tuple(runs), module_name,
                       module_text, {op: tuple(durations) for op, durations in profile.kernels.items()},
                       request.profile_runs if profile.kernels else 0, tuple(profile.runs_s), profile.busy_us,
-                      note="compile time is the first call (trace, XLA compile, run) less one steady run",
+                      note="compile time is the first call (trace, XLA compile, run) less one steady run" + (
+                          f"; PyTorch/XLA ran part of the step outside XLA, on the CPU: {left}" if left else ""),
                       kernel_runs=_tuples(profile.kernel_runs), launches=dict(profile.launches))
 
 
@@ -393,14 +397,15 @@ def _dumped_module(function_name: str) -> tuple[str, str]:
     """The optimized module named after ``function_name`` from the dump ``XLA_FLAGS`` asked for; ("", "") if none."""
     import re
 
-    from xlainspect.hlo.dump_folder import dumped_modules, main_module
+    from xlainspect.hlo.dump_folder import dumped_modules
 
     match = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
     if match is None or not os.path.isdir(match.group(1)):
         return "", ""
     modules = tuple(module for module in dumped_modules(match.group(1))
                     if module.after is not None and function_name in module.name)
-    chosen = main_module(modules)
+    # The last compiled: PyTorch/XLA compiles the step again on its second call, and runs that module from then on.
+    chosen = max(modules, key=lambda module: module.number, default=None)
     if chosen is None or chosen.after is None:
         return "", ""
     text = chosen.after.read_text(encoding="utf-8")
@@ -408,8 +413,30 @@ def _dumped_module(function_name: str) -> tuple[str, str]:
 
 
 def _torch_xla_profile(run: Callable[[], Any], profile_runs: int, module_name: str) -> _Profile:
-    """Per-op times of PyTorch/XLA's runs (none until its XPlane profile is read; see the note)."""
-    return _Profile({}, {}, [], None)
+    """Profiles ``profile_runs`` runs with PyTorch/XLA's profiler, each inside its own annotation, and reads its
+    XPlane file with :mod:`.xplane` (PyTorch/XLA's environment has no protobuf classes for it).
+
+    The annotation is the profiler's ``TraceMe``, not ``torch_xla.debug.profiler.Trace``: ``Trace`` also opens an IR
+    scope, and the ``sync()`` at the end of a compiled step then fails ("Expecting scope to be empty").
+    """
+    import torch_xla
+    import torch_xla.debug.profiler as xp
+
+    from xlainspect.runners.xplane import read_xplane
+
+    with tempfile.TemporaryDirectory(prefix="xlainspect-profile-") as trace_dir:
+        xp.start_trace(trace_dir)
+        try:
+            profiled = _timed(run, profile_runs, torch_xla._XLAC.profiler.TraceMe)
+        finally:
+            xp.stop_trace()
+        profile = read_xplane(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True), RUN_MARK)
+    events = [(event.hlo_op, event.start_us, event.duration_us) for event in profile.events
+              if event.hlo_module == module_name]
+    kernels, run_of = _by_run(_merge_concurrent(events), profile.marks, profile_runs)
+    busy = union_length((start, start + duration) for _, start, duration in events)
+    return _Profile(kernels, run_of, profiled, busy / profile_runs if events else None,
+                    dict(Counter(op for op, _, _ in events)))
 
 
 def _gpu_missing(framework: str) -> str:
