@@ -23,7 +23,8 @@ DATA_ID = "xi-data"
 
 CSS = """
 .xi-k { cursor: pointer; }
-.xi-sel > polygon, .xi-sel > ellipse, .xi-sel > path { stroke: #d1146a; stroke-width: 4px; }
+.xi-sel polygon, .xi-sel ellipse, .xi-sel path { stroke: #d1146a; stroke-width: 4px;
+  vector-effect: non-scaling-stroke; }
 tr.xi-sel > td { background: #ffe3ef; } tr[data-a], tr[data-b] { cursor: pointer; }
 svg.xi-searching g.node { opacity: 0.3; } svg.xi-searching g.node.xi-hit, svg.xi-searching g.node.xi-sel { opacity: 1; }
 .js .zoom, .js .zoom + label { display: none; }
@@ -36,10 +37,11 @@ th.xi-up::after { content: " \\25b2"; } th.xi-down::after { content: " \\25bc"; 
           display: flex; gap: 1.2em; align-items: center; flex-wrap: wrap; font-size: 0.9em; }
 #xi-bar input[type=search] { width: 22em; }
 #xi-hits { max-height: 8em; overflow: auto; } #xi-hits button { margin: 1px; font-size: 0.85em; }
-#xi-details { position: fixed; right: 0.5em; bottom: 0.5em; width: min(46em, 60vw); max-height: 48vh; overflow: auto;
+#xi-details { position: fixed; left: 0.5em; right: 0.5em; bottom: 0.3em; max-height: 38vh; overflow: auto;
               background: #fff; border: 2px solid #d1146a; box-shadow: 0 2px 12px #0003; padding: 0.5em 1em;
               z-index: 3; font-size: 0.85em; }
 #xi-details pre { background: #f6f6f6; padding: 0.4em; overflow: auto; max-height: 16em; font-size: 0.95em; }
+.xi-cols { display: flex; gap: 1.5em; } .xi-cols > div { flex: 1 1 0; min-width: 0; }
 #xi-details h4 { margin: 0.6em 0 0.2em; } #xi-details .xi-close { float: right; }
 """
 
@@ -80,7 +82,7 @@ SCRIPT = r"""
     }
     svg.addEventListener('click', (event) => {
       const g = event.target.closest('g.xi-k');
-      if (g && !dragged) select(side, g.dataset.kernel);
+      if (g && !dragged) select(side, g.dataset.kernel, side);
     });
     views[side] = panZoom(div, svg);
   }
@@ -132,13 +134,16 @@ SCRIPT = r"""
     div.appendChild(reset);
     return {
       reset: reset,
-      // Brings a node into view when it is outside it, keeping the zoom.
+      // Brings a node into view: centred when it is outside the view, and zoomed in when it is too small to read
+      // (to a quarter of the view's width).
       show(g) {
         const r = g.getBoundingClientRect(), s = svg.getBoundingClientRect();
-        if (r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom) return;
+        const inside = r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom;
+        const f = Math.max(0.02, Math.min(1, 4 * r.width / (s.width || 1)));
+        if (inside && r.width >= 60) return;
         const [x, y] = toGraph((r.left + r.right) / 2, (r.top + r.bottom) / 2);
-        box[0] = x - box[2] / 2;
-        box[1] = y - box[3] / 2;
+        const zoom = r.width < 60 ? f : 1;
+        box = [x - box[2] * zoom / 2, y - box[3] * zoom / 2, box[2] * zoom, box[3] * zoom];
         apply();
       },
     };
@@ -154,8 +159,8 @@ SCRIPT = r"""
     body.addEventListener('click', (event) => {
       const tr = event.target.closest('tr');
       if (!tr) return;
-      if (tr.dataset.a !== undefined) select(0, tr.dataset.a);
-      else if (tr.dataset.b !== undefined) select(1, tr.dataset.b);
+      if (tr.dataset.a !== undefined) select(0, tr.dataset.a, -1);
+      else if (tr.dataset.b !== undefined) select(1, tr.dataset.b, -1);
     });
     table.classList.add('xi-sortable');
     const heads = [...table.tHead.rows[0].cells];
@@ -205,13 +210,13 @@ SCRIPT = r"""
   pane.hidden = true;
   document.body.appendChild(pane);
 
-  function mark(side, name, into) {
+  function mark(side, name, into, still) {
     for (const el of (nodes[side].get(name) || []).concat(rows[side].get(name) || [])) {
       el.classList.add('xi-sel');
       marked.push(el);
     }
     const own = (nodes[side].get(name) || []).find((g) => g.dataset.own);
-    if (own && views[side]) views[side].show(own);
+    if (own && views[side] && side !== still) views[side].show(own);
     into.push(name);
   }
 
@@ -221,14 +226,15 @@ SCRIPT = r"""
     pane.hidden = true;
   }
 
-  function select(side, name) {
+  // Selects a kernel of a side and its matches; every graph but ``still`` (the one clicked in) brings them into view.
+  function select(side, name, still) {
     clear();
     const kernel = sides[side].kernels[name];
     if (!kernel) return;
     const shown = [[], []];
-    mark(side, name, shown[side]);
+    mark(side, name, shown[side], still);
     const other = 1 - side;
-    if (sides[other]) for (const match of kernel.match || []) mark(other, match, shown[other]);
+    if (sides[other]) for (const match of kernel.match || []) mark(other, match, shown[other], still);
     details(side, name, other);
   }
 
@@ -248,21 +254,24 @@ SCRIPT = r"""
     return part;
   }
 
+  // The selected kernel and its matches, each side in its own column, as the graphs stand.
   function details(side, name, other) {
-    pane.replaceChildren();
     const close = make('button', 'close', {type: 'button', class: 'xi-close'});
     close.addEventListener('click', clear);
-    pane.appendChild(close);
-    pane.appendChild(section(side, name));
+    const columns = sides.map(() => make('div'));
+    columns[side].appendChild(section(side, name));
     const kernel = sides[side].kernels[name];
+    let line = sides[side].label + ': ' + name;
     if (sides[other]) {
       const matches = kernel.match || [];
-      const line = matches.length ? 'matched in ' + sides[other].label + ' (' + kernel.how + '):'
-        : 'only in ' + sides[side].label + ': no match in ' + sides[other].label;
-      pane.appendChild(make('div', line, {class: 'xi-match'}));
-      for (const match of matches.slice(0, 4)) pane.appendChild(section(other, match));
-      if (matches.length > 4) pane.appendChild(make('div', 'and ' + (matches.length - 4) + ' more'));
+      line = matches.length ? sides[side].label + ': ' + name + ', matched in ' + sides[other].label + ' ('
+        + kernel.how + ')' : 'only in ' + sides[side].label + ': no match in ' + sides[other].label;
+      for (const match of matches.slice(0, 4)) columns[other].appendChild(section(other, match));
+      if (matches.length > 4) columns[other].appendChild(make('div', 'and ' + (matches.length - 4) + ' more'));
     }
+    const row = make('div', null, {class: 'xi-cols'});
+    row.append(...columns);
+    pane.replaceChildren(close, make('strong', line, {class: 'xi-match'}), row);
     pane.hidden = false;
   }
 
@@ -310,7 +319,7 @@ SCRIPT = r"""
       for (const name of names) for (const g of nodes[side].get(name) || []) g.classList.add('xi-hit');
       for (const name of names.slice(0, 30)) {
         const button = make('button', sides[side].label + ': ' + name, {type: 'button'});
-        button.addEventListener('click', () => select(side, name));
+        button.addEventListener('click', () => select(side, name, -1));
         hits.appendChild(button);
       }
     });
