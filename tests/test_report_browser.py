@@ -291,3 +291,55 @@ def test_save_readme_screenshot(browser, report, pairing):
     graph_node(browser, 0, name).click()
     browser.execute_script("document.querySelector('.sides').scrollIntoView(); window.scrollBy(0, -40)")
     browser.save_screenshot(os.environ["XLAINSPECT_SCREENSHOT"])
+
+
+def test_colour_by_time_and_back_by_kind(browser, report, tmp_path):
+    from xlainspect.measure.timing import FrameworkTiming, KernelTime, TimingReport
+    from xlainspect.output.render import KIND_COLOURS, _heat
+    from xlainspect.runners.manifest import DumpManifest
+
+    open_page(browser, report)
+    assert browser.find_element("id", "xi-colour-time").get_attribute("disabled") is not None  # no --timing given
+    frameworks, times = {}, {}
+    for framework in ("jax", "tf"):
+        folder = DUMPS / "cpu" / "linear_grad" / framework
+        kernels = census(read_hlo(folder / "after_optimizations.txt")[0]).kernels
+        times[framework] = {k.name: 10.0 * (i + 1) for i, k in enumerate(kernels)}  # unequal: the heat must differ
+        frameworks[framework] = FrameworkTiming(
+            framework, "0", 0.5, (1.0, 1.1, 1.2), tuple(KernelTime(name, 1, us, us / 1e3, None, None, None)
+                                                        for name, us in times[framework].items()),
+            DumpManifest.read(folder / "manifest.json").module_name)
+    timing = tmp_path / "time.json"
+    timing.write_text(json.dumps(TimingReport("linear_grad", None, frameworks).to_json()))
+    page = tmp_path / "timed.html"
+    page.write_text(build_report("linear_grad", str(DUMPS), timing_file=str(timing)), encoding="utf-8")
+    reopen(browser, page)
+    fills = """return Object.fromEntries([...document.querySelectorAll(".graph[data-side='0'] g.xi-k")]
+        .filter(g => g.dataset.own).map(g => [g.dataset.kernel, g.querySelector('polygon, ellipse').getAttribute('fill')]))"""
+    by_kind = browser.execute_script(fills)
+    assert by_kind and set(by_kind.values()) <= {*KIND_COLOURS.values(), "#ffffff", "#e76f51"}
+    browser.find_element("id", "xi-colour-time").click()
+    total = sum(times["jax"].values())
+    assert browser.execute_script(fills) == {name: _heat(times["jax"][name] / total) for name in by_kind}
+    browser.find_element("id", "xi-colour-kind").click()
+    assert browser.execute_script(fills) == by_kind
+    assert browser.get_log("browser") == []
+
+
+def test_without_javascript_the_page_still_reads(browser, report, tmp_path):
+    # As a browser with scripts off shows it: the page less its code (the data block is inert without it).
+    page = report.read_text(encoding="utf-8")
+    code = page.rindex("<script>")
+    plain = tmp_path / "plain.html"
+    plain.write_text(page[:code] + page[page.index("</script>", code) + len("</script>"):], encoding="utf-8")
+    assert reopen(browser, plain) == []
+    seen = browser.execute_script("""return {js: document.body.classList.contains('js'),
+        graphs: [...document.querySelectorAll('.graph svg')].map(svg => svg.getBoundingClientRect().width),
+        fullSize: [...document.querySelectorAll('.zoom + label')].filter(l => l.offsetWidth > 0).length,
+        rows: document.querySelectorAll('table.xi-kernels tbody tr').length,
+        bar: document.getElementById('xi-bar') !== null};""")
+    assert seen["js"] is False and seen["bar"] is False
+    assert len(seen["graphs"]) == 2 and min(seen["graphs"]) > 300 and seen["fullSize"] == 2
+    diff = diff_census(*(census(read_hlo(DUMPS / "cpu" / PROGRAM / side / "after_optimizations.txt")[0])
+                         for side in ("jax", "tf")))
+    assert seen["rows"] == len(diff.matched) + len(diff.only_a) + len(diff.only_b)  # every kernel's row is there
