@@ -495,12 +495,13 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
 
 def _graphs_section(sides: Sequence[_Side]) -> str:
     parts = ["<h2>Kernel graphs</h2>", ("<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
-             "ellipses: unfused ops; edges carry shapes. Each picture fits the page; 'full size' shows it at its own "
-             "scale, to scroll.</p>"), "<div class=\"sides\">"]
+             "ellipses: unfused ops; edges carry shapes. Each picture fits the page; drag to move it, the wheel "
+             "zooms (without JavaScript, 'full size' shows it at its own scale, to scroll); click a kernel to select "
+             "it.</p>"), "<div class=\"sides\">"]
     for number, s in enumerate(sides):
         notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
-        # A checkbox and its label: one click toggles full size, with no script. Ids by position: labels are the
-        # user's text and two sides may share one.
+        # A checkbox and its label: one click toggles full size without JavaScript (the script hides it, and pans
+        # and zooms instead). Ids by position: labels are the user's text and two sides may share one.
         zoom = f"zoom-{number}"
         parts.append(f"<div><h3>{_e(s.label)}</h3><ul class=\"muted\">{notes}</ul>"
                      f"<input type=\"checkbox\" class=\"zoom\" id=\"{zoom}\"><label for=\"{zoom}\">full size</label>"
