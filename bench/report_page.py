@@ -44,9 +44,9 @@ def module_file(path: str | None) -> str:
 
 def page_parts(page: str) -> dict[str, int]:
     """Bytes of the page by part: the data block, the SVGs, the script, the rest (tables, text, CSS)."""
-    data = sum(len(m.encode()) for m in re.findall(r'<script type="application/json".*?</script>', page, re.S))
-    svg = sum(len(m.encode()) for m in re.findall(r"<svg.*?</svg>", page, re.S))
-    script = sum(len(m.encode()) for m in re.findall(r"<script>.*?</script>", page, re.S))
+    data = sum(len(m.encode()) for m in re.findall(r'<script type="application/json".*?</script>', page, re.DOTALL))
+    svg = sum(len(m.encode()) for m in re.findall(r"<svg.*?</svg>", page, re.DOTALL))
+    script = sum(len(m.encode()) for m in re.findall(r"<script>.*?</script>", page, re.DOTALL))
     total = len(page.encode())
     return {"total": total, "data": data, "svgs": svg, "script": script, "tables and text": total - data - svg - script}
 

@@ -106,8 +106,8 @@ def test_page_needs_no_network_and_scripts_are_inline():
     # The check itself sees each way a page could reach out.
     for planted in ('<script src="https://cdn.example/x.js"></script>', '<a href="http://example.com">x</a>',
                     "<script>fetch('data.json')</script>", "<script>new XMLHttpRequest()</script>",
-                    "<script>import('./m.js')</script>", '<img src="x.png">', "<style>@font-face { src: url(f.woff) }"
-                    "</style>"):
+                    "<script>import('./m.js')</script>", '<img src="x.png">',
+                    "<style>@font-face { src: url(f.woff) }</style>"):
         assert network_references(page.replace("</body>", planted + "</body>")) != [], planted
 
 

@@ -221,7 +221,7 @@ def test_search_pan_zoom_and_screenshot(browser, report, tmp_path):
     browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", search)
 
     svg = browser.find_element("css selector", ".graph[data-side='0'] svg")
-    view_box = lambda: browser.execute_script("return arguments[0].getAttribute('viewBox')", svg)  # noqa: E731
+    view_box = lambda: browser.execute_script("return arguments[0].getAttribute('viewBox')", svg)
     before = view_box()
     browser.execute_script("arguments[0].dispatchEvent(new WheelEvent('wheel', {deltaY: -300, clientX: 50, "
                            "clientY: 50, bubbles: true, cancelable: true}))", svg)

@@ -457,8 +457,9 @@ def _on_side(number: int, name: str) -> tuple[str | None, str | None]:
 
 def _one_kernels_section(side: _Side) -> str:
     kernels = side.census.kernels
-    return "\n".join(["<h2>Kernels</h2>", f"<p>{len(kernels)} kernels of {_e(side.label)}; the diff needs a second "
-                      "side, so there is nothing to compare</p>", _kernel_table(side, kernels, 0)])
+    intro = (f"<p>{len(kernels)} kernels of {_e(side.label)}; the diff needs a second side, so there is nothing to "
+             "compare</p>")
+    return "\n".join(["<h2>Kernels</h2>", intro, _kernel_table(side, kernels, 0)])
 
 
 def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
