@@ -96,8 +96,9 @@ endef
 system-deps:  ## install Debian's graphviz (the dot program) if it is missing
 	$(call apt_install,dot,graphviz,the 'dot' program that draws kernel graphs)
 
-test-deps: system-deps  ## also Debian's chromium, which the HTML report's headless-browser test opens pages in
+test-deps: system-deps  ## also Debian's chromium and chromium-driver, in which the HTML report's browser tests run
 	$(call apt_install,chromium,chromium,a headless browser for the report test)
+	$(call apt_install,chromedriver,chromium-driver,the driver through which the report's browser tests click)
 
 test: install install-gpu test-deps $(COMPAT_STAMP)  ## set up, run the whole suite, then the framework tests under jax 0.10.2
 	$(VPY) -m pytest $(PYTEST_ARGS)

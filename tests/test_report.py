@@ -2,7 +2,7 @@
 
 The browser test opens the page in headless Chromium (Debian's package, which ``make test`` installs), checks that
 the page logged nothing to the console, that the DOM holds both kernel graphs with every top-level kernel, and that
-the screenshot shows the graphs' fusion colours.
+the screenshot shows the graphs' fusion colours. The clicking is tested in ``test_report_browser.py``.
 """
 
 from __future__ import annotations
@@ -84,12 +84,67 @@ def test_page_holds_versions_censuses_diff_and_both_graphs():
     assert "no pass dumps; make them with" in page
 
 
-def test_page_needs_no_network_and_no_scripts():
-    page = build_report("linear_grad", str(DUMPS))
+NETWORK_CALLS = re.compile(r"\bfetch\s*\(|XMLHttpRequest|\bimport\s*\(|\bimportScripts\b|new\s+(?:WebSocket|"
+                           r"EventSource|Worker)\b|sendBeacon|@import|url\(")
+
+
+def network_references(page: str) -> list[str]:
+    """What in a page could load something: an ``src``/``href`` to another document or a network URL, a script
+    from a file, or a call that fetches (``fetch(``, ``XMLHttpRequest``, ``import(``, CSS ``url(`` and ``@import``)."""
     seen = collect(page)
-    assert "script" not in seen.tags and "link" not in seen.tags and "img" not in seen.tags
-    assert not [value for name, value in seen.attributes if name in ("src", "href", "xlink:href")]
-    assert "@import" not in page and "url(" not in page
+    found = [f"{name}={value}" for name, value in seen.attributes
+             if name in ("src", "href", "xlink:href", "action", "srcset", "data") and not value.startswith("#")]
+    found += [f"<{tag}>" for tag in ("link", "img", "iframe", "object", "embed") if tag in seen.tags]
+    return found + [match.group(0) for match in NETWORK_CALLS.finditer(page)]
+
+
+def test_page_needs_no_network_and_scripts_are_inline():
+    page = build_report("linear_grad", str(DUMPS))
+    assert network_references(page) == []
+    scripts = re.findall(r"<script([^>]*)>", page)
+    assert scripts == [' type="application/json" id="xi-data"', ""]  # the data and the code, both inline
+    # The check itself sees each way a page could reach out.
+    for planted in ('<script src="https://cdn.example/x.js"></script>', '<a href="http://example.com">x</a>',
+                    "<script>fetch('data.json')</script>", "<script>new XMLHttpRequest()</script>",
+                    "<script>import('./m.js')</script>", '<img src="x.png">',
+                    "<style>@font-face { src: url(f.woff) }</style>"):
+        assert network_references(page.replace("</body>", planted + "</body>")) != [], planted
+
+
+def test_kernel_data_cannot_close_its_script_block(tmp_path):
+    hlo = textwrap.dedent("""\
+        HloModule m
+        ENTRY e {
+          x = f32[8]{0} parameter(0)
+          ROOT c = f32[8]{0} cosine(x), metadata={op_name="a</script><script>alert(1)</script>&amp;"}
+        }
+        """)
+    path = tmp_path / "m.hlo"
+    path.write_text(hlo)
+    page = build_report(None, sides=[str(path)])
+    assert page.count("</script>") == 2 and page.count("<script") == 2  # the data block's end and the code's end
+    data = re.search(r'<script type="application/json" id="xi-data">(.*?)</script>', page, re.DOTALL).group(1)
+    kernel = json.loads(data)["sides"][0]["kernels"]["c"]
+    assert kernel["fw"] == ["a</script><script>alert(1)</script>&amp;"]  # read back as written
+    assert kernel["hlo"] == "ROOT c = f32[8]{0} cosine(x)"
+
+
+def test_page_data_pairs_kernels_as_the_diff_does():
+    from xlainspect.analysis.diff import diff_census
+
+    page = build_report("dpsgd_ffnn", str(DUMPS))
+    data = json.loads(re.search(r'id="xi-data">(.*?)</script>', page, re.DOTALL).group(1))
+    a, b = (census(read_hlo(DUMPS / "cpu/dpsgd_ffnn" / side / "after_optimizations.txt")[0]) for side in ("jax", "tf"))
+    diff = diff_census(a, b)
+    for side, kernels in ((0, a.kernels), (1, b.kernels)):
+        assert set(data["sides"][side]["kernels"]) == {k.name for k in kernels}
+    for pair in diff.matched:
+        assert pair.b.name in data["sides"][0]["kernels"][pair.a.name]["match"]
+        assert pair.a.name in data["sides"][1]["kernels"][pair.b.name]["match"]
+    assert all("match" not in data["sides"][0]["kernels"][k.name] for k in diff.only_a)
+    # Rows name their kernels for the script: every matched row both, every unmatched row its own side's.
+    assert page.count(" data-a=") == len(diff.matched) + len(diff.only_a)
+    assert page.count(" data-b=") == len(diff.matched) + len(diff.only_b)
 
 
 def test_timing_adds_step_and_kernel_times(tmp_path):
@@ -135,7 +190,7 @@ def test_matched_kernels_show_their_difference_or_that_it_is_noise(tmp_path):
     path = tmp_path / "time.json"
     path.write_text(json.dumps(timing_of_dumps("linear_grad", 1.2, 1.5).to_json()))  # 12 ± 1.5 against 10 ± 1.5
     page = build_report("linear_grad", str(DUMPS), timing_file=str(path))
-    assert "<th>tf − jax µs</th>" in page
+    assert "<th data-num>tf − jax µs</th>" in page
     assert page.count("<td class=\"num\">within noise (±3.0)</td>") == 2  # both matched pairs: 2 apart, 3 of noise
     assert "<p>median step, tf − jax: within noise (±0.200 ms)</p>" in page  # equal runs of 1.0, 1.1 and 1.2 ms
     path.write_text(json.dumps(timing_of_dumps("linear_grad", 1.5, 1.0).to_json()))  # 15 ± 1 against 10 ± 1
@@ -271,7 +326,7 @@ def test_report_in_headless_chromium(tmp_path, capsys):
     assert (np.abs(pixels - loop_fill).max(axis=2) <= 2).sum() > 500  # the kLoop fusion boxes were painted
 
 
-# Measures the laid-out page from inside it (the report itself has no script; the test adds this one to a copy):
+# Measures the laid-out page from inside it (the test adds this script to a copy, after the page's own):
 # every numeric cell and header on one line, long cells cut to their column and whole in their tooltip, and each
 # graph as wide as its column at most.
 GEOMETRY_PROBE = """<script>
@@ -299,7 +354,6 @@ def test_report_numbers_never_wrap_and_graphs_fit_the_width(tmp_path):
     assert main(["report", "--program", "dpsgd_mnist", "--timing", str(timing), "-o", str(out)]) == 0  # TF's long
     # op paths and names
     page = out.read_text()
-    assert "<script" not in page  # the report itself stays script-free; only the probe's copy has one
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("</body>", GEOMETRY_PROBE))
     loaded = chromium("--window-size=900,1200", "--dump-dom", probed.as_uri())

@@ -4,9 +4,11 @@ The two sides are a program's filed JAX and TF dumps, or whatever ``diff`` reads
 ``--xla_dump_to`` folders, HLO files), or one side alone: a program that exists only in JAX still gets a page naming
 every kernel, with its census and graph.
 
-The page is what users attach to a bug report or a review, so it must open anywhere: no server, no network, no
-scripts. Everything is inline: the CSS, the SVG kernel graphs, the tables. Collapsible sections use ``<details>``,
-which needs no JavaScript.
+The page is what users attach to a bug report or a review, so it must open anywhere: no server and no network.
+Everything is inline: the CSS, the SVG kernel graphs, the tables, one script and the per-kernel data it reads
+(:mod:`.report_script`). The script only adds to a page that reads as a document without it: selecting a kernel in
+a table or graph highlights its match on the other side and shows its fused HLO and sources, tables sort and
+filter, graphs pan and zoom. Collapsible sections use ``<details>``, which needs no JavaScript.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from typing import Any
 from xlainspect.analysis.census import Census, Kernel, census
 from xlainspect.analysis.diff import CensusDiff, count_delta, diff_census, fused_op_summary
 from xlainspect.errors import InputError
+from xlainspect.hlo import HloModule, Instruction
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.measure.spread import Spread, difference
 from xlainspect.measure.timing import check_timing_fits_dump
 from xlainspect.output.render import RenderOptions, render_svg
+from xlainspect.output.report_script import CSS as _SCRIPT_CSS
+from xlainspect.output.report_script import data_block, script_block
 from xlainspect.runners.manifest import DumpManifest
 from xlainspect.runners.sides import Side, manifest_beside, names_framework, resolve_side
 
@@ -61,6 +66,7 @@ class _Side:
     kernels: Mapping[str, KernelTime]  # measured times by kernel name, empty without --timing
     timing: TimingSummary | None
     sources: Mapping[str, str]  # by kernel name: where it came from (kernel_sources)
+    hlo: Mapping[str, str]  # by kernel name: its instruction and fused ops as HLO text, for the details pane
 
     @property
     def label(self) -> str:
@@ -99,6 +105,7 @@ def build_report(program: str | None, dumps_dir: str = "dumps", backend: str = "
     read = [_side(spec, program, dumps_dir, backend, timing, target, progress, modules[i],
                   labels[i] if i < len(labels) else None) for i, spec in enumerate(specs)]
     title = program or " and ".join(s.label for s in read)
+    diff: CensusDiff | None = None
     if len(read) == 1:
         (only,) = read
         parts = [_head(title), _summary(program, read, None, backend), _one_census_table(only),
@@ -112,6 +119,8 @@ def build_report(program: str | None, dumps_dir: str = "dumps", backend: str = "
         parts.append(_timing_section(read, timing))
     parts.append(_graphs_section(read))
     parts.append(_passes_section(read, _divergence(read)))
+    parts.append(data_block(_page_data(read, diff)))
+    parts.append(script_block())
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -135,7 +144,85 @@ def _side(spec: str, program: str | None, dumps_dir: str, backend: str, timing: 
                                 report=progress)
     module_census = census(module)
     return _Side(side, manifest, module_census, _inline_svg(svg), rendering.left_out, kernels,
-                 framework_timing, kernel_sources(module_census.kernels))
+                 framework_timing, kernel_sources(module_census.kernels), kernel_hlo(module, module_census.kernels))
+
+
+# -- what the details pane shows --------------------------------------------------------------------------------
+
+HLO_LINES = 40
+"""The most HLO lines shown per kernel: a fusion's body is rarely longer, and the page of a 100,000-instruction
+module stays a size a browser opens quickly."""
+_NOT_SHOWN = frozenset({"metadata", "backend_config"})  # metadata is shown as sources; configs are long and opaque
+
+
+def _instruction_text(instruction: Instruction) -> str:
+    """One instruction as HLO text, without its metadata and backend config."""
+    if instruction.literal is not None:
+        operands = instruction.literal
+    elif instruction.parameter_number is not None:
+        operands = str(instruction.parameter_number)
+    else:
+        operands = ", ".join(instruction.operands)
+    attributes = "".join(f", {key}={value}" for key, value in instruction.attributes.items() if key not in _NOT_SHOWN)
+    return (f"{'ROOT ' if instruction.is_root else ''}{instruction.name} = {instruction.shape} "
+            f"{instruction.opcode}({operands}){attributes}")
+
+
+def kernel_hlo(module: HloModule, kernels: Sequence[Kernel], most: int = HLO_LINES) -> dict[str, str]:
+    """Each kernel's HLO text by name: its launching instruction, then, for a fusion, its fused computation's
+    instructions (parameters included), at most ``most`` lines."""
+    result = {}
+    for kernel in kernels:
+        computation = module.by_name.get(kernel.computation)
+        instruction = computation.by_name.get(kernel.name) if computation is not None else None
+        if instruction is None:
+            result[kernel.name] = ""
+            continue
+        lines = [_instruction_text(instruction)]
+        if instruction.opcode == "fusion" and instruction.called_computations:
+            body = module.by_name.get(instruction.called_computations[0].name)
+            if body is not None:
+                lines.append(f"{body.name} {{")
+                lines += ["  " + _instruction_text(op) for op in body.instructions]
+                lines.append("}")
+        if len(lines) > most:
+            lines = lines[:most] + [f"... {len(lines) - most} more lines"]
+        result[kernel.name] = "\n".join(lines)
+    return result
+
+
+def _page_data(sides: Sequence[_Side], diff: CensusDiff | None) -> dict[str, Any]:
+    """What the page's script reads: per side, every kernel by name with its kind, ops, sources, time, HLO and, when
+    it has any, its matches on the other side (the diff's pairing; a kernel may pair with several)."""
+    matches: list[dict[str, list[str]]] = [{}, {}]
+    how: list[dict[str, str]] = [{}, {}]
+    for pair in diff.matched if diff is not None else ():
+        text = "identical" if pair.exact else f"similar ({pair.score:.2f})"
+        for side, mine, theirs in ((0, pair.a.name, pair.b.name), (1, pair.b.name, pair.a.name)):
+            found = matches[side].setdefault(mine, [])
+            if theirs not in found:
+                found.append(theirs)
+            how[side].setdefault(mine, text)
+    payload = []
+    for number, side in enumerate(sides):
+        kernels = {}
+        for kernel in side.census.kernels:
+            locations = dict.fromkeys(source.location for source in kernel.sources if source.location)
+            ops = dict.fromkeys(source.op_name or source.op_type for source in kernel.sources
+                                if source.op_name or source.op_type)
+            timed = side.kernels.get(kernel.name)
+            entry: dict[str, Any] = {
+                "kind": kernel.kind, "ops": fused_op_summary(kernel), "runs": kernel.trips, "src": list(locations)[:8],
+                "fw": list(ops)[:8], "us": round(timed.total_us, 3) if timed is not None else None,
+                "hlo": side.hlo.get(kernel.name, "")}
+            # Only what a kernel has: a 100,000-instruction module has 13,000 kernels, and each key is paid for.
+            if not kernel.sources:  # made by XLA: named by its nearest kernel with sources
+                entry["from"] = side.sources.get(kernel.name, "")
+            if kernel.name in matches[number]:
+                entry["match"], entry["how"] = matches[number][kernel.name], how[number][kernel.name]
+            kernels[kernel.name] = entry
+        payload.append({"label": side.label, "kernels": kernels})
+    return {"sides": payload, "timed": any(side.kernels for side in sides)}
 
 
 # -- where kernels came from -----------------------------------------------------------------------------------
@@ -230,10 +317,21 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(c, i in numeric) for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = (),
+           kernels: Sequence[tuple[str | None, str | None]] | None = None) -> str:
+    """A table; with ``kernels`` (per row, the kernel of A and of B it names, or None), a kernel table: its rows
+    carry ``data-a``/``data-b`` and the page's script makes it selectable, sortable and filterable."""
+    head = "".join(f"<th{' data-num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(header))
+    body = "".join(_row_open(kernels[n] if kernels is not None else (None, None))
+                   + "".join(_cell(c, i in numeric) for i, c in enumerate(row)) + "</tr>" for n, row in enumerate(rows))
+    kind = " class=\"xi-kernels\"" if kernels is not None else ""
+    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _row_open(names: tuple[str | None, str | None]) -> str:
+    a, b = names
+    return ("<tr" + (f" data-a=\"{_e(a)}\"" if a is not None else "") + (f" data-b=\"{_e(b)}\"" if b is not None else "")
+            + ">")
 
 
 LONG_CELL = 40  # characters; longer text (TF's op paths, kernel names) is cut with an ellipsis, whole on hover
@@ -252,7 +350,7 @@ def _cell(value: Any, numeric: bool) -> str:
 def _head(program: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>xlainspect report: {_e(program)}</title><style>{_CSS}</style></head><body>")
+            f"<title>xlainspect report: {_e(program)}</title><style>{_CSS}{_SCRIPT_CSS}</style></head><body>")
 
 
 def _summary(program: str | None, sides: Sequence[_Side], diff: CensusDiff | None, backend: str) -> str:
@@ -333,28 +431,35 @@ def _kernels_section(diff: CensusDiff, a: _Side, b: _Side) -> str:
     parts = ["<h2>Kernels</h2>",
              (f"<details{' open' if len(matched) <= 40 else ''}><summary>{len(matched)} matched kernels "
              "(paired by the structure of what they compute, names ignored)</summary>"),
-             _table(header + [f"{a.label} from", f"{b.label} from"], matched, numeric=(4, 5, 6) if timed else ()),
+             _table(header + [f"{a.label} from", f"{b.label} from"], matched, numeric=(4, 5, 6) if timed else (),
+                    kernels=[(p.a.name, p.b.name) for p in diff.matched]),
              "</details>"]
     if timed:
         parts.append("<p class=\"muted\">µs per step; a difference no larger than half of each side's "
                      "interquartile range, added, reads \"within noise\"</p>")
-    for side, only in ((a, diff.only_a), (b, diff.only_b)):
+    for number, side, only in ((0, a, diff.only_a), (1, b, diff.only_b)):
         parts.append(f"<h3>Only in {_e(side.label)}: {len(only)}</h3>")
         if only:
-            parts.append(_kernel_table(side, only))
+            parts.append(_kernel_table(side, only, number))
     return "\n".join(parts)
 
 
-def _kernel_table(side: _Side, kernels: Sequence[Kernel]) -> str:
+def _kernel_table(side: _Side, kernels: Sequence[Kernel], number: int) -> str:
     rows = [(k.name, k.kind, fused_op_summary(k), k.trips, _us(side.kernels, k.name), side.sources.get(k.name, ""))
             for k in kernels]
-    return _table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4))
+    return _table(["kernel", "kind", "fused ops", "runs", "µs", "from"], rows, numeric=(3, 4),
+                  kernels=[_on_side(number, k.name) for k in kernels])
+
+
+def _on_side(number: int, name: str) -> tuple[str | None, str | None]:
+    return (name, None) if number == 0 else (None, name)
 
 
 def _one_kernels_section(side: _Side) -> str:
     kernels = side.census.kernels
-    return "\n".join(["<h2>Kernels</h2>", f"<p>{len(kernels)} kernels of {_e(side.label)}; the diff needs a second "
-                      "side, so there is nothing to compare</p>", _kernel_table(side, kernels)])
+    intro = (f"<p>{len(kernels)} kernels of {_e(side.label)}; the diff needs a second side, so there is nothing to "
+             "compare</p>")
+    return "\n".join(["<h2>Kernels</h2>", intro, _kernel_table(side, kernels, 0)])
 
 
 def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
@@ -377,7 +482,7 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
         step = difference(a.median_ms, a.spread, b.median_ms, b.spread)  # type: ignore[union-attr]
         parts.append(f"<p>median step, {_e(timed[1].label)} − {_e(timed[0].label)}: "
                      f"{_e(step.text(' ms', 3))}</p>")
-    for s in sides:
+    for number, s in enumerate(sides):
         kernels = s.timing.kernels[:15] if s.timing is not None else ()
         if kernels:
             parts.append(f"<h3>{_e(s.label)}: costliest kernels</h3>")
@@ -385,22 +490,23 @@ def _timing_section(sides: Sequence[_Side], timing: TimingRecord) -> str:
                                 [(k.hlo_op, k.calls, f"{k.total_us:.1f}", _half_iqr(k.spread, 1),
                                   "" if k.spread is None else f"{k.spread.low:.1f}–{k.spread.high:.1f}",
                                   f"{k.share:.1%}", s.sources.get(k.hlo_op, "")) for k in kernels],
-                                numeric=(1, 2, 3, 4, 5)))
+                                numeric=(1, 2, 3, 4, 5), kernels=[_on_side(number, k.hlo_op) for k in kernels]))
     return "\n".join(parts)
 
 
 def _graphs_section(sides: Sequence[_Side]) -> str:
     parts = ["<h2>Kernel graphs</h2>", ("<p class=\"muted\">boxes: fusions (colour: kind), hexagons: custom-calls, "
-             "ellipses: unfused ops; edges carry shapes. Each picture fits the page; 'full size' shows it at its own "
-             "scale, to scroll.</p>"), "<div class=\"sides\">"]
+             "ellipses: unfused ops; edges carry shapes. Each picture fits the page; drag to move it, the wheel "
+             "zooms (without JavaScript, 'full size' shows it at its own scale, to scroll); click a kernel to select "
+             "it.</p>"), "<div class=\"sides\">"]
     for number, s in enumerate(sides):
         notes = "".join(f"<li>{_e(note)}</li>" for note in s.svg_notes)
-        # A checkbox and its label: one click toggles full size, with no script. Ids by position: labels are the
-        # user's text and two sides may share one.
+        # A checkbox and its label: one click toggles full size without JavaScript (the script hides it, and pans
+        # and zooms instead). Ids by position: labels are the user's text and two sides may share one.
         zoom = f"zoom-{number}"
         parts.append(f"<div><h3>{_e(s.label)}</h3><ul class=\"muted\">{notes}</ul>"
                      f"<input type=\"checkbox\" class=\"zoom\" id=\"{zoom}\"><label for=\"{zoom}\">full size</label>"
-                     f"<div class=\"graph\">{s.svg}</div></div>")
+                     f"<div class=\"graph\" data-side=\"{number}\">{s.svg}</div></div>")
     parts.append("</div>")
     return "\n".join(parts)
 
