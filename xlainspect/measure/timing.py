@@ -241,6 +241,8 @@ def time_program(program_name: str, frameworks: tuple[str, ...] = ("jax", "tf"),
         if framework in TORCH_FRAMEWORKS and variant.slug != "full":
             raise InputError(f"{framework}: the ablation builds (--no-vectorize, --no-compile) are JAX's and TF's; "
                              "eager PyTorch (torch) is the uncompiled build, torch_xla the compiled one")
+        if program.builtin is not None and (why := program.builtin.unavailable(framework)):
+            raise InputError(f"{program.name}: {why}")
         if framework in TORCH_FRAMEWORKS and backend == "gpu":
             raise InputError(f"{framework}: xlainspect runs PyTorch on the CPU only (its environment holds the CUDA "
                              "build, but nothing here has been checked on a GPU); use --backend cpu")

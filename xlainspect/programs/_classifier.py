@@ -52,6 +52,7 @@ class Classifier:
             cannot compile; ``tf_per_example_why`` then says why, for the program's description and docs.
         torch_model: builds the model as ``torch.nn`` layers (Opacus' hooks know them) with, per parameter in
             :attr:`parameters`' order, where it lives in that model (see :mod:`xlainspect.programs._torch`).
+        torch_xla_dp_unavailable: why PyTorch/XLA cannot run the model's DP-SGD step, when it cannot; "" when it can.
     """
 
     name: str
@@ -67,6 +68,7 @@ class Classifier:
     tf_per_example: Literal["vectorized_map", "map_fn"] = "vectorized_map"
     tf_per_example_why: str = ""
     torch_model: Callable[[], tuple[Any, tuple[Layout, ...]]] | None = None
+    torch_xla_dp_unavailable: str = ""
 
     @property
     def parameter_count(self) -> int:

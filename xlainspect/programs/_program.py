@@ -208,7 +208,15 @@ class Program:
         given = getattr(self.implementation, "frameworks", None)
         if given is not None:
             return tuple(given(self.batch_size(batch_size)))
-        return ("jax", "tf", *TORCH_FRAMEWORKS) if hasattr(self.implementation, "torch_step") else ("jax", "tf")
+        if not hasattr(self.implementation, "torch_step"):
+            return ("jax", "tf")
+        return ("jax", "tf", *(f for f in TORCH_FRAMEWORKS if not self.unavailable(f)))
+
+    def unavailable(self, framework: str) -> str:
+        """Why the program has no function in ``framework`` ("" when it has one): PyTorch/XLA cannot compile the
+        DP-SGD step of the LSTM, say."""
+        said = getattr(self.implementation, "unavailable", None)
+        return said(framework) if said is not None else ""
 
     @property
     def has_per_example_gradients(self) -> bool:

@@ -84,6 +84,10 @@ class DpsgdStep:
     model: Classifier
     per_example_gradients = True  # so the ablation's vectorize=False means something here
 
+    def unavailable(self, framework: str) -> str:
+        """Why ``framework`` cannot run this step ("" when it can)."""
+        return self.model.torch_xla_dp_unavailable if framework == "torch_xla" else ""
+
     @property
     def function_name(self) -> str:
         return f"dpsgd_{self.model.name}_step"
@@ -160,7 +164,13 @@ class DpsgdStep:
 
     def torch_step(self, hyperparameters: Mapping[str, float], framework: str, dtype: str,
                    batch_size: int) -> TorchStep:
-        """The step in eager PyTorch with Opacus (``torch``) or compiled by PyTorch/XLA (``torch_xla``)."""
+        """The step in eager PyTorch with Opacus (``torch``) or compiled by PyTorch/XLA (``torch_xla``).
+
+        Raises:
+            ValueError: PyTorch/XLA for a model whose DP-SGD step it cannot compile (the message says why).
+        """
+        if framework == "torch_xla" and self.model.torch_xla_dp_unavailable:
+            raise ValueError(f"{self.function_name} under torch_xla: {self.model.torch_xla_dp_unavailable}")
         clip_norm, _, lr = _constants(hyperparameters)
         return dpsgd_torch(self.model, framework, clip_norm, float(hyperparameters["sigma"]), lr, dtype, batch_size,
                            self.function_name)

@@ -192,6 +192,9 @@ def dump_program(
                              "instead, and time eager PyTorch with 'xlainspect time --framework torch'")
         if framework not in XLA_FRAMEWORKS:
             raise InputError(f"unknown framework {framework!r}; choose one of: {', '.join(XLA_FRAMEWORKS)}")
+    for framework in frameworks:
+        if program.builtin is not None and (why := program.builtin.unavailable(framework)):
+            raise InputError(f"{program.name}: {why}")
     if compiler == "jax" and "jax" in frameworks and len(frameworks) == 1:
         raise InputError("--compiler jax compiles TF's or PyTorch/XLA's module with JAX's XLA; JAX's own is so "
                          "already")
