@@ -130,6 +130,10 @@ def _measure(program: str, framework: str, batch: int, repeats: int, budget_s: f
             updated.
     """
     series = f"{program} {framework} {variant}"
+    from xlainspect.programs import PROGRAMS
+
+    if program in PROGRAMS and (why_not := PROGRAMS[program].unavailable(framework)):
+        return f"not available: {why_not}"
     if slow.get(series) == "too slow":
         return f"too slow: not tried, a smaller batch's one run did not finish within the {budget_s:g} s budget"
     why = f"a smaller batch did not fit {repeats} runs in the {budget_s or 0:g} s budget"  # for a "1 run" series
