@@ -22,7 +22,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install install-gpu compat-env system-deps test-deps test test-compat demo bench clean distclean
+.PHONY: help venv install install-gpu compat-env torch-env system-deps test-deps test test-compat demo bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -62,8 +62,9 @@ COMPAT_PACKAGES := 'jax[cuda12]==0.10.2' 'jaxlib==0.10.2' 'tensorflow-cpu==2.21.
 ifeq ($(origin COMPAT_PYTHON),undefined)
 COMPAT_PYTHON := $(call find_python,$(COMPAT_PY_MINOR))
 endif
-# Tests that run a framework in a child process: the compatibility run repeats these under jax 0.10.2.
-COMPAT_MARKERS := requires_jax or requires_tf or requires_jax_cuda
+# Tests that run a framework in a child process: the compatibility run repeats these under jax 0.10.2. The PyTorch
+# tests are left out: their JAX side runs in the test process, so under jax 0.10.2 they would only repeat themselves.
+COMPAT_MARKERS := (requires_jax or requires_tf or requires_jax_cuda) and not (requires_torch or requires_torch_xla)
 COMPAT_PYTEST_ARGS ?=
 
 $(COMPAT_STAMP):
@@ -79,6 +80,32 @@ compat-env: $(COMPAT_STAMP)  ## make .venv-jax0.10/: Python 3.11, jax 0.10.2 and
 
 test-compat: install install-gpu test-deps $(COMPAT_STAMP)  ## the framework-facing tests again, with children under jax 0.10.2
 	XLAINSPECT_PYTHON=$(abspath $(COMPAT_VPY)) XLAINSPECT_COMPAT_RUN=1 $(VPY) -m pytest -m '$(COMPAT_MARKERS)' $(COMPAT_PYTEST_ARGS)
+
+# The PyTorch environment: eager PyTorch with Opacus (DP-SGD) and PyTorch/XLA, exactly the versions of the [torch]
+# extra, with no xlainspect (tests put the checkout on PYTHONPATH). It is separate from .venv/ because PyPI's torch
+# 2.9.0 is the CUDA build and pins nvidia-*-cu12 wheels older than the ones jax's CUDA plugin in .venv/ needs, and
+# torch_xla 2.9 needs exactly torch 2.9.0. Tests marked requires_torch/requires_torch_xla run their PyTorch code
+# under it (tests/torch_helpers.py).
+TORCH_PY_MINOR := 3.12
+TORCH_VENV := .venv-torch
+TORCH_VPY := $(TORCH_VENV)/bin/python
+TORCH_STAMP := $(TORCH_VENV)/.installed
+TORCH_PACKAGES := 'torch==2.9.0' 'torch-xla==2.9.0' 'opacus==1.6.0' 'numpy<3'
+ifeq ($(origin TORCH_PYTHON),undefined)
+TORCH_PYTHON := $(call find_python,$(TORCH_PY_MINOR))
+endif
+
+# A failed install leaves no half-made environment behind: the next make starts over rather than trusting it.
+$(TORCH_STAMP):
+	@if [ -z "$(TORCH_PYTHON)" ]; then echo "xlainspect: Python $(TORCH_PY_MINOR) not found (neither python$(TORCH_PY_MINOR) on PATH nor in pyenv); install it or run make with TORCH_PYTHON=/path/to/python$(TORCH_PY_MINOR)" >&2; exit 1; fi
+	@echo "xlainspect: making $(TORCH_VENV)/ (Python $(TORCH_PY_MINOR), torch 2.9.0, torch-xla 2.9.0, opacus 1.6.0): about 7.2 GB, PyPI's torch being the CUDA build"
+	rm -rf $(TORCH_VENV)
+	$(TORCH_PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VPY) -m pip install --quiet --quiet --upgrade pip || { rm -rf $(TORCH_VENV); echo "xlainspect: could not make $(TORCH_VENV)/ (pip upgrade failed)" >&2; exit 1; }
+	$(TORCH_VPY) -m pip install --quiet --quiet $(TORCH_PACKAGES) || { rm -rf $(TORCH_VENV); echo "xlainspect: could not install $(TORCH_PACKAGES) into $(TORCH_VENV)/; it was removed, re-run make torch-env" >&2; exit 1; }
+	touch $(TORCH_STAMP)
+
+torch-env: $(TORCH_STAMP)  ## make .venv-torch/: Python 3.12 with torch, torch-xla and opacus (7.2 GB), for the PyTorch tests
 
 # $(call apt_install,PROGRAM,PACKAGE,WHY): install Debian's PACKAGE when PROGRAM is missing (as root, or with sudo),
 # or stop with one line that says what to run.
@@ -100,7 +127,7 @@ test-deps: system-deps  ## also Debian's chromium and chromium-driver, in which 
 	$(call apt_install,chromium,chromium,a headless browser for the report test)
 	$(call apt_install,chromedriver,chromium-driver,the driver through which the report's browser tests click)
 
-test: install install-gpu test-deps $(COMPAT_STAMP)  ## set up, run the whole suite, then the framework tests under jax 0.10.2
+test: install install-gpu test-deps $(COMPAT_STAMP) $(TORCH_STAMP)  ## set up, run the whole suite, then the framework tests under jax 0.10.2
 	$(VPY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-compat
 
@@ -116,5 +143,5 @@ clean:  ## remove caches and build leftovers (keeps .venv/)
 	rm -rf .pytest_cache .hypothesis build dist *.egg-info dumps/demo
 	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
 
-distclean: clean  ## also remove .venv/ and .venv-jax0.10/
-	rm -rf $(VENV) $(COMPAT_VENV)
+distclean: clean  ## also remove .venv/, .venv-jax0.10/ and .venv-torch/
+	rm -rf $(VENV) $(COMPAT_VENV) $(TORCH_VENV)

@@ -3,7 +3,10 @@
 Markers (``requires_jax``, ``requires_tf``, ``gpu``, ``slow``) are declared in setup.cfg; they are registered here only
 when that declaration is missing, so ``--strict-markers`` works either way. A test marked ``requires_jax`` or
 ``requires_tf`` is skipped, with the package to install as the reason, when that package is not importable; ``gpu``
-tests are skipped when no NVIDIA GPU is visible.
+tests are skipped when no NVIDIA GPU is visible. ``requires_torch`` (torch and Opacus) and ``requires_torch_xla``
+(torch and torch_xla) look in the PyTorch environment, ``.venv-torch/`` or ``$XLAINSPECT_TORCH_PYTHON``, where their
+tests run PyTorch (see ``torch_helpers.py``); under ``CI=true`` or ``XLAINSPECT_REQUIRE_TORCH=1`` a missing one stops
+the run instead of skipping them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from torch_helpers import MARKER_PACKAGES, REQUIRE_TORCH_VARIABLE, torch_environment_problem, torch_required
 from xlainspect.runners.capture import gpu_visible
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -31,6 +35,8 @@ _MARKERS = {
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
     "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
     "requires_jax_cuda": "needs jax's CUDA plugin (the [gpu] extra) for deviceless GPU compiles; skipped otherwise",
+    "requires_torch": "needs the PyTorch environment with torch and opacus (make torch-env); skipped otherwise",
+    "requires_torch_xla": "needs the PyTorch environment with torch_xla (make torch-env); skipped otherwise",
     "slow": "compiles programs in child processes, seconds to a minute each",
 }
 
@@ -48,6 +54,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"xlainspect: the HLO corpus is required ({REQUIRE_CORPUS_VARIABLE}=1) but "
                                 f"{where}/hlo-corpus/ is missing or empty; put the shared/ folder beside the "
                                 "repository or set XLAINSPECT_SHARED to its path")
+    # On CI the PyTorch tests must run too: a missing PyTorch environment stops the run, as a missing corpus does.
+    if torch_required():
+        problem = torch_environment_problem()
+        if problem is not None:
+            raise pytest.UsageError(f"xlainspect: the PyTorch environment is required (CI=true or "
+                                    f"{REQUIRE_TORCH_VARIABLE}=1) but {problem}")
     # With jax's CUDA plugin installed (the [gpu] extra) but no GPU, every in-process jax start logs a cuInit
     # failure before falling back to the CPU. Deviceless GPU compiles run in children that set their own platform.
     if not gpu_visible():
@@ -71,6 +83,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("jax's CUDA plugin is not installed: make install-gpu (pip install 'xlainspect[gpu]')")
     if item.get_closest_marker("requires_chromium") and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed: sudo apt-get install chromium (make test does it)")
+    for marker, packages in MARKER_PACKAGES.items():
+        if item.get_closest_marker(marker):
+            problem = torch_environment_problem(packages)
+            if problem is not None:
+                pytest.skip(problem)
     if item.get_closest_marker("gpu") and not gpu_visible():
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
 

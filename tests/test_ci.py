@@ -71,3 +71,32 @@ def test_make_says_how_to_get_python_312_when_there_is_none(tmp_path):
     assert result.returncode == 1
     assert result.stderr == ("xlainspect: Python 3.12 not found (neither python3.12 on PATH nor in pyenv); install "
                              "it (e.g. 'pyenv install 3.12') or run make with PYTHON=/path/to/python3.12\n")
+
+
+def _pytest_with_torch_python(python: str, ci: str, require: str, target: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("CI", "XLAINSPECT_REQUIRE_TORCH")}
+    env.update(XLAINSPECT_TORCH_PYTHON=python, CI=ci, XLAINSPECT_REQUIRE_TORCH=require)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", target], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_missing_torch_environment_fails_the_run_on_ci(tmp_path):
+    missing = str(tmp_path / "no-venv" / "bin" / "python")
+    message = (f"xlainspect: the PyTorch environment is required (CI=true or XLAINSPECT_REQUIRE_TORCH=1) but no "
+               f"PyTorch environment at {missing}: run 'make torch-env' (or set XLAINSPECT_TORCH_PYTHON)")
+    for ci, require in (("true", ""), ("", "1")):
+        result = _pytest_with_torch_python(missing, ci, require, "tests/test_import.py")
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert message in result.stderr
+
+
+def test_a_missing_torch_environment_skips_its_tests_elsewhere(tmp_path):
+    missing = str(tmp_path / "no-venv" / "bin" / "python")
+    result = _pytest_with_torch_python(missing, "", "", "tests/test_torch_programs.py::test_opacus_clips_at_c")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout
+    assert f"no PyTorch environment at {missing}: run 'make torch-env'" in result.stdout
+
+
+def test_ci_requires_the_torch_environment():
+    assert "export XLAINSPECT_REQUIRE_TORCH=1" in (REPO / ".ci" / "run").read_text()
