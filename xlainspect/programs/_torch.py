@@ -232,13 +232,13 @@ def sgd_step(model: Classifier, framework: str, lr: float, dtype: str, name: str
     else:
         names = [layout.name for layout in layouts]
 
-        def loss(values: tuple[Any, ...], x: Any, y: Any) -> Any:
-            return classifier_loss(model, torch.func.functional_call(module, dict(zip(names, values)), (x,)), y)
-
         def xla_step(*args: Any) -> tuple[Any, ...]:
-            values = tuple(args[:n])
-            grads = torch.func.grad(loss)(values, args[n], args[n + 1])
-            return tuple(p - lr * g for p, g in zip(values, grads))
+            # Autograd, as a PyTorch/XLA training step takes its gradient (functorch's grad is for the per-example
+            # gradients; PyTorch/XLA's scan, which the LSTM loops with, works under autograd only).
+            values = tuple(arg.detach().requires_grad_() for arg in args[:n])
+            logits = torch.func.functional_call(module, dict(zip(names, values)), (args[n],))
+            grads = torch.autograd.grad(classifier_loss(model, logits, args[n + 1]), values)
+            return tuple(p.detach() - lr * g for p, g in zip(values, grads))
 
         run = compiled(framework, xla_step, name)
     return TorchStep(framework, name, run, _layouts(model, layouts, with_noise=False), tuple(layouts), where)

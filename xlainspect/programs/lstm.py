@@ -114,13 +114,31 @@ def _torch_model() -> tuple[Any, tuple[Layout, ...]]:
 
         def forward(self, x: Any) -> Any:
             xs = self.embedding(x)
-            h = c = total = xs.new_zeros((x.shape[0], HIDDEN))
-            for t in range(x.shape[1]):  # PyTorch has no loop construct: each step is traced anew
-                i, f, g, o = torch.chunk(self.ih(xs[:, t]) + self.hh(h), 4, dim=-1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+            zeros = xs.new_zeros((x.shape[0], HIDDEN))
+            if xs.device.type == "xla":
+                # PyTorch/XLA's scan: one XLA while loop, as lax.scan and tf.while_loop give (a Python loop would
+                # be traced into 256 copies of the cell, which XLA took minutes to compile). Its tracer takes no
+                # tensors from outside the loop body, so the weights ride in the carry, unchanged.
+                from torch_xla.experimental.scan import scan
+
+                def step(carry: tuple[Any, ...], x_t: Any) -> tuple[tuple[Any, ...], Any]:
+                    h, c, total, wx, b, wh = carry
+                    h, c = _cell(x_t @ wx.t() + b + h @ wh.t(), c)
+                    return (h, c, total + h, wx, b, wh), h
+
+                carry, _ = scan(step, (zeros, zeros, zeros, self.ih.weight, self.ih.bias, self.hh.weight),
+                                xs.transpose(0, 1))
+                return self.dense(carry[2] / x.shape[1])
+            h, c, total = zeros, zeros, zeros
+            for t in range(x.shape[1]):  # eager: a Python loop, as Opacus' DPLSTM runs (RNNLinear sums the steps)
+                h, c = _cell(self.ih(xs[:, t]) + self.hh(h), c)
                 total = total + h
             return self.dense(total / x.shape[1])
+
+    def _cell(gates: Any, c: Any) -> tuple[Any, Any]:
+        i, f, g, o = torch.chunk(gates, 4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
 
     return LstmModel(), (Layout("embedding.weight"), Layout("ih.weight", LINEAR), Layout("hh.weight", LINEAR),
                          Layout("ih.bias"), Layout("dense.weight", LINEAR), Layout("dense.bias"))
@@ -147,7 +165,7 @@ LSTM = Classifier(
     tf_per_example_why="tf.vectorized_map over a tf.while_loop's gradient does not compile with XLA "
                        "(TensorListReserve of variants; TensorFlow issue #76891)",
     torch_model=_torch_model,
-    torch_xla_dp_unavailable="PyTorch/XLA has no loop that functorch's vmap goes through, so the LSTM's 256 steps are "
-                             "unrolled; XLA took 2.4 minutes to compile the unrolled SGD step and had not compiled the "
-                             "per-example (vmap) one after 12 minutes, at batch 8",
+    torch_xla_dp_unavailable="PyTorch/XLA's loop (torch_xla.experimental.scan) cannot trace the tensors of functorch's "
+                             "vmap and grad (its fake-tensor tracing asserts), and with the 256 steps unrolled instead "
+                             "XLA had not compiled the per-example step after 12 minutes at batch 8",
 )
