@@ -60,3 +60,34 @@ def test_pick_module_refuses_ambiguity_and_bad_expressions():
                                ("(", "not a regular expression"), ("5", "must be 0 to 1")):
         with pytest.raises(InputError, match=expected):
             pick_module(modules, selector, "f")
+
+
+TORCH_SCRIPT = textwrap.dedent("""\
+    import torch, torch_xla
+
+    device = torch_xla.device()
+    w, x = torch.randn(64, 32, device=device), torch.randn(16, 64, device=device)  # pending when compile starts
+
+    def tiny_step(w, x):
+        return torch.tanh(x @ w).sum(dim=0)
+
+    print(torch_xla.compile(tiny_step, name="tiny_step")(w, x).cpu().sum())
+    """)
+
+
+@pytest.mark.requires_torch_xla
+def test_the_users_step_beats_torch_xlas_larger_clear_pending_graph(tmp_path):
+    # torch_xla.compile(name=...) first syncs whatever was pending, as '<name>_clear_pending': here the random
+    # inputs, a graph far larger than the step. The rule must pick the step, in a folder PyTorch/XLA really wrote.
+    from torch_helpers import torch_python
+
+    (tmp_path / "script.py").write_text(TORCH_SCRIPT)
+    env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={tmp_path / 'dump'} --xla_dump_hlo_as_text", PJRT_DEVICE="CPU")
+    subprocess.run([str(torch_python()), str(tmp_path / "script.py")], env=env, check=True, capture_output=True,
+                   timeout=300)
+    modules = dumped_modules(tmp_path / "dump")
+    pending = [m for m in modules if m.name.startswith("tiny_step_clear_pending")]
+    step = [m for m in modules if m.name.startswith("tiny_step.")]
+    assert pending and step and pending[0].instructions > step[0].instructions  # the trap is really there
+    assert pending[0].helper and not step[0].helper
+    assert main_module(modules).name == step[0].name

@@ -9,8 +9,10 @@ The main module, when none is picked, is the after-optimization module with the 
 excluded. JAX's helpers are of two kinds, both told from the module itself: its private functions (``jit__normal``,
 ``jit__threefry_split``: the name starts ``jit__``), which can outgrow a small step (``jax.random.normal`` compiles
 to nearly 300 instructions), and single primitives run outside ``jit`` (``jit_convert_element_type``,
-``jit_broadcast_in_dim``: every op the module names is ``jit(P)/P`` for the primitive ``P`` it is named after). When
-every optimized module is a helper, the largest of them is the main one.
+``jit_broadcast_in_dim``: every op the module names is ``jit(P)/P`` for the primitive ``P`` it is named after).
+PyTorch/XLA's helpers are the ``<name>_clear_pending`` graphs that ``torch_xla.compile(name=...)`` runs first, for
+whatever was pending (a script's random inputs: 549 instructions beside a 12-instruction step). When every optimized
+module is a helper, the largest of them is the main one.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ def instruction_lines(path: Path) -> int:
 
 
 def is_helper(name: str, text: bytes) -> bool:
-    """Whether a module is one JAX compiled for itself rather than the user's program (see the module docstring).
+    """Whether a module is one a framework compiled for itself rather than the user's program (see the module
+    docstring): JAX's one-primitive helpers, and PyTorch/XLA's ``<name>_clear_pending`` graphs, which compute the
+    tensors still pending when ``torch_xla.compile(name=...)`` starts (a script's random inputs, say).
 
     Args:
         name: the module's name.
         text: the module's HLO text, whose ``op_name`` metadata says what each op came from.
     """
-    if name.startswith("jit__"):
+    if name.startswith("jit__") or re.search(r"_clear_pending(\.\d+)?$", name):
         return True
     if not name.startswith("jit_"):
         return False
