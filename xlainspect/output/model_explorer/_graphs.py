@@ -39,7 +39,7 @@ class ModuleGraphs:
     """A module converted for Model Explorer.
 
     Attributes:
-        label: the graph collection's label (the module's name unless the caller named it).
+        label: the model's name in Model Explorer (the module's name unless the caller named it).
         graphs: Model Explorer graphs as JSON-ready dicts, the entry first.
         node_ids: by graph id, instruction name -> node id for every kernel (what overlays key on).
     """
@@ -49,8 +49,9 @@ class ModuleGraphs:
     node_ids: Mapping[str, Mapping[str, str]]
 
     def to_json(self) -> dict[str, Any]:
-        """What Model Explorer's ``load_graphs_json`` serves: one graph collection."""
-        return {"graphCollections": [{"label": self.label, "graphs": list(self.graphs)}]}
+        """What Model Explorer's ``load_graphs_json`` serves: the graphs of one model, which its web app labels with
+        the model's name (node data is aimed at a model by that name)."""
+        return {"graphs": list(self.graphs)}
 
 
 def graph_computations(module: HloModule) -> list[Computation]:

@@ -82,7 +82,7 @@ class View:
         if len(self.models) == 2:
             data["uiState"] = {"paneStates": [
                 {"deepestExpandedGroupNodeIds": [], "selectedNodeId": "", "selectedGraphId": model.graphs.graphs[0]["id"],
-                 "selectedCollectionLabel": model.graphs.label, "widthFraction": 0.5, "selected": index == 0}
+                 "selectedCollectionLabel": model.name, "widthFraction": 0.5, "selected": index == 0}
                 for index, model in enumerate(self.models)]}
             data["sync"] = {"mode": "match_node_id"}
         return data

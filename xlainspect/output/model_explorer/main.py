@@ -17,13 +17,13 @@ from xlainspect.output.model_explorer._graphs import module_graphs
 
 
 @dataclasses.dataclass
-class _Collection:
-    """A converted graph collection in the shape Model Explorer's response converter reads (``dataclasses.asdict``
-    of each collection), holding the plain dicts :func:`module_graphs` builds rather than ``graph_builder`` objects
-    made from them only to be turned back into dicts."""
+class _Graph:
+    """A converted graph in the shape Model Explorer's response converter reads (``dataclasses.asdict`` of each
+    graph), holding the plain dicts :func:`module_graphs` builds rather than ``graph_builder`` objects made from them
+    only to be turned back into dicts."""
 
-    label: str
-    graphs: list[dict[str, Any]]
+    id: str
+    nodes: list[dict[str, Any]]
 
 
 class HloAdapter(Adapter):
@@ -43,4 +43,4 @@ class HloAdapter(Adapter):
     def convert(self, model_path: str, settings: dict) -> ModelExplorerGraphs:
         del settings  # the frontend's settings concern other adapters' constants
         graphs = module_graphs(hlo_module_at(model_path))
-        return {"graphCollections": [_Collection(graphs.label, list(graphs.graphs))]}
+        return {"graphs": [_Graph(graph["id"], graph["nodes"]) for graph in graphs.graphs]}
