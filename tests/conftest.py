@@ -30,6 +30,7 @@ _MARKERS = {
     "requires_tf": "needs tensorflow installed; skipped otherwise",
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
     "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
+    "requires_explorer": "needs Model Explorer (the [explorer] extra); skipped otherwise",
     "requires_jax_cuda": "needs jax's CUDA plugin (the [gpu] extra) for deviceless GPU compiles; skipped otherwise",
     "slow": "compiles programs in child processes, seconds to a minute each",
 }
@@ -71,6 +72,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("jax's CUDA plugin is not installed: make install-gpu (pip install 'xlainspect[gpu]')")
     if item.get_closest_marker("requires_chromium") and shutil.which("chromium") is None:
         pytest.skip("chromium is not installed: sudo apt-get install chromium (make test does it)")
+    if item.get_closest_marker("requires_explorer") and not _importable("model_explorer"):
+        pytest.skip("Model Explorer is not installed: pip install 'xlainspect[explorer]'")
     if item.get_closest_marker("gpu") and not gpu_visible():
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
 

@@ -55,7 +55,8 @@ class ModuleGraphs:
 
 
 def graph_computations(module: HloModule) -> list[Computation]:
-    """The computations shown as graphs: the entry, then those control flow and async wrappers run, in text order."""
+    """The computations shown as graphs: the entry first (Model Explorer opens it), then those control flow and async
+    wrappers run, in text order."""
     shown = {module.entry_name}
     pending = [module.entry]
     while pending:
@@ -66,7 +67,8 @@ def graph_computations(module: HloModule) -> list[Computation]:
                 if called.name not in shown and called.name in module.by_name:
                     shown.add(called.name)
                     pending.append(module.by_name[called.name])
-    return [computation for computation in module.computations if computation.name in shown]
+    return [module.entry] + [computation for computation in module.computations
+                             if computation.name in shown and computation.name != module.entry_name]
 
 
 def _runs_bodies(instruction: Instruction) -> bool:
