@@ -132,8 +132,9 @@ def raw_dump_folder(folder: Path) -> Path:
 
 @pytest.mark.requires_explorer
 def test_the_extension_adapter_reads_files_filed_dumps_and_raw_xla_dump_folders(tmp_path):
-    from xlainspect.output.model_explorer.main import HloAdapter
     from model_explorer.utils import convert_adapter_response
+
+    from xlainspect.output.model_explorer.main import HloAdapter
 
     expected = module_graphs(module(JAX_DUMP)).to_json()
     for path in (JAX_DUMP, JAX_DUMP / "after_optimizations.txt", raw_dump_folder(tmp_path)):
@@ -242,7 +243,8 @@ def test_bad_paths_are_one_line_errors_naming_the_file(capsys, tmp_path):
 def test_conversion_is_linear_in_the_module_size():
     """Twice the kernels, about twice the time (a quadratic step would take four times as long)."""
     small, big = (parse_hlo(_chain_of_fusions(n)) for n in (1500, 3000))
-    assert sum(len(g["nodes"]) for g in module_graphs(big).graphs) == 1 + 3000 + 3 * 3000  # the parameter, the kernels, 3 fused ops each
+    # The parameter, the kernels, and 3 fused ops each.
+    assert sum(len(g["nodes"]) for g in module_graphs(big).graphs) == 1 + 3000 + 3 * 3000
     one = _best_of(lambda: module_graphs(small), 3)
     two = _best_of(lambda: module_graphs(big), 3)
     assert two < 3.0 * one, (one, two)

@@ -7,6 +7,7 @@ side by side with synced navigation on.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -19,7 +20,6 @@ import pytest
 
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census
-from xlainspect.analysis.diff import diff_census
 from xlainspect.output.model_explorer import build_view, serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def side_panel(driver, pane: int = 0) -> dict[str, str]:
                                const t = panels.length > {pane} ? panels[{pane}].innerText : '';
                                return t.includes('ATTRIBUTES') ? t : null""", 30)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return dict(zip(lines[::1], lines[1::1]))
+    return dict(itertools.pairwise(lines))  # each key's value is the next line (values become keys too: harmless)
 
 
 def requested_urls(driver) -> list[str]:

@@ -770,7 +770,8 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("--diff", "diff_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect diff --json': matched / only-A / only-B as an overlay (with A B: its pairing "
                    "drives the synced navigation).")
-@click.option("--port", type=click.IntRange(min=1, max=65535), default=None, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=None,
+              help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
 @_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
 @click.option("--module-b", default=None, metavar="SELECTOR", help="PATH_B's module, when it differs from --module.")
@@ -788,7 +789,7 @@ def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str 
 
     shown = build_view(path, path_b, timing_file, diff_file, module, module_b)
     nodes = sum(len(graph["nodes"]) for model in shown.models for graph in model.graphs.graphs)
-    click.echo(f"converted {nodes} nodes in {sum(shown.seconds.values()):.1f} s; starting Model Explorer", err=True)
+    click.echo(f"converted {nodes} nodes in {sum(shown.seconds.values()):.2f} s; starting Model Explorer", err=True)
     with serve(shown, port) as server:
         click.echo(server.url)
         if not no_browser:

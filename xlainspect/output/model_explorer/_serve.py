@@ -10,7 +10,8 @@ nothing from outside the machine (the browser test checks Chromium's network log
   (``server._check_new_version``); here that check answers "no newer version" without asking;
 - its ``index.html`` declares the "Google Sans Text" font twice: from its own ``static_files/`` for Latin text, and
   from ``fonts.gstatic.com`` for other Unicode ranges, which the page's arrows and symbols fall into. Here the page is
-  served without the ``fonts.gstatic.com`` declarations (and its ``preconnect`` to that host); those few characters fall back to a local font.
+  served without the ``fonts.gstatic.com`` declarations (and its ``preconnect`` to that host); those few
+  characters fall back to a local font.
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ def offline_index(text: str) -> str:
     return _REMOTE_FONT_RE.sub("", text)
 
 
-def _offline_assets(serve_asset, web_app: str):  # noqa: ANN001, ANN202 - Model Explorer's Flask view helper
+def _offline_assets(serve_asset, web_app: str):
     import flask
 
     with open(os.path.join(web_app, "index.html"), encoding="utf-8") as f:
         index = offline_index(f.read())
 
-    def serve(rel_path: str):  # noqa: ANN202
+    def serve(rel_path: str):
         if rel_path == "index.html":
             return flask.Response(index, mimetype="text/html")
         return serve_asset(rel_path)

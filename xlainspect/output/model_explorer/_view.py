@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlainspect.analysis.census import Census, census
+from xlainspect.analysis.census import census
 from xlainspect.errors import FrameworkUnavailable, InputError, XlaInspectError
 from xlainspect.hlo import HloModule
 from xlainspect.output.model_explorer._graphs import ModuleGraphs, graphs_json, module_graphs
@@ -81,7 +81,8 @@ class View:
             data["nodeData"], data["nodeDataTargets"] = node_data, targets
         if len(self.models) == 2:
             data["uiState"] = {"paneStates": [
-                {"deepestExpandedGroupNodeIds": [], "selectedNodeId": "", "selectedGraphId": model.graphs.graphs[0]["id"],
+                {"deepestExpandedGroupNodeIds": [], "selectedNodeId": "",
+                 "selectedGraphId": model.graphs.graphs[0]["id"],
                  "selectedCollectionLabel": model.name, "widthFraction": 0.5, "selected": index == 0}
                 for index, model in enumerate(self.models)]}
             data["sync"] = {"mode": "match_node_id"}
@@ -122,7 +123,7 @@ def build_view(path_a: str, path_b: str | None = None, timing: str | None = None
     seconds["census"] = time.perf_counter() - start
     start = time.perf_counter()
     names = _model_names([side.label for side in sides])
-    ids_b = _synced_ids(modules[0], modules[1], censuses[0], pairing) if len(modules) == 2 and pairing else {}
+    ids_b = _synced_ids(modules[0], modules[1], pairing) if len(modules) == 2 and pairing else {}
     models = []
     for index, (side, m, kernels) in enumerate(zip(sides, modules, censuses)):
         graphs = module_graphs(m, names[index], ids_b if index == 1 else None, kernels)
@@ -192,15 +193,13 @@ def _timing_overlays(graphs: ModuleGraphs, timing: str, dump: Path, module: HloM
     return [time_overlay(graphs, summary), share_overlay(graphs, summary)]
 
 
-def _synced_ids(module_a: HloModule, module_b: HloModule, census_a: Census,
-                pairing: Mapping[str, Any]) -> dict[str, str]:
+def _synced_ids(module_a: HloModule, module_b: HloModule, pairing: Mapping[str, Any]) -> dict[str, str]:
     """Node ids for B so that Model Explorer's "match node id" navigation follows the pairing, and only it.
 
     A paired B kernel takes its A partner's name (the first pair of each kernel, where one stands for several); any
     other B instruction whose name is also a node of A is renamed ``B:name``, so no unrelated instructions that
     happen to share a name are linked.
     """
-    del census_a
     ids: dict[str, str] = {}
     taken: set[str] = set()
     for pair in pairing.get("matched", ()):
