@@ -338,3 +338,25 @@ def test_view_serves_on_loopback_and_leaves_no_server_behind(stop):
         if process.poll() is None:
             process.kill()
         process.communicate()  # waits, and closes the pipes
+
+
+@pytest.mark.requires_explorer
+def test_model_explorer_registers_the_adapter_of_the_extension_module_and_runs_its_convert_command():
+    """What ``model-explorer --extensions=xlainspect.output.model_explorer`` does: import ``<module>.main``, find the
+    Adapter subclass its metaclass registered, and run the frontend's ``convert`` command through its runner."""
+    import importlib
+
+    from model_explorer.adapter_runner import AdapterRunner
+    from model_explorer.extension_class_processor import ExtensionClassProcessor
+    from model_explorer.registered_extension import RegisteredExtension
+    from model_explorer.utils import convert_adapter_response
+
+    importlib.import_module("xlainspect.output.model_explorer.main")
+    registered = ExtensionClassProcessor.get_registry()["xlainspect.output.model_explorer.main.HloAdapter"]
+    assert registered["type"] == "adapter" and registered["metadata"].id == "xlainspect_hlo"
+    extension = RegisteredExtension(metadata=registered["metadata"], type="adapter", ext_class=registered["cls"])
+    command = {"cmdId": "convert", "modelPath": str(LOOPS), "settings": {}, "deleteAfterConversion": False,
+               "extensionId": "xlainspect_hlo"}
+    response = convert_adapter_response(AdapterRunner().run_adapter(extension=extension, cmd=command))
+    assert response == module_graphs(module(LOOPS)).to_json()
+    assert len(response["graphs"]) == len(graph_computations(module(LOOPS))) > 1
