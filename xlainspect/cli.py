@@ -780,8 +780,8 @@ def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str 
     """Open a module in Google's Model Explorer (the [explorer] extra): fusions as layers, overlays from --timing.
 
     PATH is an HLO file or a dump folder (xlainspect's or XLA's own --xla_dump_to); with PATH_B the two are shown
-    side by side, with node ids set from the diff's pairing for Model Explorer's "match node id" sync. The server listens on 127.0.0.1 only and stops
-    when view does (Ctrl-C).
+    side by side, with node ids set from the diff's pairing for Model Explorer's "match node id" sync. The server
+    listens on 127.0.0.1 only and stops when view does (Ctrl-C).
     """
     import webbrowser
 
