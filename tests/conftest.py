@@ -34,6 +34,7 @@ _MARKERS = {
     "requires_tf": "needs tensorflow installed; skipped otherwise",
     "gpu": "needs an NVIDIA GPU; skipped otherwise",
     "requires_chromium": "needs Debian's chromium (make test installs it); skipped otherwise",
+    "requires_explorer": "needs Model Explorer (the [explorer] extra); skipped otherwise",
     "requires_jax_cuda": "needs jax's CUDA plugin (the [gpu] extra) for deviceless GPU compiles; skipped otherwise",
     "requires_torch": "needs the PyTorch environment with torch and opacus (make torch-env); skipped otherwise",
     "requires_torch_xla": "needs the PyTorch environment with torch_xla (make torch-env); skipped otherwise",
@@ -88,6 +89,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             problem = torch_environment_problem(packages)
             if problem is not None:
                 pytest.skip(problem)
+    if item.get_closest_marker("requires_explorer") and not _importable("model_explorer"):
+        pytest.skip("Model Explorer is not installed: pip install 'xlainspect[explorer]'")
     if item.get_closest_marker("gpu") and not gpu_visible():
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L lists none)")
 

@@ -758,3 +758,41 @@ def _starts_with_location(message: str) -> bool:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# -- view: Model Explorer ---------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("path")
+@click.argument("path_b", required=False)
+@click.option("--timing", "timing_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON from 'xlainspect time --json': time per kernel and share of the step as overlays.")
+@click.option("--diff", "diff_file", type=click.Path(dir_okay=False), default=None,
+              help="JSON from 'xlainspect diff --json': matched / only-A / only-B as an overlay (with A B: its pairing "
+                   "drives the synced navigation).")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=None,
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
+@_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
+@click.option("--module-b", default=None, metavar="SELECTOR", help="PATH_B's module, when it differs from --module.")
+def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str | None, port: int | None,
+         no_browser: bool, module: str | None, module_b: str | None) -> None:
+    """Open a module in Google's Model Explorer (the [explorer] extra): fusions as layers, overlays from --timing.
+
+    PATH is an HLO file or a dump folder (xlainspect's or XLA's own --xla_dump_to); with PATH_B the two are shown
+    side by side, with node ids set from the diff's pairing for Model Explorer's "match node id" sync. The server
+    listens on 127.0.0.1 only and stops when view does (Ctrl-C).
+    """
+    import webbrowser
+
+    from xlainspect.output.model_explorer import build_view, serve
+
+    shown = build_view(path, path_b, timing_file, diff_file, module, module_b)
+    nodes = sum(len(graph["nodes"]) for model in shown.models for graph in model.graphs.graphs)
+    click.echo(f"converted {nodes} nodes in {sum(shown.seconds.values()):.2f} s; starting Model Explorer", err=True)
+    with serve(shown, port) as server:
+        click.echo(server.url)
+        if not no_browser:
+            webbrowser.open_new_tab(server.url)
+        click.echo("Press Ctrl-C to stop.", err=True)
+        server.wait()
