@@ -179,7 +179,8 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
      "Invalid value for '--batch-sizes': '16,,32' has an empty item; separate the values with single commas"),
     (["bench", "--batch-sizes", "16,32,16"], "Invalid value for '--batch-sizes': '16' is given twice (in '16,32,16')"),
     (["bench", "--frameworks", "jax,pytorch"],
-     "Invalid value for '--frameworks': 'pytorch' is not one of 'jax', 'tf' (in 'jax,pytorch')"),
+     "Invalid value for '--frameworks': 'pytorch' is not one of 'jax', 'tf', 'torch', 'torch_xla' (in "
+     "'jax,pytorch')"),
     (["bench", "--models", "ffnn,resnet"],
      "Invalid value for '--models': 'resnet' is not one of 'logreg', 'ffnn', 'mnist', 'embedding', 'lstm', "
      "'cifar10' (in 'ffnn,resnet')"),
@@ -191,7 +192,8 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
     (["dump", "--program", "matvec", "--target", "h100"],
      "--target needs --backend gpu: it names the GPU to compile for"),
     (["dump", "--program", "matvec", "--framework", "jax", "--compiler", "jax"],
-     "--compiler jax cannot be used with --framework jax: it compiles TF's module with JAX's XLA"),
+     "--compiler jax cannot be used with --framework jax: it compiles TF's (or PyTorch/XLA's) module with JAX's "
+     "XLA"),
     (["dump", "--program", "matvec", "--backend", "tpu"],
      "Invalid value for '--backend': 'tpu' is not one of 'cpu', 'gpu'."),
     (["diff", "jax", "tf", "--program", "matvec", "--target", "h100"],
@@ -201,9 +203,11 @@ def test_graph_into_missing_folder_is_one_line(capsys, tmp_path, good):
     (["diff", "jax", "tf", "--program", "matvec", "--ignore-layout"],
      "--ignore-layout needs --fail-on-diff: it only relaxes the verdict that sets the exit status"),
     (["diff", "a.txt", "b.txt", "--program", "matvec"],
-     "--program picks the filed dumps that A or B name (jax, tf, tf_via_jax); here A and B are paths"),
+     "--program picks the filed dumps that A or B name (jax, tf, tf_via_jax, torch_xla, torch_xla_via_jax); here A and "
+     "B are paths"),
     (["diff", "a.txt", "b.txt", "--backend", "gpu"],
-     "--backend picks the filed dumps that A or B name (jax, tf, tf_via_jax); here A and B are paths"),
+     "--backend picks the filed dumps that A or B name (jax, tf, tf_via_jax, torch_xla, torch_xla_via_jax); here A and "
+     "B are paths"),
     (["time", "--program", "matvec", "--tf-via-jax", "--framework", "jax"],
      "--tf-via-jax cannot be used with --framework jax: it times TF's module"),
     (["time", "--program", "matvec", "--tf-via-jax", "--no-compile"],

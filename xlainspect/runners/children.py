@@ -266,6 +266,12 @@ def run_child(request: Request, result_type: type[M], report: Callable[[str], No
             env["PJRT_DEVICE"] = "CPU"
     elif framework == "torch_xla":
         env.setdefault("PJRT_DEVICE", "CUDA")
+    if framework == "torch_xla" and request.child.endswith("compile_child"):
+        # PyTorch/XLA writes no metadata into its HLO unless asked: with these, every op names its ATen op and the
+        # Python line that made it, as JAX's and TF's do (the module is otherwise the same). Only dumps ask: the
+        # timing child's tracing would pay for the stack walks on every step.
+        env.setdefault("XLA_IR_DEBUG", "1")
+        env.setdefault("XLA_HLO_DEBUG", "1")
     interpreter = python or framework_python(framework)
     command = [interpreter, "-m", request.child, json.dumps(request.to_json())]
     with tempfile.TemporaryDirectory(prefix="xlainspect-path-") as path_dir, \
