@@ -159,3 +159,22 @@ def test_speedups_pair_the_same_configuration_only():
 
 def _row(framework: str, private: bool, batch: int, median: float) -> BenchRow:
     return BenchRow("mnist", private, framework, batch, median, median, median, 0.0, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_torch_xla
+def test_memory_of_torch_xla_comes_from_its_own_buffer_assignment():
+    from xlainspect.measure.memory import memory_report
+    from xlainspect.programs import PROGRAMS
+
+    results, failures = memory_report("dpsgd_mnist", ("torch_xla",), batch_size=8)
+    assert failures == [] and len(results) == 1
+    figures = results[0].figures
+    program = PROGRAMS["dpsgd_mnist"]
+    # The step returns the new parameters: its outputs are exactly their float32 bytes, nothing XLA packed beside.
+    assert figures.output == 4 * program.parameter_count()
+    # Its arguments hold the parameters, the noise (as many again) and the 8 images.
+    assert figures.argument >= 4 * (2 * program.parameter_count() + 8 * 28 * 28)
+    # The per-example filter gradients of the convolutions are materialised (docs/pytorch.md): found by shape.
+    assert results[0].per_example_bytes and 0 < results[0].per_example_bytes <= figures.temp
+    assert results[0].largest and results[0].largest[0].size <= figures.temp

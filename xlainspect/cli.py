@@ -564,7 +564,8 @@ _MAX_BATCH_ONLY = ("find_max", "device_memory", "start", "out_dir", "force")
 
 @cli.group(invoke_without_command=True)
 @click.option("--program", "program_name", default=None, help=_PROGRAM_HELP + " (required)")
-@click.option("--framework", type=_FRAMEWORK_OR_ALL, default="all", show_default=True)
+@click.option("--framework", type=click.Choice([*XLA_FRAMEWORKS, "both", "all"]), default="both", show_default=True,
+              help="both: jax and tf; all: also torch_xla (its own XLA's buffer assignment; one batch size, CPU).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True,
               help="gpu: this machine's GPU, or deviceless for --target without one.")
 @click.option("--target", default=None, help="With --backend gpu: compile deviceless for this GPU (h100, a100 or a "
@@ -657,7 +658,7 @@ def _memory_report(program_name: str, framework: str, backend: str, target: str 
     from xlainspect.measure.memory import memory_report
     from xlainspect.output.format import memory_json, memory_text
 
-    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    frameworks = _chosen_frameworks(framework, XLA_FRAMEWORKS)
     results, failures = memory_report(program_name, frameworks, backend, batch_size, target, progress=_progress,
                                       python=python)
     click.echo(memory_json(program_name, results, failures) if as_json else memory_text(results, failures))
@@ -678,7 +679,10 @@ def _max_batch(ctx: click.Context, program_name: str, framework: str, backend: s
     from xlainspect.output.format import max_batch_json, max_batch_text
     from xlainspect.output.plots import plot_curve
 
-    frameworks = FRAMEWORKS if framework == "all" else (framework,)
+    if framework == "torch_xla":
+        _refuse(ctx, "the largest-batch search compiles JAX's and TF's modules through JAX's XLA; for torch_xla, "
+                     "'xlainspect memory --framework torch_xla --batch-size N' gives one batch size's figures")
+    frameworks = FRAMEWORKS if framework in ("all", "both") else (framework,)
     limit = device_memory if device_memory is not None else device_limit(None, target)
     stem = curve_stem(out_dir, program_name, backend, target, force)
     results, failures = max_batch(program_name, limit, frameworks, backend, target, start, progress=_progress,

@@ -37,6 +37,7 @@ from xlainspect.runners.children import (
     NotProvided,
     child_python,
     dump_flags,
+    framework_python,
     run_child,
     skip_unprovided,
 )
@@ -116,6 +117,12 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
     report = progress or (lambda line: None)
     results, failures = [], []
     for framework in frameworks:
+        if framework == "torch_xla":
+            try:
+                results.append(_torch_xla_memory(program, batch_size, backend, gpu, most, report, python))
+            except ChildFailed as e:
+                failures.append(str(e))
+            continue
         with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
             request = _request(program.spec, framework, backend, gpu, batch_size=batch_size, dump_dir=dump)
             try:
@@ -135,6 +142,52 @@ def memory_report(program_name: str, frameworks: Sequence[str] = ("jax", "tf"), 
         results.append(FrameworkMemory(framework, _route(framework, backend, gpu), result.device, result.module,
                                        figures, largest, per_example, library_fusions(result.module_text)))
     return results, failures
+
+
+def _torch_xla_memory(program: ProgramChoice, batch_size: int | None, backend: str, gpu: GpuTarget | None, most: int,
+                      report: Callable[[str], None], python: str | None) -> FrameworkMemory:
+    """PyTorch/XLA's figures, from the buffer assignment its own XLA dumps: PyTorch/XLA has no memory analysis of
+    its own, and its module is what it compiles, so its XLA's accounting is the one that holds.
+
+    Arguments are the entry's parameters, outputs the bytes of the entry's result, temporaries everything else XLA
+    allocates for the step (what JAX's ``memory_analysis`` calls them: a live-out allocation also holds the
+    temporaries XLA packed into it before the result was written); nothing is aliased (PyTorch/XLA donates no
+    buffers to a ``torch_xla.compile``'d step). The three add up to the buffer assignment's "Total bytes used".
+
+    Raises:
+        InputError: a GPU backend (PyTorch runs on the CPU here).
+        ChildFailed: the PyTorch/XLA child failed.
+    """
+    from xlainspect.hlo import parse_hlo
+    from xlainspect.hlo.dump_folder import dumped_modules
+    from xlainspect.runners.protocol import CompileRequest, CompileResult
+
+    if backend != "cpu" or gpu is not None:
+        raise InputError("torch_xla: xlainspect runs PyTorch/XLA on the CPU only; use --backend cpu (or compare "
+                         "deviceless GPU modules with 'xlainspect dump --framework torch_xla --backend gpu')")
+    with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
+        result = run_child(CompileRequest(program.spec, "torch_xla", batch_size), CompileResult, report, "compiling",
+                           xla_flags=dump_flags(dump), python=framework_python("torch_xla", python))
+        named = [m for m in dumped_modules(dump) if m.after is not None and result.function_name in m.name]
+        if not named:
+            raise ChildFailed(f"torch_xla: XLA wrote no module named after {result.function_name}")
+        module = max(named, key=lambda m: m.number)  # the one every step after the first runs (see capture)
+        assert module.after is not None
+        module_text = module.after.read_text(encoding="utf-8")
+        assignment_file = module.after.with_name(module.after.name.replace(".txt", "-buffer-assignment.txt"))
+        assignment = assignment_file.read_text(encoding="utf-8") if assignment_file.exists() else ""
+    if not assignment:
+        raise ChildFailed(f"torch_xla: XLA dumped no buffer assignment for {module.name}")
+    allocations = parse_buffer_assignment(assignment)
+    argument = sum(a.size for a in allocations if "parameter" in a.kinds)
+    output = sum(leaf.byte_size or 0 for leaf in parse_hlo(module_text).entry.root.shape.leaves())
+    allocated = sum(a.size for a in allocations
+                    if not any(word in a.kinds for word in ("parameter", "constant", "thread-local")))
+    figures = MemoryFigures(batch_size, argument, output, 0, max(allocated - output, 0))
+    largest, per_example = _owners(program, batch_size, assignment, module_text, most)
+    return FrameworkMemory("torch_xla", "PyTorch/XLA front end and its own XLA's buffer assignment, on this "
+                           "machine's CPU", result.device, module.name, figures, largest, per_example,
+                           library_fusions(module_text))
 
 
 def library_fusions(module_text: str) -> int:
