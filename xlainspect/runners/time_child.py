@@ -380,17 +380,75 @@ def _torch_xla_timing(program: Program, request: TimeRequest, inputs: dict[str, 
 
     first_s, runs = _steady_runs(run, request.repeats, max(request.warmup, 2))  # the second call compiles again
     steady = sorted(runs)[len(runs) // 2]
+    _until_no_new_graph(run)  # so that the profiled runs run the newest module, the one read below
     module_name, module_text = _dumped_module(step.name)
     left = fallbacks()
     profile = _Profile({}, {}, [], None)
+    mixed = ""
     if request.profile_runs and module_name:
         profile = _torch_xla_profile(run, request.profile_runs, module_name)
+        # PyTorch/XLA may compile the step more than once under one name (its second call reorders the
+        # parameters); the profiled runs ran one of them: the newest whose instructions hold every profiled op.
+        module_text, profile, mixed = _module_that_ran(step.name, module_text, profile)
     return TimeResult(torch_xla.__version__, max(first_s - steady, 0.0), tuple(runs), module_name,
                       module_text, {op: tuple(durations) for op, durations in profile.kernels.items()},
                       request.profile_runs if profile.kernels else 0, tuple(profile.runs_s), profile.busy_us,
                       note="compile time is the first call (trace, XLA compile, run) less one steady run" + (
-                          f"; PyTorch/XLA ran part of the step outside XLA, on the CPU: {left}" if left else ""),
+                          f"; PyTorch/XLA ran part of the step outside XLA, on the CPU: {left}" if left else "") + (
+                          mixed),
                       kernel_runs=_tuples(profile.kernel_runs), launches=dict(profile.launches))
+
+
+def _until_no_new_graph(run: Callable[[], Any], most: int = 5) -> None:
+    """Runs the step until a run compiles nothing new (at most ``most`` runs), by PyTorch/XLA's compile counter.
+
+    PyTorch/XLA may compile a step again on a later call under the same module name (seen on the second call, and
+    under load on a later one); the graphs differ, their op names overlap, so a profile of runs that used two of them
+    could not be told apart by name.
+    """
+    import torch_xla.debug.metrics as met
+
+    def compiles() -> int:
+        data = met.metric_data("CompileTime")
+        return int(data[0]) if data else 0
+
+    for _ in range(most):
+        before = compiles()
+        run()
+        if compiles() == before:
+            return
+
+
+def _module_that_ran(function_name: str, chosen_text: str, profile: _Profile) -> tuple[str, _Profile, str]:
+    """The dumped module (of those named after ``function_name``, newest first) whose instructions include every op
+    the profile timed, and the profile; when none does, ``chosen_text`` and the profile without the ops it lacks,
+    with a note saying so (the profiled runs then ran several of PyTorch/XLA's graphs of that name)."""
+    import re
+
+    profiled = set(profile.kernels)
+    for text in _dumped_texts(function_name):
+        if profiled <= set(re.findall(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = ", text, re.MULTILINE)):
+            return text, profile, ""
+    names = set(re.findall(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = ", chosen_text, re.MULTILINE))
+    kept = _Profile({op: t for op, t in profile.kernels.items() if op in names},
+                    {op: r for op, r in profile.kernel_runs.items() if op in names}, profile.runs_s, profile.busy_us,
+                    {op: n for op, n in profile.launches.items() if op in names})
+    return chosen_text, kept, (f"; {len(profiled - names)} profiled ops belong to another of PyTorch/XLA's graphs "
+                               f"named {function_name} and are left out")
+
+
+def _dumped_texts(function_name: str) -> list[str]:
+    """Every optimized module named after ``function_name`` in the dump ``XLA_FLAGS`` asked for, newest first."""
+    import re
+
+    from xlainspect.hlo.dump_folder import dumped_modules
+
+    match = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
+    if match is None or not os.path.isdir(match.group(1)):
+        return []
+    modules = sorted((m for m in dumped_modules(match.group(1)) if m.after is not None and function_name in m.name),
+                     key=lambda m: m.number, reverse=True)
+    return [m.after.read_text(encoding="utf-8") for m in modules if m.after is not None]
 
 
 def _dumped_module(function_name: str) -> tuple[str, str]:
