@@ -168,7 +168,8 @@ def _torch_xla_memory(program: ProgramChoice, batch_size: int | None, backend: s
     with tempfile.TemporaryDirectory(prefix="xlainspect-memory-") as dump:
         result = run_child(CompileRequest(program.spec, "torch_xla", batch_size), CompileResult, report, "compiling",
                            xla_flags=dump_flags(dump), python=framework_python("torch_xla", python))
-        named = [m for m in dumped_modules(dump) if m.after is not None and result.function_name in m.name]
+        named = [m for m in dumped_modules(dump)  # the step's modules, not its <name>_clear_pending helpers
+                 if m.after is not None and result.function_name in m.name and not m.helper]
         if not named:
             raise ChildFailed(f"torch_xla: XLA wrote no module named after {result.function_name}")
         module = max(named, key=lambda m: m.number)  # the one every step after the first runs (see capture)

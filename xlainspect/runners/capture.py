@@ -358,6 +358,7 @@ def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[P
                              "process (another XLA_FLAGS value may override --xla_dump_to)")
     named = tuple(module for module in complete if function_name and function_name in module.name)
     if framework == "torch_xla" and named:
+        named = tuple(module for module in named if not module.helper) or named  # not its <name>_clear_pending
         # PyTorch/XLA compiles the step again on its second call (its scalars become cached device data, which
         # reorders the parameters); the child calls it twice and the last module is the one every later step runs.
         chosen = max(named, key=lambda module: module.number)

@@ -446,7 +446,8 @@ def _dumped_texts(function_name: str) -> list[str]:
     match = re.search(r"--xla_dump_to=(\S+)", os.environ.get("XLA_FLAGS", ""))
     if match is None or not os.path.isdir(match.group(1)):
         return []
-    modules = sorted((m for m in dumped_modules(match.group(1)) if m.after is not None and function_name in m.name),
+    modules = sorted((m for m in dumped_modules(match.group(1)) if m.after is not None and function_name in m.name
+                      and not m.helper),
                      key=lambda m: m.number, reverse=True)
     return [m.after.read_text(encoding="utf-8") for m in modules if m.after is not None]
 
@@ -461,7 +462,7 @@ def _dumped_module(function_name: str) -> tuple[str, str]:
     if match is None or not os.path.isdir(match.group(1)):
         return "", ""
     modules = tuple(module for module in dumped_modules(match.group(1))
-                    if module.after is not None and function_name in module.name)
+                    if module.after is not None and function_name in module.name and not module.helper)
     # The last compiled: PyTorch/XLA compiles the step again on its second call, and runs that module from then on.
     chosen = max(modules, key=lambda module: module.number, default=None)
     if chosen is None or chosen.after is None:
