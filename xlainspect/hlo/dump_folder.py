@@ -160,3 +160,15 @@ def pick_module(modules: tuple[DumpedModule, ...], selector: str | None, where: 
         raise InputError(f"{where}: no module name matches --module {selector!r}; the modules are {names}{more}")
     raise InputError(f"{where}: {len(matched)} modules match --module {selector!r} ({names}{more}); make it "
                      "match one (anchor it with ^ and $), or give its position ('xlainspect stats --list')")
+
+
+def result_arrays(module: DumpedModule) -> int:
+    """How many arrays the module returns, from its header's ``entry_computation_layout`` (0 when it has none).
+
+    PyTorch/XLA sometimes compiles a step a second time, under the same name, with intermediates that were still
+    alive at its sync as extra outputs; of a step's modules, the one returning the fewest arrays is the step itself.
+    """
+    with open(module.file, encoding="utf-8") as file:
+        header = file.readline()
+    _, arrow, result = header.partition(")->")
+    return result.count("[") if arrow else 0

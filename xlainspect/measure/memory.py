@@ -159,7 +159,7 @@ def _torch_xla_memory(program: ProgramChoice, batch_size: int | None, backend: s
         ChildFailed: the PyTorch/XLA child failed.
     """
     from xlainspect.hlo import parse_hlo
-    from xlainspect.hlo.dump_folder import dumped_modules
+    from xlainspect.hlo.dump_folder import dumped_modules, result_arrays
     from xlainspect.runners.protocol import CompileRequest, CompileResult
 
     if backend != "cpu" or gpu is not None:
@@ -172,7 +172,8 @@ def _torch_xla_memory(program: ProgramChoice, batch_size: int | None, backend: s
                  if m.after is not None and result.function_name in m.name and not m.helper]
         if not named:
             raise ChildFailed(f"torch_xla: XLA wrote no module named after {result.function_name}")
-        module = max(named, key=lambda m: m.number)  # the one every step after the first runs (see capture)
+        # The step itself: the fewest results (a recompile may return leftover intermediates), newest on a tie.
+        module = min(named, key=lambda m: (result_arrays(m), -m.number))
         assert module.after is not None
         module_text = module.after.read_text(encoding="utf-8")
         assignment_file = module.after.with_name(module.after.name.replace(".txt", "-buffer-assignment.txt"))

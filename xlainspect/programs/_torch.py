@@ -161,9 +161,18 @@ def compiled(framework: str, fn: Callable[..., Any], name: str) -> Callable[...,
         # PyTorch/XLA makes every lazy tensor still alive when the step syncs an output of its module. functorch's
         # transforms leave the step's intermediates in reference cycles, alive until the garbage collector runs:
         # without this collection the DP-SGD step's module returned 69 arrays, the per-example gradients among them.
+        # A young-generation collection missed them now and then (a cycle promoted mid-trace), giving a second graph
+        # with the intermediates as outputs; a full one always finds them, and is cheap because everything older
+        # than the first step was frozen out of the collector's reach.
+        if not frozen:
+            gc.collect()
+            gc.freeze()
+            frozen.append(True)
         outputs = fn(*args)
-        gc.collect(1)  # the young generations, where the step's cycles are: a full collection took 0.5 s
+        gc.collect()
         return outputs
+
+    frozen: list[bool] = []
 
     collected.__name__ = collected.__qualname__ = name
     return import_torch_xla().compile(collected, name=name)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from xlainspect import __version__
 from xlainspect.errors import InputError
-from xlainspect.hlo.dump_folder import dumped_modules, main_module
+from xlainspect.hlo.dump_folder import dumped_modules, main_module, result_arrays
 from xlainspect.hlo.files import assembled_folder
 from xlainspect.runners.children import (
     ChildFailed,
@@ -361,7 +361,8 @@ def _select_module(raw_dir: Path, function_name: str, framework: str) -> tuple[P
         named = tuple(module for module in named if not module.helper) or named  # not its <name>_clear_pending
         # PyTorch/XLA compiles the step again on its second call (its scalars become cached device data, which
         # reorders the parameters); the child calls it twice and the last module is the one every later step runs.
-        chosen = max(named, key=lambda module: module.number)
+        # The step itself: the fewest results (a recompile may return leftover intermediates), newest on a tie.
+        chosen = min(named, key=lambda module: (result_arrays(module), -module.number))
     else:
         chosen = main_module(named or tuple(complete))
     assert chosen is not None and chosen.before is not None and chosen.after is not None

@@ -420,21 +420,26 @@ def _until_no_new_graph(run: Callable[[], Any], most: int = 5) -> None:
 
 
 def _module_that_ran(function_name: str, chosen_text: str, profile: _Profile) -> tuple[str, _Profile, str]:
-    """The dumped module (of those named after ``function_name``, newest first) whose instructions include every op
-    the profile timed, and the profile; when none does, ``chosen_text`` and the profile without the ops it lacks,
-    with a note saying so (the profiled runs then ran several of PyTorch/XLA's graphs of that name)."""
-    import re
+    """Of the dumped modules named after ``function_name`` (newest first; ``chosen_text`` when there are none), the
+    one whose kernels the profiled ops are (the most of them), and the profile kept to its kernels, with a note when
+    some ops were left out: the profiled runs then also ran another of PyTorch/XLA's graphs of that name, whose op
+    names overlap."""
+    from xlainspect.analysis.census import census
+    from xlainspect.hlo import parse_hlo
 
     profiled = set(profile.kernels)
-    for text in _dumped_texts(function_name):
-        if profiled <= set(re.findall(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = ", text, re.MULTILINE)):
-            return text, profile, ""
-    names = set(re.findall(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = ", chosen_text, re.MULTILINE))
-    kept = _Profile({op: t for op, t in profile.kernels.items() if op in names},
-                    {op: r for op, r in profile.kernel_runs.items() if op in names}, profile.runs_s, profile.busy_us,
-                    {op: n for op, n in profile.launches.items() if op in names})
-    return chosen_text, kept, (f"; {len(profiled - names)} profiled ops belong to another of PyTorch/XLA's graphs "
-                               f"named {function_name} and are left out")
+    best_text, best = chosen_text, set()
+    for text in _dumped_texts(function_name) or [chosen_text]:
+        kernels = {kernel.name for kernel in census(parse_hlo(text)).kernels}
+        if len(profiled & kernels) > len(profiled & best) or not best:
+            best_text, best = text, kernels
+    if profiled <= best:
+        return best_text, profile, ""
+    kept = _Profile({op: t for op, t in profile.kernels.items() if op in best},
+                    {op: r for op, r in profile.kernel_runs.items() if op in best}, profile.runs_s, profile.busy_us,
+                    {op: n for op, n in profile.launches.items() if op in best})
+    return best_text, kept, (f"; {len(profiled - best)} profiled ops belong to another of PyTorch/XLA's graphs named "
+                             f"{function_name} and are left out (the runs used more than one)")
 
 
 def _dumped_texts(function_name: str) -> list[str]:
