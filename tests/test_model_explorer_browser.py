@@ -1,8 +1,8 @@
 """``xlainspect view`` in a real browser: Model Explorer's page, served by :func:`serve` on 127.0.0.1, in Debian's
 Chromium driven through Debian's chromedriver by selenium (nothing downloads a browser or a driver).
 
-The page must show the dump's kernels with the census's figures and load nothing from the network; two modules open
-side by side with synced navigation on.
+The page must show the dump's kernels with the census's figures and the timing file's times, and load nothing from
+the network; two modules open side by side, and a click on a kernel in one selects its diff partner in the other.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
-import tempfile
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,51 +19,32 @@ import pytest
 
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census
+from xlainspect.analysis.diff import diff_census
 from xlainspect.output.model_explorer import build_view, serve
+
+from browser_helpers import chromium
+from browser_helpers import wait_for as _wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 JAX_DUMP = REPO / "dumps/cpu/dpsgd_mnist/jax"
 TF_DUMP = REPO / "dumps/cpu/dpsgd_mnist/tf"
 KERNEL = "ynn_fusion.20"
+TIMING = REPO / "docs/time-dpsgd_mnist-cpu.json"  # xlainspect time --program dpsgd_mnist --json, of these dumps
 
 pytestmark = [pytest.mark.requires_chromium, pytest.mark.requires_explorer]
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900")
 LOAD_S = 120.0  # a loaded 2-core CI machine renders with software WebGL
 
 
 @pytest.fixture()
 def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [test] extra)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    if driver_path is None:
-        pytest.skip("chromedriver is not installed: sudo apt-get install chromium-driver (make test-deps does it)")
-    with tempfile.TemporaryDirectory(prefix="xlainspect-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-        driver.set_script_timeout(LOAD_S)  # laying out two graphs keeps the page's thread busy on a loaded machine
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    # laying out two graphs keeps the page's thread busy on a loaded machine: scripts get LOAD_S
+    with chromium(1800, 1000, script_timeout_s=LOAD_S) as driver:
+        yield driver
 
 
 def wait_for(driver, script: str, timeout: float = LOAD_S):
-    """Polls a script until it returns something truthy; returns that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {script}")
+    return _wait_for(driver, script, timeout)
 
 
 def open_view(driver, url: str) -> float:
@@ -114,10 +94,14 @@ def requested_urls(driver) -> list[str]:
 
 def test_a_dump_opens_with_its_kernels_named_and_measured_and_nothing_from_the_network(browser, tmp_path):
     kernel = {k.name: k for k in census(read_hlo(JAX_DUMP / "after_optimizations.txt")[0]).kernels}[KERNEL]
-    with serve(build_view(str(JAX_DUMP))) as server:
+    timed = {k["hlo_op"]: k for k in json.loads(TIMING.read_text())["frameworks"]["jax"]["kernels"]}[KERNEL]
+    with serve(build_view(str(JAX_DUMP), timing=str(TIMING))) as server:
         seconds = open_view(browser, server.url)
         locate(browser, KERNEL)
         panel = side_panel(browser)
+        # the time overlays, as the timing file has them
+        assert float(panel["time per step (µs)"]) == pytest.approx(timed["total_us"])
+        assert float(panel["share of step (%)"]) == pytest.approx(100 * timed["share"])
         assert panel["op name"] == KERNEL
         assert panel["kind"] == "__ynn_fusion"
         assert (panel["bytes_read"], panel["bytes_written"], panel["flops"]) == (
@@ -139,16 +123,102 @@ def test_a_dump_opens_with_its_kernels_named_and_measured_and_nothing_from_the_n
     print(f"page ready in {seconds:.1f} s")
 
 
-def test_two_modules_open_side_by_side_with_synced_navigation_on(browser):
-    """Both panes load, A left and B right, each its entry, with Model Explorer's sync on. (Whether selecting a kernel
-    selects its match is not checked here: selecting through the search box does not move the other pane, and
-    clicking into the WebGL canvas timed out on a loaded 2-core machine; the shared ids that carry the pairing are
-    checked in test_model_explorer.py.)"""
-    entries = [read_hlo(path / "after_optimizations.txt")[0].entry_name for path in (JAX_DUMP, TF_DUMP)]
+def selected(driver, pane: int) -> tuple[str, str] | None:
+    """The op name and node id a pane's side panel shows, or None when it shows no node."""
+    rows = driver.execute_script(f"""const panels = [...document.querySelectorAll('info-panel, .info-panel')];
+                                   return panels.length > {pane} ? panels[{pane}].innerText : '';""")
+    lines = [line.strip() for line in rows.splitlines() if line.strip()]
+    if "NODE INFO" not in lines:
+        return None
+    info = dict(itertools.pairwise(lines))
+    return info.get("op name"), info.get("id")
+
+
+def click_node(driver, name: str, pane: int) -> None:
+    """Selects a node the way a user does, with a click on it in the graph, which is what starts Model Explorer's
+    synced navigation (selecting from the search results does not). The node is found by name in the pane's search
+    box and located (a plain click on the result centres it in the pane without selecting it), then the pane is
+    clicked at its centre; again if the click missed (the page may still be animating on a loaded machine)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_elements(By.CSS_SELECTOR, "input[placeholder^='Search nodes']")[pane]
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(f"^{re.escape(name)}$")
+    # A fusion's name gives two results: its layer and, inside it, its kernel node (the last one).
+    rows = wait_for(driver, f"""const rows = [...document.querySelectorAll('.search-results-container')][{pane}]
+                                  ?.querySelectorAll('.node-label') || [];
+                                const hits = [...rows].filter(e => e.textContent.trim() == {json.dumps(name)});
+                                return hits.length ? hits : null""", 30)
+    rows[-1].click()
+    canvas = driver.find_elements(By.CSS_SELECTOR, "webgl-renderer")[pane]
+    for _ in range(4):
+        time.sleep(1.5)  # the locate animation
+        ActionChains(driver).move_to_element_with_offset(canvas, 20, 20).pause(0.3).move_to_element(canvas) \
+            .pause(0.5).click().perform()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            shown = selected(driver, pane)
+            if shown is not None and shown[0] == name:
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"could not select {name} in pane {pane} with a click; it shows {selected(driver, pane)}")
+
+
+def wait_selected(driver, pane: int, name: str, timeout: float = 30) -> tuple[str, str] | None:
+    """Waits until a pane selects ``name``; returns what it shows then, or at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = selected(driver, pane)
+        if shown is not None and shown[0] == name:
+            return shown
+        time.sleep(0.2)
+    return selected(driver, pane)
+
+
+def watch_no_mapped_node(driver) -> None:
+    """Counts, in ``window.xiNoMappedNode``, the times Model Explorer shows its "No mapped node found" message (for
+    3 s, by a class: a poll could miss it)."""
+    driver.execute_script("""window.xiNoMappedNode = 0;
+        const message = document.querySelector('.no-mapped-node-message');
+        new MutationObserver(() => { if (message.classList.contains('show')) window.xiNoMappedNode += 1; })
+            .observe(message, {attributes: true, attributeFilter: ['class']});""")
+
+
+def test_two_modules_side_by_side_select_each_kernels_diff_partner(browser):
+    """``view A B``: a click on a kernel in one pane selects, in the other, the kernel the diff pairs it with, worked
+    out here from the library's diff, not read from the page: one pair whose names differ, one where the other side
+    has a kernel of the same name that the diff pairs elsewhere (a sync by names would pick that one), and back from
+    B to A. A kernel only A has selects nothing in B, even where B has a kernel of its name: Model Explorer says no
+    mapped node was found."""
+    modules = [read_hlo(path / "after_optimizations.txt")[0] for path in (JAX_DUMP, TF_DUMP)]
+    diff = diff_census(census(modules[0]), census(modules[1]))
+    partners: dict[str, list[str]] = {}
+    for pair in diff.matched:
+        partners.setdefault(pair.a.name, []).append(pair.b.name)
+    once = {a: bs[0] for a, bs in partners.items() if len(bs) == 1}
+    names_b = {instruction.name for instruction in modules[1].instructions()}
+    renamed = next(a for a, b in once.items() if a != b and a not in names_b and "fusion" not in a)
+    crossed = next(a for a, b in once.items() if a != b and a in names_b)
+    # an A-only kernel, one whose name B has too where there is one (a sync by names would select that)
+    lonely = sorted((k.name not in names_b, k.name) for k in diff.only_a)[0][1]
     with serve(build_view(str(JAX_DUMP), str(TF_DUMP))) as server:
         open_view(browser, server.url)
+        # the sync button shows once both panes are laid out
         headers = wait_for(browser, """const t = document.body.innerText;
-                                      return t.includes('Sync') ? t : null""", 30)
-        assert f"jax | {entries[0]}" in headers and f"tf | {entries[1]}" in headers.replace("\n", " ")
-        locate(browser, KERNEL, pane=0)
-        assert side_panel(browser, 0)["op name"] == KERNEL
+                                      return t.includes('Sync') ? t : null""")
+        assert f"jax | {modules[0].entry_name}" in headers
+        assert f"tf | {modules[1].entry_name}" in headers.replace("\n", " ")
+        watch_no_mapped_node(browser)
+        for name in (renamed, crossed):
+            click_node(browser, name, 0)
+            assert wait_selected(browser, 1, once[name]) == (once[name], name)
+        if os.environ.get("XLAINSPECT_EXPLORER_SYNC_SCREENSHOT"):
+            browser.save_screenshot(os.environ["XLAINSPECT_EXPLORER_SYNC_SCREENSHOT"])
+        click_node(browser, once[renamed], 1)
+        assert wait_selected(browser, 0, renamed) == (renamed, renamed)
+        assert browser.execute_script("return window.xiNoMappedNode") == 0
+        click_node(browser, lonely, 0)
+        wait_for(browser, "return window.xiNoMappedNode > 0", 30)
+        assert selected(browser, 1) == (once[renamed], renamed)  # B kept its selection

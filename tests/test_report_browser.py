@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,35 +22,19 @@ from xlainspect.analysis.census import census
 from xlainspect.analysis.diff import diff_census
 from xlainspect.output.report import build_report
 
+from browser_helpers import chromium
+
 REPO = Path(__file__).resolve().parents[1]
 DUMPS = REPO / "dumps"
 PROGRAM = "dpsgd_mnist"
 
 pytestmark = pytest.mark.requires_chromium
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,1000")
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the [test] extra)")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    if driver_path is None:
-        pytest.skip("chromedriver is not installed: sudo apt-get install chromium-driver (make test-deps does it)")
-    with tempfile.TemporaryDirectory(prefix="xlainspect-chromium-") as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-        try:
-            yield driver
-        finally:
-            driver.quit()
+    with chromium(1400, 1000) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -784,8 +784,9 @@ def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str 
     """Open a module in Google's Model Explorer (the [explorer] extra): fusions as layers, overlays from --timing.
 
     PATH is an HLO file or a dump folder (xlainspect's or XLA's own --xla_dump_to); with PATH_B the two are shown
-    side by side, with node ids set from the diff's pairing for Model Explorer's "match node id" sync. The server
-    listens on 127.0.0.1 only and stops when view does (Ctrl-C).
+    side by side, with node ids set from the diff's pairing for Model Explorer's "match node id" sync: click a kernel
+    in one graph and the other selects its partner. The server listens on 127.0.0.1 only and stops when view does
+    (Ctrl-C).
     """
     import webbrowser
 
@@ -796,6 +797,9 @@ def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str 
     click.echo(f"converted {nodes} nodes in {sum(shown.seconds.values()):.2f} s; starting Model Explorer", err=True)
     with serve(shown, port) as server:
         click.echo(server.url)
+        if len(shown.models) == 2:
+            click.echo("click a kernel in one graph: the other selects its partner in the diff (picking from the "
+                       "search results moves one pane only)", err=True)
         if not no_browser:
             webbrowser.open_new_tab(server.url)
         click.echo("Press Ctrl-C to stop.", err=True)

@@ -6,8 +6,9 @@ Explorer's server in a child process (its own session, so a Ctrl-C in the termin
 stops it; the child also exits when ``view``'s process is gone, so nothing outlives it) and yields the URL.
 
 Two modules share one page: the URL opens A in the left pane and B in the right with Model Explorer's "match node
-id" navigation requested, and B's paired kernels carry their A partner's node id (:mod:`._graphs`), so that selecting
-a kernel on one side selects its match on the other. (Not yet seen to work in headless Chromium: see the README.)
+id" navigation on, and B's paired kernels carry their A partner's node id (:mod:`._graphs`), so that a click on a
+kernel in one graph selects its match in the other (Model Explorer syncs on clicks in the graph, not on picks from
+its search results); tested in Chromium.
 """
 
 from __future__ import annotations
