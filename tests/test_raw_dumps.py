@@ -158,16 +158,17 @@ def test_module_picks_a_helper_by_regex_or_position(raw, capsys):
 @pytest.mark.parametrize("command", ["stats", "render", "diff", "graph", "passes"])
 def test_bad_selectors_are_one_line(raw, capsys, tmp_path, command):
     folder = raw["jax_passes" if command == "passes" else "jax"]
-    count = len(listing(capsys, folder))
+    modules = listing(capsys, folder)
+    count = len(modules)
+    normal = ", ".join(f"#{m['position']} {m['name']}" for m in modules if "normal" in m["name"])
     outputs = {"render": ["-o", tmp_path / "x.svg"], "graph": ["-o", tmp_path / "x.graphml"], "diff": [folder]}
     cases = {"(": "xlainspect: --module '(': not a regular expression (missing ), unterminated subpattern at "
                   "position 0); give one, or a position\n",
              "no_such_module": f"xlainspect: {folder}: no module name matches --module 'no_such_module'; the modules "
                                "are jit_stage, jit__threefry_seed, jit__threefry_split, jit_unstack, jit__normal, "
                                "jit_convert_element_type, jit_broadcast_in_dim, jit__normal...\n",
-             "normal": f"xlainspect: {folder}: 3 modules match --module 'normal' (jit__normal, jit__normal, "
-                       "jit__normal); make it match one (anchor it with ^ and $), or give its position ('xlainspect "
-                       "stats --list')\n",
+             "normal": f"xlainspect: {folder}: 3 modules match --module 'normal' ({normal}); give one's position "
+                       "(--module 3), or a regular expression only its name matches (anchor it with ^ and $)\n",
              str(count): f"xlainspect: {folder}: has {count} module(s); --module {count} must be 0 to {count - 1}, or "
                          "a regular expression on the name\n"}
     for selector, message in cases.items():

@@ -151,15 +151,18 @@ def pick_module(modules: tuple[DumpedModule, ...], selector: str | None, where: 
         pattern = re.compile(selector)
     except re.error as e:
         raise InputError(f"--module {selector!r}: not a regular expression ({e}); give one, or a position") from e
-    matched = [module for module in modules if pattern.search(module.name)]
+    matched = [(position, module) for position, module in enumerate(modules) if pattern.search(module.name)]
     if len(matched) == 1:
-        return matched[0]
-    names = ", ".join(module.name for module in (matched or modules)[:8])
-    more = "..." if len(matched or modules) > 8 else ""
+        return matched[0][1]
     if not matched:
+        names = ", ".join(module.name for module in modules[:8])
+        more = "..." if len(modules) > 8 else ""
         raise InputError(f"{where}: no module name matches --module {selector!r}; the modules are {names}{more}")
-    raise InputError(f"{where}: {len(matched)} modules match --module {selector!r} ({names}{more}); make it "
-                     "match one (anchor it with ^ and $), or give its position ('xlainspect stats --list')")
+    # Positions, not just names: one function jitted twice (or its gradient) dumps modules of the same name.
+    names = ", ".join(f"#{position} {module.name}" for position, module in matched[:8])
+    more = "..." if len(matched) > 8 else ""
+    raise InputError(f"{where}: {len(matched)} modules match --module {selector!r} ({names}{more}); give one's "
+                     "position (--module 3), or a regular expression only its name matches (anchor it with ^ and $)")
 
 
 def result_arrays(module: DumpedModule) -> int:
