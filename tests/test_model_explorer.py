@@ -26,7 +26,7 @@ from xlainspect import parse_hlo, read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.cli import main
 from xlainspect.errors import InputError
-from xlainspect.hlo import HloModule
+from xlainspect.hlo import HloModule, Instruction
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
 from xlainspect.output.model_explorer import build_view, graph_computations, graphs_json, module_graphs
 
@@ -73,6 +73,54 @@ def test_every_graph_holds_its_computation_and_every_fusion_is_a_layer_of_exactl
         assert len(ids) == len(set(ids))
         for node in graph["nodes"]:  # every edge starts at a node of the same graph
             assert {edge["sourceNodeId"] for edge in node.get("incomingEdges", ())} <= set(ids)
+
+
+def test_every_corpus_module_converts_to_graphs_with_distinct_ids_and_edges_that_land(corpus_file):
+    """XLA's own test modules, hand-written: they reuse names such as ``p0`` in every computation, which the graphs'
+    node ids must not (Model Explorer would merge the nodes and misroute their edges)."""
+    for m in read_hlo(corpus_file):
+        graphs = module_graphs(m)
+        names = {g["id"] for g in graphs.graphs}
+        for graph in graphs.graphs:
+            got = Counter((node["namespace"], node["label"]) for node in graph["nodes"])
+            assert got == expected_layout(m, graph["id"]), (m.name, graph["id"])
+            ids = [node["id"] for node in graph["nodes"]]
+            assert len(ids) == len(set(ids)), (m.name, graph["id"])
+            by_id = {node["id"]: node for node in graph["nodes"]}
+            places = instructions_by_place(m, graph["id"])
+            for node in graph["nodes"]:
+                edges = node.get("incomingEdges", ())
+                assert {edge["sourceNodeId"] for edge in edges} <= set(by_id), (m.name, node["id"])
+                assert set(node.get("subgraphIds", ())) <= names
+                instruction = places[(node["namespace"], node["label"])]
+                if instruction.opcode not in ("parameter", "fusion"):  # those are wired across the layer's edge
+                    sources = [by_id[edge["sourceNodeId"]] for edge in edges]
+                    # each operand edge comes from that operand, in the same computation (so the same layer)
+                    assert [(s["namespace"], s["label"]) for s in sources] == \
+                        [value_place(node["namespace"], operand, places) for operand in instruction.operands], \
+                        (m.name, node["id"])
+
+
+def value_place(namespace: str, operand: str, places: dict[tuple[str, str], Instruction]) -> tuple[str, str]:
+    """Where the node giving an operand's value sits: beside the reader, or, for a fusion, in its own layer."""
+    layer = f"{namespace}/{operand}" if namespace else operand
+    return (layer, operand) if (layer, operand) in places and (namespace, operand) not in places else \
+        (namespace, operand)
+
+
+def instructions_by_place(m: HloModule, computation: str, namespace: str = "") -> dict[tuple[str, str], Instruction]:
+    """(namespace, name) -> instruction for every node of a computation's graph, as :func:`expected_layout` places
+    them (a fusion's name in its own layer)."""
+    result = {}
+    for instruction in m.computation(computation).instructions:
+        if instruction.opcode == "fusion":
+            layer = f"{namespace}/{instruction.name}" if namespace else instruction.name
+            (body,) = [c.name for c in instruction.called_computations if c.role == "calls"]
+            result.update(instructions_by_place(m, body, layer))
+            result[(layer, instruction.name)] = instruction
+        else:
+            result[(namespace, instruction.name)] = instruction
+    return result
 
 
 def test_loop_and_branch_bodies_are_graphs_their_instructions_open():

@@ -11,9 +11,11 @@ a ``namespace`` path that nests it in collapsible layers, attributes shown in it
   overlays colour. An edge from a fusion enters the layer at its fused parameter and leaves from the kernel node;
 - reducers, comparators and other computations applied inside one op are not graphs: they are part of that op.
 
-Node ids are instruction names (unique in a module; a fusion body reached twice prefixes its second copy with the
-fusion's name), or what ``ids`` says for some of them: ``view A B`` gives a B kernel the name of its A partner so
-that Model Explorer's "match node id" navigation follows the diff's pairing.
+Node ids are instruction names (unique in a module as XLA writes them; a fusion body reached twice prefixes its
+second copy with the fusion's name, and a fused instruction whose name is taken in the graph, as in hand-written HLO
+that reuses ``p0`` in every computation, gets its layer's path), or what ``ids`` says for some of them: ``view A B``
+gives a B kernel the name of its A partner so that Model Explorer's "match node id" navigation follows the diff's
+pairing.
 
 Everything is built as plain dicts and lists in one pass over the instructions (the census is one more pass), so a
 100,000-instruction module converts in seconds; :func:`graphs_json` writes the JSON Model Explorer loads.
@@ -101,6 +103,8 @@ def module_graphs(module: HloModule, label: str | None = None, ids: Mapping[str,
         nodes: list[dict[str, Any]] = []
         builder.kernel_ids = node_ids.setdefault(computation.name, {})
         builder.emitted_bodies = set()
+        builder.used_ids = set()
+        builder.top_ids = {builder.ids.get(i.name, i.name) for i in computation.instructions}
         builder.add_computation(computation, nodes, "", "", graph_names)
         graphs.append({"id": computation.name, "nodes": nodes})
     return ModuleGraphs(label or module.name, tuple(graphs), node_ids)
@@ -120,6 +124,8 @@ class _Builder:
         self.ids = ids
         self.kernel_ids: dict[str, str] = {}
         self.emitted_bodies: set[str] = set()
+        self.used_ids: set[str] = set()  # node ids taken in the graph being built
+        self.top_ids: set[str] = set()  # its own instructions' ids, which fused instructions must not take
         self.shape_texts: dict[int, tuple[str, str]] = {}
         self.shapes_seen: list[object] = []  # the parser shares Shape objects; print each once
 
@@ -137,6 +143,9 @@ class _Builder:
         for instruction in computation.instructions:
             name = instruction.name
             own_id = prefix + ids.get(name, name)
+            if namespace and (own_id in self.top_ids or own_id in self.used_ids):
+                own_id = self.unique_id(f"{namespace}/{name}")  # hand-written HLO reuses names across computations
+            self.used_ids.add(own_id)
             edges = [{"sourceNodeId": value_id[operand], "sourceNodeOutputId": "0", "targetNodeInputId": str(i)}
                      for i, operand in enumerate(instruction.operands) if operand in value_id]
             if parameter_sources and instruction.opcode == "parameter":
@@ -169,6 +178,14 @@ class _Builder:
             if kernel is not None and kernel.computation == computation.name:
                 self.kernel_ids[name] = own_id
         return value_id[computation.root.name]
+
+    def unique_id(self, wanted: str) -> str:
+        """``wanted``, or ``wanted#2``, ``#3``... : the first that no node of the graph has."""
+        candidate, number = wanted, 1
+        while candidate in self.used_ids or candidate in self.top_ids:
+            number += 1
+            candidate = f"{wanted}#{number}"
+        return candidate
 
     def fusion_body(self, instruction: Instruction) -> Computation | None:
         if instruction.opcode != "fusion":
