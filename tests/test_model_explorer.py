@@ -60,45 +60,56 @@ def attrs(node: dict) -> dict[str, str]:
     return {item["key"]: item["value"] for item in node["attrs"]}
 
 
-@pytest.mark.parametrize("path", [JAX_DUMP, TF_DUMP, LOOPS], ids=["jax", "tf", "loops"])
+COMMITTED = sorted(REPO.glob("dumps/**/after_optimizations.txt")) + [LOOPS]
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[str(p.relative_to(REPO)) for p in COMMITTED])
 def test_every_graph_holds_its_computation_and_every_fusion_is_a_layer_of_exactly_its_fused_ops(path):
+    """Every committed module (CPU and GPU, JAX, TF and PyTorch/XLA, loops, async ops): see :func:`check_graphs`."""
     m = module(path)
     graphs = module_graphs(m)
     assert [g["id"] for g in graphs.graphs] == [c.name for c in graph_computations(m)]
     assert graphs.graphs[0]["id"] == m.entry_name
-    for graph in graphs.graphs:
-        got = Counter((node["namespace"], node["label"]) for node in graph["nodes"])
-        assert got == expected_layout(m, graph["id"]), graph["id"]
-        ids = [node["id"] for node in graph["nodes"]]
-        assert len(ids) == len(set(ids))
-        for node in graph["nodes"]:  # every edge starts at a node of the same graph
-            assert {edge["sourceNodeId"] for edge in node.get("incomingEdges", ())} <= set(ids)
+    check_graphs(m, graphs)
 
 
 def test_every_corpus_module_converts_to_graphs_with_distinct_ids_and_edges_that_land(corpus_file):
     """XLA's own test modules, hand-written: they reuse names such as ``p0`` in every computation, which the graphs'
     node ids must not (Model Explorer would merge the nodes and misroute their edges)."""
     for m in read_hlo(corpus_file):
-        graphs = module_graphs(m)
-        names = {g["id"] for g in graphs.graphs}
-        for graph in graphs.graphs:
-            got = Counter((node["namespace"], node["label"]) for node in graph["nodes"])
-            assert got == expected_layout(m, graph["id"]), (m.name, graph["id"])
-            ids = [node["id"] for node in graph["nodes"]]
-            assert len(ids) == len(set(ids)), (m.name, graph["id"])
-            by_id = {node["id"]: node for node in graph["nodes"]}
-            places = instructions_by_place(m, graph["id"])
-            for node in graph["nodes"]:
-                edges = node.get("incomingEdges", ())
-                assert {edge["sourceNodeId"] for edge in edges} <= set(by_id), (m.name, node["id"])
-                assert set(node.get("subgraphIds", ())) <= names
-                instruction = places[(node["namespace"], node["label"])]
-                if instruction.opcode not in ("parameter", "fusion"):  # those are wired across the layer's edge
-                    sources = [by_id[edge["sourceNodeId"]] for edge in edges]
-                    # each operand edge comes from that operand, in the same computation (so the same layer)
-                    assert [(s["namespace"], s["label"]) for s in sources] == \
-                        [value_place(node["namespace"], operand, places) for operand in instruction.operands], \
-                        (m.name, node["id"])
+        check_graphs(m, module_graphs(m))
+
+
+def check_graphs(m: HloModule, graphs) -> None:
+    """Each graph holds its computation's instructions, each fusion's fused ops in its layer; node ids are distinct;
+    every operand edge comes from that operand's node, in the same computation; subgraph links name graphs."""
+    names = {g["id"] for g in graphs.graphs}
+    for graph in graphs.graphs:
+        got = Counter((node["namespace"], node["label"]) for node in graph["nodes"])
+        assert got == expected_layout(m, graph["id"]), (m.name, graph["id"])
+        ids = [node["id"] for node in graph["nodes"]]
+        assert len(ids) == len(set(ids)), (m.name, graph["id"])
+        by_id = {node["id"]: node for node in graph["nodes"]}
+        places = instructions_by_place(m, graph["id"])
+        for node in graph["nodes"]:
+            edges = node.get("incomingEdges", ())
+            assert {edge["sourceNodeId"] for edge in edges} <= set(by_id), (m.name, node["id"])
+            assert set(node.get("subgraphIds", ())) <= names
+            namespace = node["namespace"]
+            instruction = places[(namespace, node["label"])]
+            if instruction.opcode == "fusion":  # the kernel node, at its layer's output: fed by the body's root
+                body = m.computation(next(c.name for c in instruction.called_computations if c.role == "calls"))
+                expected = [value_place(namespace, body.root.name, places)]
+            elif instruction.opcode == "parameter" and instruction.computation != graph["id"]:
+                # a fused parameter: fed by the fusion's operand of its number, outside the layer
+                parent, _, fusion = namespace.rpartition("/")
+                operands = places[(namespace, fusion)].operands
+                number = instruction.parameter_number or 0
+                expected = [value_place(parent, operands[number], places)] if number < len(operands) else []
+            else:  # each operand edge comes from that operand, in the same computation (so the same layer)
+                expected = [value_place(namespace, operand, places) for operand in instruction.operands]
+            sources = [by_id[edge["sourceNodeId"]] for edge in edges]
+            assert [(s["namespace"], s["label"]) for s in sources] == expected, (m.name, node["id"])
 
 
 def value_place(namespace: str, operand: str, places: dict[tuple[str, str], Instruction]) -> tuple[str, str]:
