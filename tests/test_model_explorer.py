@@ -28,7 +28,13 @@ from xlainspect.cli import main
 from xlainspect.errors import InputError
 from xlainspect.hlo import HloModule, Instruction
 from xlainspect.measure.records import KernelTime, TimingRecord, TimingSummary
-from xlainspect.output.model_explorer import build_view, graph_computations, graphs_json, module_graphs
+from xlainspect.output.model_explorer import (
+    build_view,
+    graph_computations,
+    graphs_json,
+    module_graphs,
+    write_mapping,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 JAX_DUMP = REPO / "dumps/cpu/dpsgd_mnist/jax"
@@ -284,6 +290,53 @@ def test_two_sides_share_node_ids_exactly_where_the_diff_pairs_kernels(diff_json
     assert url["sync"] == {"mode": "match_node_id"}
     assert [p["selectedGraphId"] for p in url["uiState"]["paneStates"]] == [module(JAX_DUMP).entry_name,
                                                                            module(TF_DUMP).entry_name]
+
+
+def test_the_mapping_file_links_each_kernel_to_all_its_partners_and_nothing_else(diff_json, tmp_path):
+    """``view A B --mapping``: one entry per connected group of the diff's pairs, in the graphs' node ids, so a kernel
+    the diff pairs with two (a one-to-many group, which node ids alone cannot link) maps to both."""
+    diff = json.loads(diff_json.read_text())
+    view = build_view(str(JAX_DUMP), str(TF_DUMP), diff=str(diff_json))
+    label = [{n["id"]: n["label"] for g in model.graphs.graphs for n in g["nodes"]} for model in view.models]
+    path = write_mapping(view.mapping, tmp_path / "mapping.json")
+    entries = json.loads(path.read_text())["mappingEntries"]
+    group_of = {}
+    for number, entry in enumerate(entries):
+        for side, key in enumerate(("leftNodeIds", "rightNodeIds")):
+            for node_id in entry[key]:
+                kernel = (side, label[side][node_id])
+                assert kernel not in group_of  # groups are disjoint
+                group_of[kernel] = number
+    partners: dict[tuple[int, str], set[tuple[int, str]]] = {}
+    for pair in diff["matched"]:
+        a, b = (0, pair["a"]), (1, pair["b"])
+        assert group_of[a] == group_of[b], pair
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    assert set(group_of) == set(partners)  # only paired kernels: no only-A / only-B ones
+    for number, entry in enumerate(entries):  # a group is connected through the pairs, not merged by chance
+        members = {item for item, group in group_of.items() if group == number}
+        reached, frontier = set(), [next(iter(members))]
+        while frontier:
+            item = frontier.pop()
+            if item not in reached:
+                reached.add(item)
+                frontier.extend(partners[item])
+        assert reached == members
+    many = [e for e in entries if len(e["leftNodeIds"]) + len(e["rightNodeIds"]) > 2]
+    assert many and all(len(e["leftNodeIds"]) >= 1 and len(e["rightNodeIds"]) >= 1 for e in entries)
+    # a module paired with itself maps every kernel to its own copy, one to one
+    same = build_view(str(JAX_DUMP), str(JAX_DUMP)).mapping["mappingEntries"]
+    assert all(e["leftNodeIds"] == e["rightNodeIds"] and len(e["leftNodeIds"]) == 1 for e in same)
+    assert len(same) == len(census(module(JAX_DUMP)).kernels)
+
+
+def test_mapping_needs_two_modules_and_a_folder_that_exists(capsys, tmp_path):
+    assert main(["view", str(JAX_DUMP), "--mapping", str(tmp_path / "m.json"), "--no-browser"]) == 2
+    assert "--mapping needs two modules" in capsys.readouterr().err
+    with pytest.raises(InputError, match="does not exist; create it"):
+        write_mapping({"mappingEntries": []}, tmp_path / "no" / "m.json")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_paths_are_one_line_errors_naming_the_file(capsys, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 from xlainspect import read_hlo
 from xlainspect.analysis.census import census
 from xlainspect.analysis.diff import diff_census
-from xlainspect.output.model_explorer import build_view, serve
+from xlainspect.output.model_explorer import build_view, serve, write_mapping
 
 from browser_helpers import chromium
 from browser_helpers import wait_for as _wait_for
@@ -143,12 +143,13 @@ def click_node(driver, name: str, pane: int) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    box = driver.find_elements(By.CSS_SELECTOR, "input[placeholder^='Search nodes']")[pane]
+    panes = driver.find_elements(By.CSS_SELECTOR, ".pane-container")
+    box = panes[pane].find_element(By.CSS_SELECTOR, "input[placeholder^='Search nodes']")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(f"^{re.escape(name)}$")
     # A fusion's name gives two results: its layer and, inside it, its kernel node (the last one).
-    rows = wait_for(driver, f"""const rows = [...document.querySelectorAll('.search-results-container')][{pane}]
-                                  ?.querySelectorAll('.node-label') || [];
+    rows = wait_for(driver, f"""const pane = document.querySelectorAll('.pane-container')[{pane}];
+                                const rows = pane.querySelectorAll('.search-results-container .node-label');
                                 const hits = [...rows].filter(e => e.textContent.trim() == {json.dumps(name)});
                                 return hits.length ? hits : null""", 30)
     rows[-1].click()
@@ -186,12 +187,13 @@ def watch_no_mapped_node(driver) -> None:
             .observe(message, {attributes: true, attributeFilter: ['class']});""")
 
 
-def test_two_modules_side_by_side_select_each_kernels_diff_partner(browser):
+def test_two_modules_side_by_side_select_each_kernels_diff_partner(browser, tmp_path):
     """``view A B``: a click on a kernel in one pane selects, in the other, the kernel the diff pairs it with, worked
-    out here from the library's diff, not read from the page: one pair whose names differ, one where the other side
-    has a kernel of the same name that the diff pairs elsewhere (a sync by names would pick that one), and back from
-    B to A. A kernel only A has selects nothing in B, even where B has a kernel of its name: Model Explorer says no
-    mapped node was found."""
+    out here from the library's diff, not read from the page: a pair whose names differ, where the other side has a
+    kernel of the A kernel's name that the diff pairs elsewhere (a sync by names would pick that one). A kernel
+    only A has selects nothing in B, even where B has a kernel of its name: Model Explorer says no mapped node was
+    found. Then the ``--mapping`` file, uploaded as a user does, links what node ids cannot: a B kernel that is the
+    second partner of an A kernel selects that A kernel."""
     modules = [read_hlo(path / "after_optimizations.txt")[0] for path in (JAX_DUMP, TF_DUMP)]
     diff = diff_census(census(modules[0]), census(modules[1]))
     partners: dict[str, list[str]] = {}
@@ -199,11 +201,15 @@ def test_two_modules_side_by_side_select_each_kernels_diff_partner(browser):
         partners.setdefault(pair.a.name, []).append(pair.b.name)
     once = {a: bs[0] for a, bs in partners.items() if len(bs) == 1}
     names_b = {instruction.name for instruction in modules[1].instructions()}
-    renamed = next(a for a, b in once.items() if a != b and a not in names_b and "fusion" not in a)
     crossed = next(a for a, b in once.items() if a != b and a in names_b)
     # an A-only kernel, one whose name B has too where there is one (a sync by names would select that)
     lonely = sorted((k.name not in names_b, k.name) for k in diff.only_a)[0][1]
-    with serve(build_view(str(JAX_DUMP), str(TF_DUMP))) as server:
+    view = build_view(str(JAX_DUMP), str(TF_DUMP))
+    ids_b = {name: node_id for ids in view.models[1].graphs.node_ids.values() for name, node_id in ids.items()}
+    # an A kernel paired with two B kernels, and the one of those whose node id is not the A kernel's
+    split, second = next((a, b) for a, bs in partners.items() if len(bs) > 1 for b in bs if ids_b[b] != a)
+    mapping = write_mapping(view.mapping, tmp_path / "mapping.json")
+    with serve(view) as server:
         open_view(browser, server.url)
         # the sync button shows once both panes are laid out
         headers = wait_for(browser, """const t = document.body.innerText;
@@ -211,14 +217,27 @@ def test_two_modules_side_by_side_select_each_kernels_diff_partner(browser):
         assert f"jax | {modules[0].entry_name}" in headers
         assert f"tf | {modules[1].entry_name}" in headers.replace("\n", " ")
         watch_no_mapped_node(browser)
-        for name in (renamed, crossed):
-            click_node(browser, name, 0)
-            assert wait_selected(browser, 1, once[name]) == (once[name], name)
+        click_node(browser, crossed, 0)
+        assert wait_selected(browser, 1, once[crossed]) == (once[crossed], crossed)
         if os.environ.get("XLAINSPECT_EXPLORER_SYNC_SCREENSHOT"):
             browser.save_screenshot(os.environ["XLAINSPECT_EXPLORER_SYNC_SCREENSHOT"])
-        click_node(browser, once[renamed], 1)
-        assert wait_selected(browser, 0, renamed) == (renamed, renamed)
         assert browser.execute_script("return window.xiNoMappedNode") == 0
         click_node(browser, lonely, 0)
         wait_for(browser, "return window.xiNoMappedNode > 0", 30)
-        assert selected(browser, 1) == (once[renamed], renamed)  # B kept its selection
+        assert selected(browser, 1) == (once[crossed], crossed)  # B kept its selection
+        upload_mapping(browser, mapping)
+        click_node(browser, second, 1)
+        assert wait_selected(browser, 0, split) == (split, split)
+
+
+def upload_mapping(driver, path: Path) -> None:
+    """Sync > "Upload mapping from computer", and the file given to its file input; then the menu closed."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, "sync-navigation-button .bubble-click").click()
+    wait_for(driver, """return [...document.querySelectorAll('label.sync-mode-radio-button')]
+                            .find(l => l.innerText.includes('Upload mapping'))""", 30).click()
+    driver.find_element(By.CSS_SELECTOR, "input.upload-mapping-input").send_keys(str(path))
+    wait_for(driver, "return document.querySelector('.cdk-overlay-container').innerText"
+                     f".includes({json.dumps(path.name)})", 30)  # the menu names the file it read
+    driver.find_element(By.CSS_SELECTOR, ".cdk-overlay-backdrop").click()

@@ -774,13 +774,17 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("--diff", "diff_file", type=click.Path(dir_okay=False), default=None,
               help="JSON from 'xlainspect diff --json': matched / only-A / only-B as an overlay (with A B: its pairing "
                    "drives the synced navigation).")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="With A B: also write the diff's whole pairing as a Model Explorer mapping file; loaded with the "
+                   "page's Sync > 'Upload mapping from computer', it links a kernel to all its partners, where "
+                   "the default sync links one.")
 @click.option("--port", type=click.IntRange(min=1, max=65535), default=None,
               help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
 @_module_option(_MODULE_HELP + " Applies to both sides unless --module-b is given.")
 @click.option("--module-b", default=None, metavar="SELECTOR", help="PATH_B's module, when it differs from --module.")
-def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str | None, port: int | None,
-         no_browser: bool, module: str | None, module_b: str | None) -> None:
+def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str | None, mapping_file: str | None,
+         port: int | None, no_browser: bool, module: str | None, module_b: str | None) -> None:
     """Open a module in Google's Model Explorer (the [explorer] extra): fusions as layers, overlays from --timing.
 
     PATH is an HLO file or a dump folder (xlainspect's or XLA's own --xla_dump_to); with PATH_B the two are shown
@@ -790,16 +794,26 @@ def view(path: str, path_b: str | None, timing_file: str | None, diff_file: str 
     """
     import webbrowser
 
-    from xlainspect.output.model_explorer import build_view, serve
+    from xlainspect.output.model_explorer import build_view, serve, write_mapping
 
+    if mapping_file is not None and path_b is None:
+        raise click.UsageError("--mapping needs two modules (view A B): it maps A's kernels to B's")
     shown = build_view(path, path_b, timing_file, diff_file, module, module_b)
+    if mapping_file is not None and shown.mapping is not None:
+        written = write_mapping(shown.mapping, mapping_file)
+        groups = shown.mapping["mappingEntries"]
+        several = sum(len(g["leftNodeIds"]) + len(g["rightNodeIds"]) > 2 for g in groups)
+        click.echo(f"wrote {written}: {len(groups)} groups of paired kernels, {several} of them one-to-many",
+                   err=True)
     nodes = sum(len(graph["nodes"]) for model in shown.models for graph in model.graphs.graphs)
     click.echo(f"converted {nodes} nodes in {sum(shown.seconds.values()):.2f} s; starting Model Explorer", err=True)
     with serve(shown, port) as server:
         click.echo(server.url)
         if len(shown.models) == 2:
             click.echo("click a kernel in one graph: the other selects its partner in the diff (picking from the "
-                       "search results moves one pane only)", err=True)
+                       "search results moves one pane only)"
+                       + (f"; for one-to-many pairs, load {mapping_file} with Sync > Upload mapping from computer"
+                          if mapping_file else ""), err=True)
         if not no_browser:
             webbrowser.open_new_tab(server.url)
         click.echo("Press Ctrl-C to stop.", err=True)

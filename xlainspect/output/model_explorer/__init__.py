@@ -6,6 +6,7 @@ Converting needs nothing beyond xlainspect; serving and the extension module (``
 """
 
 from xlainspect.output.model_explorer._graphs import ModuleGraphs, graph_computations, graphs_json, module_graphs
+from xlainspect.output.model_explorer._mapping import sync_mapping, write_mapping
 from xlainspect.output.model_explorer._overlays import (
     NodeOverlay,
     bytes_overlay,
@@ -17,4 +18,4 @@ from xlainspect.output.model_explorer._view import RunningServer, View, ViewMode
 
 __all__ = ["ModuleGraphs", "NodeOverlay", "RunningServer", "View", "ViewModel", "build_view", "bytes_overlay",
            "diff_overlay", "graph_computations", "graphs_json", "module_graphs", "serve", "share_overlay",
-           "time_overlay"]
+           "sync_mapping", "time_overlay", "write_mapping"]

@@ -8,7 +8,8 @@ stops it; the child also exits when ``view``'s process is gone, so nothing outli
 Two modules share one page: the URL opens A in the left pane and B in the right with Model Explorer's "match node
 id" navigation on, and B's paired kernels carry their A partner's node id (:mod:`._graphs`), so that a click on a
 kernel in one graph selects its match in the other (Model Explorer syncs on clicks in the graph, not on picks from
-its search results); tested in Chromium.
+its search results); tested in Chromium. Ids link one pair each; :attr:`View.mapping` holds the whole pairing as a
+mapping file's content for the one-to-many pairs (:mod:`._mapping`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from xlainspect.analysis.census import census
 from xlainspect.errors import FrameworkUnavailable, InputError, XlaInspectError
 from xlainspect.hlo import HloModule
 from xlainspect.output.model_explorer._graphs import ModuleGraphs, graphs_json, module_graphs
+from xlainspect.output.model_explorer._mapping import sync_mapping
 from xlainspect.output.model_explorer._overlays import (
     NodeOverlay,
     bytes_overlay,
@@ -68,6 +70,7 @@ class View:
 
     models: tuple[ViewModel, ...]
     seconds: Mapping[str, float] = field(default_factory=dict)  # what each stage took: read, census, convert...
+    mapping: Mapping[str, Any] | None = None  # two models: the whole pairing as a sync mapping (see ._mapping)
 
     def url_data(self) -> dict[str, Any]:
         """The ``data=`` parameter of Model Explorer's URL: the models, their node data, the panes and the sync."""
@@ -137,8 +140,9 @@ def build_view(path_a: str, path_b: str | None = None, timing: str | None = None
                 _check_diff_side(pairing, letter, m, diff)
             overlays.append(diff_overlay(graphs, pairing, letter, diff or "the diff"))
         models.append(ViewModel(names[index], graphs, tuple(overlays)))
+    mapping = sync_mapping(models[0].graphs, models[1].graphs, pairing) if len(models) == 2 and pairing else None
     seconds["convert"] = time.perf_counter() - start
-    return View(tuple(models), seconds)
+    return View(tuple(models), seconds, mapping)
 
 
 def _model_names(labels: list[str]) -> list[str]:
