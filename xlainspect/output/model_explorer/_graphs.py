@@ -103,8 +103,8 @@ def module_graphs(module: HloModule, label: str | None = None, ids: Mapping[str,
         nodes: list[dict[str, Any]] = []
         builder.kernel_ids = node_ids.setdefault(computation.name, {})
         builder.emitted_bodies = set()
-        builder.used_ids = set()
-        builder.top_ids = {builder.ids.get(i.name, i.name) for i in computation.instructions}
+        # the graph's own instructions keep their ids; fused ones give way (see add_computation)
+        builder.used_ids = {builder.ids.get(i.name, i.name) for i in computation.instructions}
         builder.add_computation(computation, nodes, "", "", graph_names)
         graphs.append({"id": computation.name, "nodes": nodes})
     return ModuleGraphs(label or module.name, tuple(graphs), node_ids)
@@ -124,8 +124,7 @@ class _Builder:
         self.ids = ids
         self.kernel_ids: dict[str, str] = {}
         self.emitted_bodies: set[str] = set()
-        self.used_ids: set[str] = set()  # node ids taken in the graph being built
-        self.top_ids: set[str] = set()  # its own instructions' ids, which fused instructions must not take
+        self.used_ids: set[str] = set()  # node ids taken in the graph being built, its own instructions' from the start
         self.shape_texts: dict[int, tuple[str, str]] = {}
         self.shapes_seen: list[object] = []  # the parser shares Shape objects; print each once
 
@@ -143,9 +142,10 @@ class _Builder:
         for instruction in computation.instructions:
             name = instruction.name
             own_id = prefix + ids.get(name, name)
-            if namespace and (own_id in self.top_ids or own_id in self.used_ids):
-                own_id = self.unique_id(f"{namespace}/{name}")  # hand-written HLO reuses names across computations
-            self.used_ids.add(own_id)
+            if namespace:  # a fused instruction: hand-written HLO reuses names across computations
+                if own_id in self.used_ids:
+                    own_id = self.unique_id(f"{namespace}/{name}")
+                self.used_ids.add(own_id)
             edges = [{"sourceNodeId": value_id[operand], "sourceNodeOutputId": "0", "targetNodeInputId": str(i)}
                      for i, operand in enumerate(instruction.operands) if operand in value_id]
             if parameter_sources and instruction.opcode == "parameter":
@@ -182,7 +182,7 @@ class _Builder:
     def unique_id(self, wanted: str) -> str:
         """``wanted``, or ``wanted#2``, ``#3``... : the first that no node of the graph has."""
         candidate, number = wanted, 1
-        while candidate in self.used_ids or candidate in self.top_ids:
+        while candidate in self.used_ids:
             number += 1
             candidate = f"{wanted}#{number}"
         return candidate

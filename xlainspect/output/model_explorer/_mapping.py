@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from xlainspect.errors import InputError
+from xlainspect.hlo.files import atomic_write_text
 from xlainspect.output.model_explorer._graphs import ModuleGraphs
 
 
@@ -70,14 +70,5 @@ def write_mapping(mapping: Mapping[str, Any], path: str | os.PathLike[str]) -> P
     target = Path(path)
     if not target.parent.is_dir():
         raise InputError(f"{target}: its folder {target.parent} does not exist; create it or pick another path")
-    temporary: str | None = None
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(mapping, file, indent=1)
-        os.replace(temporary, target)
-    except OSError as e:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise InputError(f"{target}: cannot write the mapping: {e.strerror or e}") from e
+    atomic_write_text(target, json.dumps(mapping, indent=1))
     return target
